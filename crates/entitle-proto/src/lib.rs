@@ -1,0 +1,227 @@
+//! entitle's wire types: what the JSON API accepts and returns.
+//!
+//! The server and every client share these; they carry no behaviour beyond serde.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The media type of every error document (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document with entitle's stable machine-readable `code`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Problem {
+    /// A URI naming the problem type; `about:blank` style URIs under `urn:entitle:problem:`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, machine-readable error code, e.g. `invalid_email` or `tos_required`.
+    pub code: String,
+    /// The id of the request, also sent as the `x-request-id` header; quote it to support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Per-field problems for validation errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpRequest {
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// ISO 3166-1 alpha-2 code, alpha-3 code or English name; stored as alpha-2.
+    pub country: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignInResponse {
+    pub account: Account,
+    /// Bearer token for programmatic clients; browsers use the session cookie instead.
+    pub session_token: String,
+    pub expires_at: i64,
+    /// True when the current Terms of Service must be accepted before anything else.
+    pub tos_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    /// The user confirms the email address the link was sent to.
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseAccountRequest {
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptTermsRequest {
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishTermsRequest {
+    pub version: String,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Terms {
+    pub version: String,
+    pub title: String,
+    pub body: String,
+    pub published_at: i64,
+}
+
+/// A generic acknowledgement; identical whatever the outcome where enumeration matters.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Accepted {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: String,
+    pub status: AccountStatus,
+    pub email_verified: bool,
+    pub has_password: bool,
+    pub is_operator: bool,
+    pub home_org_id: Option<Uuid>,
+    pub tos_accepted_version: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    pub name: String,
+    pub fulfillment_contact: NewPerson,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Org {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: i64,
+    pub fulfillment_contacts: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: i64,
+    pub actor_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub ip: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<Uuid>,
+    pub target: Option<String>,
+    pub org_id: Option<Uuid>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<Uuid>,
+}
+
+/// Everything entitle holds about the signed-in person.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DataExport {
+    pub account: Account,
+    pub memberships: Vec<Membership>,
+    pub sessions: Vec<SessionSummary>,
+    pub audit_events: Vec<AuditEvent>,
+    pub exported_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Membership {
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

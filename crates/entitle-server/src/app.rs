@@ -1,0 +1,130 @@
+//! What every handler shares: configuration, database, hasher, mailer and the
+//! server-wide secret, all behind one cheap-to-clone handle.
+
+use std::{net::SocketAddr, ops::Deref, sync::Arc};
+
+use anyhow::Context;
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{header, request::Parts},
+};
+use rand::RngCore;
+
+use crate::{
+    config::Config,
+    db::{now_ms, Db},
+    identity::password::PasswordHasher,
+    mail::Mailer,
+    on_db,
+};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub db: Db,
+    pub hasher: PasswordHasher,
+    pub mailer: Mailer,
+    /// Keys CSRF tokens; kept in the database so every server process agrees.
+    pub csrf_key: [u8; 32],
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects, migrates and loads the server secret: everything `serve` needs.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        let db = Db::connect(config.database_url.as_deref(), &config.data_dir)
+            .await
+            .context("opening the database")?;
+        db.migrate().await.context("running migrations")?;
+        let csrf_key = load_or_create_secret(&db, "csrf_key").await?;
+        Ok(AppState(Arc::new(Shared {
+            hasher: PasswordHasher::new(&config.password)?,
+            mailer: Mailer::from_config(&config)?,
+            config,
+            db,
+            csrf_key,
+        })))
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+async fn load_or_create_secret(db: &Db, name: &str) -> anyhow::Result<[u8; 32]> {
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    let mut tx = db.begin().await?;
+    // Insert-if-absent then read back, so racing processes end up with the same secret.
+    on_db!(&mut tx, |c| {
+        sqlx::query(
+        "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+    )
+    .bind(name)
+    .bind(&fresh[..])
+    .bind(now_ms())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    let (value,): (Vec<u8>,) = on_db!(&mut tx, |c| sqlx::query_as(
+        "SELECT value FROM server_secrets WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_one(c)
+    .await)?;
+    tx.commit().await?;
+    value
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("server secret {name} has the wrong length"))
+}
+
+/// Where a request came from, for throttling and the audit trail.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .config
+            .trust_forwarded_for
+            .then(|| parts.headers.get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+        let ip = forwarded.unwrap_or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+                .unwrap_or_else(|| "unknown".to_owned())
+        });
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect());
+        Ok(Client { ip, user_agent })
+    }
+}

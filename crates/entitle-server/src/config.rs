@@ -1,0 +1,397 @@
+//! Configuration: defaults, then a TOML file, then `ENTITLE_*` variables, then flags.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Holds the SQLite database, the mail outbox and anything else on local disk.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to run on PostgreSQL; empty runs on `<data_dir>/entitle.db`.
+    pub database_url: Option<String>,
+    /// The URL people reach this server at; links in emails start with it.
+    pub public_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Honour `X-Forwarded-For` from a reverse proxy when deciding a client's address.
+    pub trust_forwarded_for: bool,
+    pub password: PasswordConfig,
+    pub tokens: TokenConfig,
+    pub throttle: ThrottleConfig,
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Argon2id parameters; the defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// How many hashes may run at once; each takes `memory_kib` of memory.
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    pub password_reset_ttl_secs: i64,
+    pub email_verification_ttl_secs: i64,
+    pub invitation_ttl_secs: i64,
+    pub session_ttl_secs: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Failed sign-ins for one account before delays start.
+    pub account_free_failures: i64,
+    /// Failed sign-ins from one client address before delays start.
+    pub address_free_failures: i64,
+    /// The longest delay, in seconds; delays double from one second up to it.
+    pub max_delay_secs: i64,
+    /// Recovery and sign-up emails per address per hour.
+    pub emails_per_hour: i64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `none` (plain, for a local relay), `starttls` or `tls`.
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The From address of every message.
+    pub from: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            log_format: LogFormat::Text,
+            trust_forwarded_for: false,
+            password: PasswordConfig::default(),
+            tokens: TokenConfig::default(),
+            throttle: ThrottleConfig::default(),
+            smtp: None,
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent_hashes: 8,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            password_reset_ttl_secs: 3600,
+            email_verification_ttl_secs: 24 * 3600,
+            invitation_ttl_secs: 7 * 24 * 3600,
+            session_ttl_secs: 12 * 3600,
+        }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            account_free_failures: 5,
+            address_free_failures: 20,
+            max_delay_secs: 15 * 60,
+            emails_per_hour: 10,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("password", &self.password)
+            .field("tokens", &self.tokens)
+            .field("throttle", &self.throttle)
+            .field("smtp", &self.smtp)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/db` URL.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("redacted"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "<unparseable url>".to_owned(),
+    }
+}
+
+/// Overrides given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct CliOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Variables whose value is a secret may instead name a file holding it.
+const FILE_VARIABLES: &[(&str, &str)] = &[
+    ("ENTITLE_DATABASE_URL_FILE", "database_url"),
+    ("ENTITLE_SMTP__PASSWORD_FILE", "smtp.password"),
+];
+
+impl Config {
+    pub fn load(file: Option<&std::path::Path>, cli: CliOverrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        let known = known_env_names();
+        for (name, _) in std::env::vars() {
+            if name.starts_with("ENTITLE_")
+                && !known.iter().any(|k| name.starts_with(k.as_str()))
+                && !name.starts_with("ENTITLE_TEST_")
+                && name != "ENTITLE_CONFIG"
+            {
+                tracing::warn!(variable = %name, "unknown ENTITLE_* environment variable ignored");
+            }
+        }
+        figment = figment.merge(
+            Env::prefixed("ENTITLE_")
+                .split("__")
+                .filter(|k| !k.as_str().ends_with("_file") && !k.as_str().starts_with("test_")),
+        );
+        for (variable, key) in FILE_VARIABLES {
+            if let Ok(path) = std::env::var(variable) {
+                let value = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("reading {variable}={path}: {e}"))?;
+                figment = figment.merge(Serialized::default(key, value.trim().to_owned()));
+            }
+        }
+        figment = figment.merge(Serialized::defaults(cli));
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.password.memory_kib >= 8 * self.password.parallelism.max(1),
+            "password.memory_kib must be at least 8 × parallelism"
+        );
+        anyhow::ensure!(
+            self.password.iterations >= 1,
+            "password.iterations must be ≥ 1"
+        );
+        anyhow::ensure!(
+            self.password.max_concurrent_hashes >= 1,
+            "password.max_concurrent_hashes must be ≥ 1"
+        );
+        if let Some(url) = &self.public_url {
+            url::Url::parse(url).map_err(|e| anyhow::anyhow!("public_url: {e}"))?;
+        }
+        if let Some(url) = &self.database_url {
+            anyhow::ensure!(
+                url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("sqlite:"),
+                "database_url must start with postgres:// or sqlite:"
+            );
+        }
+        Ok(())
+    }
+
+    /// The base of links in emails and redirects, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// A configuration for tests: cheap password hashing, no SMTP, a given data directory.
+    pub fn for_test(data_dir: PathBuf) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            password: PasswordConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+                max_concurrent_hashes: 8,
+            },
+            ..Config::default()
+        }
+    }
+}
+
+fn known_env_names() -> Vec<String> {
+    let value = serde_json::to_value(Config::default()).unwrap_or_default();
+    let mut names: Vec<String> = value
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .map(|k| format!("ENTITLE_{}", k.to_uppercase()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.push("ENTITLE_SMTP".to_owned());
+    names
+}
+
+/// The commented example printed by `entitled default-config`.
+pub const EXAMPLE_CONFIG: &str = r#"# entitled configuration. Every key is optional; shown are the defaults.
+# Each key can also be set as an ENTITLE_* environment variable, with "__" for
+# nesting (ENTITLE_SMTP__HOST), and the main ones as command-line flags.
+# Secrets may be read from files: ENTITLE_DATABASE_URL_FILE, ENTITLE_SMTP__PASSWORD_FILE.
+
+# Address the HTTP server listens on.
+listen = "127.0.0.1:8080"
+
+# Directory for the embedded SQLite database and the mail outbox.
+data_dir = "./data"
+
+# Run on PostgreSQL instead of the embedded SQLite file:
+# database_url = "postgres://entitle:secret@db.example.com/entitle"
+
+# The URL people use to reach this server; links in emails start with it.
+# public_url = "https://id.example.com"
+
+# "text" or "json".
+log_format = "text"
+
+# Trust X-Forwarded-For from a reverse proxy for client addresses (throttling, audit).
+trust_forwarded_for = false
+
+[password]
+# Argon2id. Defaults are OWASP's minimum; raise them on faster machines.
+# Stored hashes are upgraded on the next successful sign-in.
+memory_kib = 19456
+iterations = 2
+parallelism = 1
+max_concurrent_hashes = 8
+
+[tokens]
+password_reset_ttl_secs = 3600
+email_verification_ttl_secs = 86400
+invitation_ttl_secs = 604800
+session_ttl_secs = 43200
+
+[throttle]
+account_free_failures = 5
+address_free_failures = 20
+max_delay_secs = 900
+emails_per_hour = 10
+
+# Without [smtp], every message is written to <data_dir>/outbox/ as an .eml file.
+# [smtp]
+# host = "smtp.example.com"
+# port = 587
+# tls = "starttls"        # "none", "starttls" or "tls"
+# username = "entitle"
+# password = "…"          # or ENTITLE_SMTP__PASSWORD_FILE
+# from = "entitle <no-reply@example.com>"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_to_the_defaults() {
+        let parsed: Config = Figment::from(Toml::string(EXAMPLE_CONFIG))
+            .extract()
+            .expect("example parses");
+        let defaults = Config::default();
+        assert_eq!(parsed.listen, defaults.listen);
+        assert_eq!(parsed.password, defaults.password);
+        assert_eq!(parsed.data_dir, defaults.data_dir);
+        assert!(parsed.smtp.is_none());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config {
+            database_url: Some("postgres://u:hunter2@h/db".into()),
+            smtp: Some(SmtpConfig {
+                host: "h".into(),
+                port: 25,
+                tls: SmtpTls::None,
+                username: Some("u".into()),
+                password: Some("hunter2".into()),
+                from: "a@b.c".into(),
+            }),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,210 @@
+//! One SQL source for SQLite and PostgreSQL.
+//!
+//! Queries are written once with `$1` placeholders (both drivers accept them) and run
+//! through [`on_db!`], which expands the same code for each backend's concrete connection.
+//! SQLite gets one writer connection and a pool of readers, so writers never fight over
+//! the lock; PostgreSQL uses one pool for both.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    pool::PoolConnection,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// True when the error is a unique-constraint violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite {
+        writer: SqlitePool,
+        readers: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+pub enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// A borrowed connection of either backend: what [`on_db!`] matches on.
+pub enum Exec<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// Anything queries can run on: a transaction or a pooled connection.
+pub trait Executor: Send {
+    fn exec(&mut self) -> Exec<'_>;
+}
+
+impl Executor for Tx {
+    fn exec(&mut self) -> Exec<'_> {
+        match self {
+            Tx::Sqlite(tx) => Exec::Sqlite(tx),
+            Tx::Postgres(tx) => Exec::Postgres(tx),
+        }
+    }
+}
+
+impl Executor for Conn {
+    fn exec(&mut self) -> Exec<'_> {
+        match self {
+            Conn::Sqlite(c) => Exec::Sqlite(c),
+            Conn::Postgres(c) => Exec::Postgres(c),
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend's concrete `&mut Connection`.
+#[macro_export]
+macro_rules! on_db {
+    ($ex:expr, |$c:ident| $body:expr) => {
+        match $crate::db::Executor::exec($ex) {
+            $crate::db::Exec::Sqlite($c) => $body,
+            $crate::db::Exec::Postgres($c) => $body,
+        }
+    };
+}
+
+impl Db {
+    /// Opens (creating if needed) the database: PostgreSQL for `postgres://` URLs,
+    /// otherwise SQLite at `sqlite:` URL or `<data_dir>/entitle.db`.
+    pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Db, DbError> {
+        match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db::Postgres(pool))
+            }
+            Some(url) => {
+                let options = SqliteConnectOptions::from_str(url)?;
+                Self::open_sqlite(options).await
+            }
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|e| DbError::Sqlx(e.into()))?;
+                let options = SqliteConnectOptions::new().filename(data_dir.join("entitle.db"));
+                Self::open_sqlite(options).await
+            }
+        }
+    }
+
+    async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, DbError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Db::Sqlite { writer, readers })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await?,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Starts a read-write transaction.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A connection for reads (and single-statement writes on PostgreSQL).
+    pub async fn reader(&self) -> Result<Conn, DbError> {
+        Ok(match self {
+            Db::Sqlite { readers, .. } => Conn::Sqlite(readers.acquire().await?),
+            Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// A connection for a single autocommitted write.
+    pub async fn writer(&self) -> Result<Conn, DbError> {
+        Ok(match self {
+            Db::Sqlite { writer, .. } => Conn::Sqlite(writer.acquire().await?),
+            Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.reader().await?;
+        on_db!(&mut conn, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite { .. } => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one time format stored in both databases.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,253 @@
+//! The API's one error type, mapped to RFC 9457 problem documents in one place.
+
+use axum::{
+    extract::rejection::{FormRejection, JsonRejection, QueryRejection},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use entitle_proto::{FieldError, Problem, PROBLEM_JSON};
+
+use crate::db::DbError;
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("not found")]
+    NotFound,
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("too many attempts")]
+    TooManyRequests { retry_after_secs: i64 },
+    #[error("service unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::NotFound => "not_found",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The message shown to the caller; internal errors say nothing of their cause.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Validation(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("Some fields are invalid: {}.", fields.join(", "))
+            }
+            ApiError::Unauthenticated => "Sign in to continue.".to_owned(),
+            ApiError::InvalidCredentials => "The email address or password is wrong.".to_owned(),
+            ApiError::NotFound => "There is nothing here.".to_owned(),
+            ApiError::PayloadTooLarge => "The request body is larger than allowed.".to_owned(),
+            ApiError::MethodNotAllowed => "This method is not allowed here.".to_owned(),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                format!("Too many attempts; try again in {retry_after_secs} seconds.")
+            }
+            ApiError::Unavailable => "The service is not ready; try again shortly.".to_owned(),
+            ApiError::Internal(_) => {
+                "Something went wrong on our side; quote the request id to support.".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            problem_type: format!("urn:entitle:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
+            request_id: current_request_id(),
+            errors: match self {
+                ApiError::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(error) = &self {
+            tracing::error!(request_id = ?current_request_id(), error = format!("{error:#}"), "internal error");
+        }
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Sqlx(sqlx::Error::PoolTimedOut) => ApiError::Unavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "Send the body as JSON with Content-Type: application/json.".to_owned(),
+            ),
+            JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {}", e.body_text()),
+            ),
+            JsonRejection::JsonDataError(e) => ApiError::bad_request(
+                "invalid_body",
+                format!(
+                    "The body does not have the expected shape: {}",
+                    e.body_text()
+                ),
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<FormRejection> for ApiError {
+    fn from(rejection: FormRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge;
+        }
+        ApiError::bad_request("invalid_form", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// `axum::Json` whose rejections are problem documents.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` whose rejections are problem documents.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::NotFound
+    }
+}
+
+/// `axum::extract::Path` whose rejections are problem documents (a malformed id is
+/// simply not found).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);

@@ -1,0 +1,133 @@
+//! The HTTP surface: every domain's router merged, with request ids, tracing, body
+//! limits, security headers and problem documents for anything unmatched.
+
+use axum::{
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{header, HeaderName, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use entitle_proto::Health;
+use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{
+    app::AppState,
+    error::{ApiError, Json, REQUEST_ID},
+};
+
+/// Largest request body accepted anywhere (JSON and forms).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "entitle", description = "Identity, organizations and entitlements. Errors are RFC 9457 problem documents with a stable `code`."),
+    tags(
+        (name = "identity", description = "Sign-up, sign-in, recovery and the signed-in account"),
+        (name = "terms", description = "Terms of Service"),
+        (name = "organizations", description = "Organizations"),
+        (name = "audit", description = "Audit trail"),
+        (name = "operations", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::identity::api::router())
+        .merge(crate::orgs::api::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().1
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let (api, openapi) = api_router();
+    let openapi_json = serde_json::to_string(&openapi).unwrap_or_default();
+    let api = api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
+        )
+        .merge(api)
+        .merge(crate::portal::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The matched route, never the raw URI: query strings carry one-time tokens.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".to_owned());
+            tracing::info_span!("request", method = %req.method(), route, request_id = tracing::field::Empty)
+        }))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .with_state(state)
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an id, visible to handlers (and problem documents) and returned
+/// in the `x-request-id` header.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("request_id", id.as_str());
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Ready when the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => Json(Health {
+            status: "ready".to_owned(),
+        })
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "database unavailable".to_owned(),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        ApiError::NotFound.into_response()
+    } else {
+        crate::portal::not_found_page()
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

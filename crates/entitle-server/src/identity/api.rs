@@ -1,0 +1,284 @@
+//! `/api/v1` identity endpoints: thin handlers over [`super::flows`].
+
+use axum::{extract::State, http::StatusCode};
+use axum_extra::extract::CookieJar;
+use entitle_proto::{
+    AcceptTermsRequest, Accepted, Account, AuditPage, ChangePasswordRequest, DataExport,
+    EmailRequest, EraseAccountRequest, Problem, PublishTermsRequest, ResetPasswordRequest,
+    SignInRequest, SignInResponse, SignUpRequest, Terms, VerifyEmailRequest,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    flows,
+    session::{self, Operator, SignedIn, SignedInBeforeTerms},
+    store,
+};
+use crate::{
+    app::{AppState, Client},
+    audit,
+    error::{ApiError, ApiResult, Json, Query},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(verify_email))
+        .routes(routes!(sign_in, sign_out))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(export))
+        .routes(routes!(erase))
+        .routes(routes!(current_terms))
+        .routes(routes!(publish_terms))
+        .routes(routes!(accept_terms))
+        .routes(routes!(audit_events))
+}
+
+fn accepted() -> (StatusCode, Json<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: flows::CHECK_YOUR_EMAIL.to_owned(),
+        }),
+    )
+}
+
+/// Sign up (the individual user process). Answers 202 whether or not the address has an account.
+#[utoipa::path(post, path = "/api/v1/signup", tag = "identity", request_body = SignUpRequest,
+    responses((status = 202, body = Accepted), (status = 422, body = Problem)))]
+async fn sign_up(
+    State(state): State<AppState>,
+    client: Client,
+    Json(req): Json<SignUpRequest>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    flows::sign_up(&state, req, &client).await?;
+    Ok(accepted())
+}
+
+/// Confirm an email address with the token from the verification email.
+#[utoipa::path(post, path = "/api/v1/verify-email", tag = "identity", request_body = VerifyEmailRequest,
+    responses((status = 200, body = Account), (status = 400, body = Problem, description = "Invalid, expired or used token")))]
+async fn verify_email(
+    State(state): State<AppState>,
+    client: Client,
+    Json(req): Json<VerifyEmailRequest>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(
+        flows::verify_email(&state, &req.token, &client)
+            .await?
+            .to_proto(),
+    ))
+}
+
+/// Sign in with email and password; sets the session cookie and returns a bearer token.
+#[utoipa::path(post, path = "/api/v1/session", tag = "identity", request_body = SignInRequest,
+    responses((status = 200, body = SignInResponse), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 429, body = Problem, description = "Throttled; see Retry-After")))]
+async fn sign_in(
+    State(state): State<AppState>,
+    client: Client,
+    jar: CookieJar,
+    Json(req): Json<SignInRequest>,
+) -> ApiResult<(CookieJar, Json<SignInResponse>)> {
+    let signed_in = flows::sign_in(&state, &req.email, &req.password, &client).await?;
+    let tos_required = flows::terms_required(&state, &signed_in.account)
+        .await?
+        .is_some();
+    let jar = jar.add(session::session_cookie(&state, signed_in.token.clone()));
+    Ok((
+        jar,
+        Json(SignInResponse {
+            account: signed_in.account.to_proto(),
+            session_token: signed_in.token,
+            expires_at: signed_in.session.expires_at,
+            tos_required,
+        }),
+    ))
+}
+
+/// Sign out: ends this session.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "identity",
+    responses((status = 204), (status = 401, body = Problem)))]
+async fn sign_out(
+    State(state): State<AppState>,
+    SignedInBeforeTerms(current): SignedInBeforeTerms,
+    jar: CookieJar,
+) -> ApiResult<(CookieJar, StatusCode)> {
+    flows::sign_out(&state, current.session.id).await?;
+    Ok((
+        jar.remove(session::removal_cookie()),
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+/// "Forgot password?": emails a single-use link. Answers 202 whatever the address.
+#[utoipa::path(post, path = "/api/v1/forgot-password", tag = "identity", request_body = EmailRequest,
+    responses((status = 202, body = Accepted), (status = 422, body = Problem)))]
+async fn forgot_password(
+    State(state): State<AppState>,
+    Json(req): Json<EmailRequest>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    flows::forgot_password(&state, &req.email).await?;
+    Ok(accepted())
+}
+
+/// Set a password with the emailed link's token, confirming the email address.
+#[utoipa::path(post, path = "/api/v1/reset-password", tag = "identity", request_body = ResetPasswordRequest,
+    responses((status = 200, body = Accepted), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn reset_password(
+    State(state): State<AppState>,
+    client: Client,
+    Json(req): Json<ResetPasswordRequest>,
+) -> ApiResult<Json<Accepted>> {
+    flows::reset_password(&state, &req.token, &req.email, &req.password, &client).await?;
+    Ok(Json(Accepted {
+        message: "Your password is set. Sign in with it.".to_owned(),
+    }))
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity",
+    responses((status = 200, body = Account), (status = 401, body = Problem), (status = 403, body = Problem, description = "tos_required")))]
+async fn me(SignedIn(current): SignedIn) -> Json<Account> {
+    Json(current.account.to_proto())
+}
+
+/// Change the password; other sessions end.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "identity", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 422, body = Problem)))]
+async fn change_password(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Json(req): Json<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    flows::change_password(
+        &state,
+        &current.account,
+        current.session.id,
+        &req.current_password,
+        &req.new_password,
+        &client,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything entitle holds about the signed-in person, as JSON.
+#[utoipa::path(get, path = "/api/v1/me/export", tag = "identity",
+    responses((status = 200, body = DataExport), (status = 401, body = Problem)))]
+async fn export(
+    State(state): State<AppState>,
+    SignedInBeforeTerms(current): SignedInBeforeTerms,
+) -> ApiResult<Json<DataExport>> {
+    Ok(Json(flows::export(&state, &current.account).await?))
+}
+
+/// Erase the signed-in account and its personal data (password required).
+#[utoipa::path(post, path = "/api/v1/me/erase", tag = "identity", request_body = EraseAccountRequest,
+    responses((status = 204), (status = 409, body = Problem, description = "Last Fulfillment Contact"), (status = 422, body = Problem)))]
+async fn erase(
+    State(state): State<AppState>,
+    SignedInBeforeTerms(current): SignedInBeforeTerms,
+    client: Client,
+    jar: CookieJar,
+    Json(req): Json<EraseAccountRequest>,
+) -> ApiResult<(CookieJar, StatusCode)> {
+    flows::erase(&state, &current.account, &req.password, &client).await?;
+    Ok((
+        jar.remove(session::removal_cookie()),
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+/// The current Terms of Service.
+#[utoipa::path(get, path = "/api/v1/terms/current", tag = "terms",
+    responses((status = 200, body = Terms), (status = 404, body = Problem, description = "None published")))]
+async fn current_terms(State(state): State<AppState>) -> ApiResult<Json<Terms>> {
+    let mut conn = state.db.reader().await?;
+    let terms = store::current_terms(&mut conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(terms.to_proto()))
+}
+
+/// Publish a new version of the Terms of Service (operators only). Everyone must accept it.
+#[utoipa::path(post, path = "/api/v1/terms", tag = "terms", request_body = PublishTermsRequest,
+    responses((status = 201, body = Terms), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn publish_terms(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    client: Client,
+    Json(req): Json<PublishTermsRequest>,
+) -> ApiResult<(StatusCode, Json<Terms>)> {
+    let terms = flows::publish_terms(&state, &current.account, req, &client).await?;
+    Ok((StatusCode::CREATED, Json(terms.to_proto())))
+}
+
+/// Accept the current Terms of Service.
+#[utoipa::path(post, path = "/api/v1/terms/accept", tag = "terms", request_body = AcceptTermsRequest,
+    responses((status = 204), (status = 409, body = Problem, description = "Not the current version")))]
+async fn accept_terms(
+    State(state): State<AppState>,
+    SignedInBeforeTerms(current): SignedInBeforeTerms,
+    client: Client,
+    Json(req): Json<AcceptTermsRequest>,
+) -> ApiResult<StatusCode> {
+    flows::accept_terms(&state, &current.account, &req.version, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    actor_id: Option<Uuid>,
+    target_id: Option<Uuid>,
+    action: Option<String>,
+    /// Return events older than this event id.
+    before: Option<Uuid>,
+    /// 1 to 500; default 100.
+    limit: Option<i64>,
+}
+
+/// The audit trail, newest first (operators only).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem)))]
+async fn audit_events(
+    State(state): State<AppState>,
+    Operator(_operator): Operator,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            "out_of_range",
+            "limit must be between 1 and 500.",
+        ));
+    }
+    let filter = audit::Filter {
+        actor_id: q.actor_id,
+        target_id: q.target_id,
+        action: q.action,
+        before: q.before,
+        limit: limit + 1,
+    };
+    let mut conn = state.db.reader().await?;
+    let mut events = audit::list(&mut conn, &filter).await?;
+    let next_before = if events.len() as i64 > limit {
+        events.truncate(limit as usize);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(Json(AuditPage {
+        events,
+        next_before,
+    }))
+}

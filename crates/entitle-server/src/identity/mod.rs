@@ -1,0 +1,12 @@
+//! Identity: accounts, passwords, email verification, recovery, sessions, Terms of
+//! Service and the audit of it all.
+
+pub mod api;
+pub mod bootstrap;
+pub mod flows;
+pub mod password;
+pub mod person;
+pub mod session;
+pub mod store;
+pub mod throttle;
+pub mod tokens;

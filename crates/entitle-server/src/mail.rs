@@ -1,0 +1,136 @@
+//! Outgoing email: SMTP through lettre when configured, otherwise `.eml` files in the
+//! data directory's outbox so a fresh install works without a mail server.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use askama::Template;
+use lettre::{
+    message::{header::ContentType, Mailbox, MultiPart, SinglePart},
+    transport::smtp::authentication::Credentials,
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+
+use crate::config::{Config, SmtpTls};
+
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    delivery: Delivery,
+}
+
+#[derive(Clone)]
+enum Delivery {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+/// One message: a greeting, some paragraphs and usually one button-like link.
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub greeting: String,
+    pub paragraphs: Vec<String>,
+    pub action: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "email/message.html")]
+struct HtmlBody<'a> {
+    email: &'a Email,
+}
+
+#[derive(Template)]
+#[template(path = "email/message.txt")]
+struct TextBody<'a> {
+    email: &'a Email,
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
+        match &config.smtp {
+            Some(smtp) => {
+                let builder = match smtp.tls {
+                    SmtpTls::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                    }
+                    SmtpTls::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                            .context("smtp starttls")?
+                    }
+                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                        .context("smtp tls")?,
+                };
+                let mut builder = builder.port(smtp.port);
+                if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+                    builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+                }
+                Ok(Mailer {
+                    from: smtp.from.parse().context("smtp.from is not a mailbox")?,
+                    delivery: Delivery::Smtp(builder.build()),
+                })
+            }
+            None => Ok(Mailer {
+                from: "entitle <no-reply@localhost>"
+                    .parse()
+                    .context("default from")?,
+                delivery: Delivery::Outbox(config.data_dir.join("outbox")),
+            }),
+        }
+    }
+
+    pub async fn send(&self, email: &Email) -> anyhow::Result<()> {
+        let html = HtmlBody { email }
+            .render()
+            .context("rendering html email")?;
+        let text = TextBody { email }
+            .render()
+            .context("rendering text email")?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(email.to.parse().context("recipient is not a mailbox")?)
+            .subject(&email.subject)
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            )
+            .context("building email")?;
+        match &self.delivery {
+            Delivery::Smtp(transport) => {
+                transport.send(message).await.context("smtp delivery")?;
+                tracing::info!(subject = %email.subject, "email sent");
+            }
+            Delivery::Outbox(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .context("creating outbox")?;
+                let path = dir.join(format!("{}.eml", uuid::Uuid::now_v7()));
+                tokio::fs::write(&path, message.formatted())
+                    .await
+                    .context("writing outbox file")?;
+                tracing::info!(subject = %email.subject, file = %path.display(), "email written to outbox (no SMTP configured)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends without making the caller wait, so responses take the same time whether or
+    /// not a message goes out. Failures are logged.
+    pub fn send_in_background(&self, email: Email) {
+        let mailer = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = mailer.send(&email).await {
+                tracing::error!(subject = %email.subject, error = format!("{error:#}"), "email delivery failed");
+            }
+        });
+    }
+}

@@ -1,0 +1,54 @@
+//! `/api/v1/orgs`: thin handlers over the organization rules.
+
+use axum::{extract::State, http::StatusCode};
+use entitle_proto::{CreateOrgRequest, Org, Problem};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    app::{AppState, Client},
+    error::{ApiResult, Json, Path},
+    identity::session::{Operator, SignedIn},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_org))
+        .routes(routes!(get_org))
+}
+
+/// Create an organization with its first Fulfillment Contact (operators only).
+#[utoipa::path(
+    post, path = "/api/v1/orgs", tag = "organizations",
+    request_body = CreateOrgRequest,
+    responses(
+        (status = 201, body = Org, description = "Created; a new Fulfillment Contact is emailed a set-password link"),
+        (status = 401, body = Problem), (status = 403, body = Problem, description = "Not an operator"),
+        (status = 422, body = Problem, description = "Invalid fields"),
+    )
+)]
+async fn create_org(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    client: Client,
+    Json(req): Json<CreateOrgRequest>,
+) -> ApiResult<(StatusCode, Json<Org>)> {
+    let org = super::create_with_contact(&state, &current.account, req, &client).await?;
+    Ok((StatusCode::CREATED, Json(org)))
+}
+
+/// An organization, for its members and operators.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path)),
+    responses((status = 200, body = Org), (status = 404, body = Problem))
+)]
+async fn get_org(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+) -> ApiResult<Json<Org>> {
+    Ok(Json(
+        super::visible_org(&state, &current.account, org_id).await?,
+    ))
+}

@@ -1,0 +1,154 @@
+//! Organizations. For now the operator creates them with their first Fulfillment
+//! Contact; user management builds on this.
+
+pub mod api;
+pub mod store;
+
+use entitle_proto::{CreateOrgRequest, Org};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    app::{AppState, Client},
+    audit::{self, Entry},
+    db::now_ms,
+    error::{ApiError, ApiResult},
+    identity::{
+        flows::{self, Fields},
+        store::{self as accounts, AccountRow, TokenPurpose},
+    },
+};
+
+/// Creates an organization and its first Fulfillment Contact, who is created without a
+/// password and invited to set one (or, if they already have an account, added).
+pub async fn create_with_contact(
+    state: &AppState,
+    operator: &AccountRow,
+    req: CreateOrgRequest,
+    client: &Client,
+) -> ApiResult<Org> {
+    let mut fields = Fields::default();
+    let name = req.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        fields.check::<()>(
+            "name",
+            Err(crate::identity::person::Invalid {
+                code: "invalid_name",
+                message: "Organization names are 1 to 200 characters.".to_owned(),
+            }),
+        );
+    }
+    let contact = &req.fulfillment_contact;
+    let person = flows::parse_person(
+        &mut fields,
+        &contact.email,
+        &contact.first_name,
+        &contact.last_name,
+        &contact.country,
+    );
+    fields.finish()?;
+    let person = person.ok_or_else(|| anyhow::anyhow!("validated person missing"))?;
+    let now = now_ms();
+    let org = store::OrgRow {
+        id: Uuid::now_v7(),
+        name,
+        created_at: now,
+    };
+    let actor = flows::actor_of(operator, client);
+    let mut tx = state.db.begin().await?;
+    store::insert_org(&mut tx, &org, operator.id).await?;
+    let (contact, created) =
+        match accounts::account_by_email(&mut tx, person.email.as_str()).await? {
+            Some(existing) => (existing, false),
+            None => {
+                let account = flows::new_account_row(&person, None, now);
+                accounts::insert_account(&mut tx, &account).await?;
+                (account, true)
+            }
+        };
+    store::add_member(
+        &mut tx,
+        org.id,
+        contact.id,
+        &[store::FULFILLMENT_CONTACT],
+        now,
+    )
+    .await?;
+    accounts::set_home_org_if_none(&mut tx, contact.id, org.id, now).await?;
+    audit::record(
+        &mut tx,
+        &actor,
+        Entry {
+            action: "org.created",
+            target_type: "org",
+            target_id: Some(org.id),
+            target_label: Some(&org.name),
+            org_id: Some(org.id),
+            details: json!({"name": org.name, "fulfillment_contact": contact.id}),
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        &actor,
+        Entry {
+            action: if created {
+                "account.created"
+            } else {
+                "org.member_added"
+            },
+            target_type: "account",
+            target_id: Some(contact.id),
+            target_label: Some(&contact.email),
+            org_id: Some(org.id),
+            details: json!({"roles": [store::FULFILLMENT_CONTACT]}),
+        },
+    )
+    .await?;
+    let invitation = if contact.password_hash.is_none() {
+        let token = flows::issue_account_token(
+            &mut tx,
+            contact.id,
+            TokenPurpose::SetPassword,
+            state.config.tokens.invitation_ttl_secs,
+        )
+        .await?;
+        Some(flows::set_password_message(
+            state,
+            &contact,
+            &token.secret,
+            Some(&org.name),
+        ))
+    } else {
+        None
+    };
+    tx.commit().await?;
+    if let Some(message) = invitation {
+        state.mailer.send_in_background(message);
+    }
+    Ok(Org {
+        id: org.id,
+        name: org.name,
+        created_at: org.created_at,
+        fulfillment_contacts: vec![contact.id],
+    })
+}
+
+/// An organization as its members and the operators see it; 404 for anyone else.
+pub async fn visible_org(state: &AppState, viewer: &AccountRow, org_id: Uuid) -> ApiResult<Org> {
+    let mut conn = state.db.reader().await?;
+    let org = store::org_by_id(&mut conn, org_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !viewer.is_operator && !store::is_member(&mut conn, org_id, viewer.id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let fulfillment_contacts =
+        store::members_with_role(&mut conn, org_id, store::FULFILLMENT_CONTACT).await?;
+    Ok(Org {
+        id: org.id,
+        name: org.name,
+        created_at: org.created_at,
+        fulfillment_contacts,
+    })
+}

@@ -1,0 +1,160 @@
+//! SQL for organizations, memberships and member roles.
+
+use entitle_proto::Membership;
+use uuid::Uuid;
+
+use crate::{
+    db::{DbError, Executor},
+    on_db,
+};
+
+pub const FULFILLMENT_CONTACT: &str = "fulfillment_contact";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: i64,
+}
+
+pub async fn insert_org(
+    ex: &mut impl Executor,
+    org: &OrgRow,
+    created_by: Uuid,
+) -> Result<(), DbError> {
+    on_db!(ex, |c| sqlx::query(
+        "INSERT INTO orgs (id, name, created_at, created_by) VALUES ($1, $2, $3, $4)"
+    )
+    .bind(org.id)
+    .bind(&org.name)
+    .bind(org.created_at)
+    .bind(created_by)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn org_by_id(ex: &mut impl Executor, id: Uuid) -> Result<Option<OrgRow>, DbError> {
+    Ok(on_db!(ex, |c| sqlx::query_as(
+        "SELECT id, name, created_at FROM orgs WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?)
+}
+
+pub async fn add_member(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+    roles: &[&str],
+    now: i64,
+) -> Result<(), DbError> {
+    on_db!(ex, |c| {
+        sqlx::query(
+        "INSERT INTO org_members (org_id, account_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (org_id, account_id) DO NOTHING"
+    )
+    .bind(org_id)
+    .bind(account_id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    for role in roles {
+        on_db!(ex, |c| {
+            sqlx::query(
+            "INSERT INTO org_member_roles (org_id, account_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+        )
+        .bind(org_id)
+        .bind(account_id)
+        .bind(*role)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+pub async fn members_with_role(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    role: &str,
+) -> Result<Vec<Uuid>, DbError> {
+    let rows: Vec<(Uuid,)> = on_db!(ex, |c| {
+        sqlx::query_as(
+        "SELECT account_id FROM org_member_roles WHERE org_id = $1 AND role = $2 ORDER BY account_id"
+    )
+    .bind(org_id)
+    .bind(role)
+    .fetch_all(c)
+    .await
+    })?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+pub async fn is_member(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+) -> Result<bool, DbError> {
+    let row: Option<(Uuid,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT account_id FROM org_members WHERE org_id = $1 AND account_id = $2"
+    )
+    .bind(org_id)
+    .bind(account_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.is_some())
+}
+
+pub async fn memberships_of(
+    ex: &mut impl Executor,
+    account_id: Uuid,
+) -> Result<Vec<Membership>, DbError> {
+    let rows: Vec<(Uuid, String, Option<String>)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT o.id, o.name, r.role FROM org_members m \
+         JOIN orgs o ON o.id = m.org_id \
+         LEFT JOIN org_member_roles r ON r.org_id = m.org_id AND r.account_id = m.account_id \
+         WHERE m.account_id = $1 ORDER BY o.id, r.role"
+    )
+    .bind(account_id)
+    .fetch_all(c)
+    .await)?;
+    let mut memberships: Vec<Membership> = Vec::new();
+    for (org_id, org_name, role) in rows {
+        if memberships.last().map(|m| m.org_id) != Some(org_id) {
+            memberships.push(Membership {
+                org_id,
+                org_name,
+                roles: Vec::new(),
+            });
+        }
+        if let (Some(role), Some(last)) = (role, memberships.last_mut()) {
+            last.roles.push(role);
+        }
+    }
+    Ok(memberships)
+}
+
+/// The name of an organization whose only Fulfillment Contact is this account, if any.
+pub async fn org_where_last_fulfillment_contact(
+    ex: &mut impl Executor,
+    account_id: Uuid,
+) -> Result<Option<String>, DbError> {
+    let row: Option<(String,)> = on_db!(ex, |c| {
+        sqlx::query_as(
+        "SELECT o.name FROM org_member_roles r JOIN orgs o ON o.id = r.org_id \
+         WHERE r.account_id = $1 AND r.role = $2 \
+           AND (SELECT COUNT(*) FROM org_member_roles r2 WHERE r2.org_id = r.org_id AND r2.role = $2) = 1 \
+         LIMIT 1"
+    )
+    .bind(account_id)
+    .bind(FULFILLMENT_CONTACT)
+    .fetch_optional(c)
+    .await
+    })?;
+    Ok(row.map(|(name,)| name))
+}

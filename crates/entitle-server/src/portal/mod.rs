@@ -1,0 +1,232 @@
+//! Server-rendered pages for the identity flows. Each page calls the same functions as
+//! the JSON API; forms carry CSRF tokens and work without JavaScript.
+
+mod csrf;
+mod pages;
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::{
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{request::Parts, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Router,
+};
+use axum_extra::extract::CookieJar;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    app::AppState,
+    error::{current_request_id, ApiError},
+    identity::{
+        session::{self, CurrentSession},
+        store::AccountRow,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/sign-out", post(pages::sign_out))
+        .route("/sign-up", get(pages::sign_up_form).post(pages::sign_up))
+        .route(
+            "/verify-email",
+            get(pages::verify_email_form).post(pages::verify_email),
+        )
+        .route(
+            "/forgot-password",
+            get(pages::forgot_password_form).post(pages::forgot_password),
+        )
+        .route(
+            "/reset-password",
+            get(pages::reset_password_form).post(pages::reset_password),
+        )
+        .route("/terms", get(pages::terms_form).post(pages::accept_terms))
+        .route("/account", get(pages::account))
+        .route("/account/password", post(pages::change_password))
+        .route("/account/export", get(pages::export))
+        .route("/account/erase", post(pages::erase))
+}
+
+/// What the layout needs on every page.
+pub struct Chrome {
+    pub csrf: String,
+    pub email: Option<String>,
+}
+
+/// A page request: cookies, the CSRF token for forms and the session, if any.
+pub struct Page {
+    pub jar: CookieJar,
+    pub csrf: String,
+    pub current: Option<CurrentSession>,
+}
+
+impl Page {
+    pub fn chrome(&self) -> Chrome {
+        Chrome {
+            csrf: self.csrf.clone(),
+            email: self.current.as_ref().map(|c| c.account.email.clone()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let current = session::resolve(parts, state).await?;
+        let (jar, csrf) = csrf::token(state, jar, None);
+        Ok(Page { jar, csrf, current })
+    }
+}
+
+/// Form bodies: the CSRF token is checked before the handler sees anything.
+pub struct CheckedForm<T>(pub T);
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for CheckedForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, PageError> {
+        let jar = CookieJar::from_headers(req.headers());
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad_request("invalid_form", e.body_text())
+                }
+            })?;
+        let token: CsrfField = serde_urlencoded_from(&bytes)?;
+        if !csrf::verify(state, &jar, &token.csrf_token) {
+            return Err(ApiError::forbidden(
+                "csrf_failed",
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            )
+            .into());
+        }
+        Ok(CheckedForm(serde_urlencoded_from(&bytes)?))
+    }
+}
+
+fn serde_urlencoded_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PageError> {
+    serde_urlencoded::from_bytes(bytes).map_err(|e| {
+        PageError(ApiError::bad_request(
+            "invalid_form",
+            format!("The form is malformed: {e}"),
+        ))
+    })
+}
+
+/// Any failure on a page: rendered as a page that says what happened, with the request id.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        PageError(error)
+    }
+}
+
+impl From<crate::db::DbError> for PageError {
+    fn from(error: crate::db::DbError) -> Self {
+        PageError(error.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+pub struct MessagePage {
+    pub chrome: Chrome,
+    pub title: String,
+    pub paragraphs: Vec<String>,
+    pub link: Option<(String, String)>,
+    pub request_id: Option<String>,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if let ApiError::Internal(error) = &self.0 {
+            tracing::error!(request_id = ?current_request_id(), error = format!("{error:#}"), "internal error on a page");
+        }
+        let page = MessagePage {
+            chrome: Chrome {
+                csrf: String::new(),
+                email: None,
+            },
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            paragraphs: vec![self.0.detail()],
+            link: Some(("Go to the start page".to_owned(), "/".to_owned())),
+            request_id: current_request_id(),
+        };
+        (status, render(&page)).into_response()
+    }
+}
+
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+pub fn not_found_page() -> Response {
+    PageError(ApiError::NotFound).into_response()
+}
+
+/// The problem shown above a form.
+pub struct FormError {
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+/// Splits an error into per-field messages and a general message for the form.
+pub fn form_problem(
+    error: ApiError,
+) -> Result<(HashMap<String, String>, Option<FormError>), PageError> {
+    match error {
+        ApiError::Validation(fields) => Ok((
+            fields.into_iter().map(|f| (f.field, f.message)).collect(),
+            Some(FormError {
+                message: "Please correct the fields marked below.".to_owned(),
+                request_id: None,
+            }),
+        )),
+        ApiError::Internal(_) | ApiError::Unavailable => Err(PageError(error)),
+        other => Ok((
+            HashMap::new(),
+            Some(FormError {
+                message: other.detail(),
+                request_id: current_request_id(),
+            }),
+        )),
+    }
+}
+
+/// Where a signed-in person goes next: the terms if they owe them, else their account.
+pub async fn after_sign_in(state: &AppState, account: &AccountRow) -> Result<Redirect, PageError> {
+    Ok(
+        if crate::identity::flows::terms_required(state, account)
+            .await?
+            .is_some()
+        {
+            Redirect::to("/terms")
+        } else {
+            Redirect::to("/account")
+        },
+    )
+}

@@ -1,0 +1,584 @@
+//! The page handlers: parse the form, call the flow, render or redirect.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::{
+    extract::State,
+    http::header,
+    response::{IntoResponse, Redirect, Response},
+};
+use entitle_proto::{Membership, SignUpRequest};
+use serde::Deserialize;
+
+use super::{
+    after_sign_in, csrf, form_problem, render, CheckedForm, Chrome, FormError, MessagePage, Page,
+    PageError,
+};
+use crate::{
+    app::{AppState, Client},
+    error::{ApiError, Query},
+    identity::{
+        flows,
+        session::{self, CurrentSession},
+        store::{AccountRow, TermsRow},
+    },
+};
+
+type PageResult = Result<Response, PageError>;
+
+fn message(
+    page: &Page,
+    title: &str,
+    paragraphs: &[&str],
+    link: Option<(&str, &str)>,
+) -> MessagePage {
+    MessagePage {
+        chrome: page.chrome(),
+        title: title.to_owned(),
+        paragraphs: paragraphs.iter().map(|p| (*p).to_owned()).collect(),
+        link: link.map(|(l, h)| (l.to_owned(), h.to_owned())),
+        request_id: None,
+    }
+}
+
+/// The page as it is once the session cookie is removed in this response.
+fn signed_out(state: &AppState, page: Page) -> Page {
+    let (jar, csrf) = csrf::token(state, page.jar.remove(session::removal_cookie()), Some(""));
+    Page {
+        jar,
+        csrf,
+        current: None,
+    }
+}
+
+fn signed_in(page: &Page) -> Result<&CurrentSession, Response> {
+    page.current
+        .as_ref()
+        .ok_or_else(|| Redirect::to("/sign-in").into_response())
+}
+
+pub async fn home(page: Page) -> Redirect {
+    if page.current.is_some() {
+        Redirect::to("/account")
+    } else {
+        Redirect::to("/sign-in")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/sign_in.html")]
+struct SignInPage {
+    chrome: Chrome,
+    email: String,
+    notice: Option<String>,
+    form_error: Option<FormError>,
+}
+
+pub async fn sign_in_form(page: Page) -> Response {
+    let body = render(&SignInPage {
+        chrome: page.chrome(),
+        email: String::new(),
+        notice: None,
+        form_error: None,
+    });
+    (page.jar, body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<SignInForm>,
+) -> PageResult {
+    match flows::sign_in(&state, &form.email, &form.password, &client).await {
+        Ok(signed_in) => {
+            let next = after_sign_in(&state, &signed_in.account).await?;
+            let jar = page
+                .jar
+                .add(session::session_cookie(&state, signed_in.token));
+            Ok((jar, next).into_response())
+        }
+        Err(error) => {
+            let (_, form_error) = form_problem(error)?;
+            let body = render(&SignInPage {
+                chrome: page.chrome(),
+                email: form.email,
+                notice: None,
+                form_error,
+            });
+            Ok((page.jar, body).into_response())
+        }
+    }
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    page: Page,
+    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    if let Some(current) = &page.current {
+        flows::sign_out(&state, current.session.id).await?;
+    }
+    Ok((
+        page.jar.remove(session::removal_cookie()),
+        Redirect::to("/sign-in"),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct SignUpForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    country: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/sign_up.html")]
+struct SignUpPage {
+    chrome: Chrome,
+    form: SignUpForm,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+pub async fn sign_up_form(page: Page) -> Response {
+    let body = render(&SignUpPage {
+        chrome: page.chrome(),
+        form: SignUpForm::default(),
+        errors: HashMap::new(),
+        form_error: None,
+    });
+    (page.jar, body).into_response()
+}
+
+pub async fn sign_up(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<SignUpForm>,
+) -> PageResult {
+    let req = SignUpRequest {
+        email: form.email.clone(),
+        password: form.password.clone(),
+        first_name: form.first_name.clone(),
+        last_name: form.last_name.clone(),
+        country: form.country.clone(),
+    };
+    match flows::sign_up(&state, req, &client).await {
+        Ok(()) => Ok((
+            page.jar.clone(),
+            render(&message(
+                &page,
+                "Check your email",
+                &[flows::CHECK_YOUR_EMAIL],
+                None,
+            )),
+        )
+            .into_response()),
+        Err(error) => {
+            let (errors, form_error) = form_problem(error)?;
+            let body = render(&SignUpPage {
+                chrome: page.chrome(),
+                form: SignUpForm {
+                    password: String::new(),
+                    ..form
+                },
+                errors,
+                form_error,
+            });
+            Ok((page.jar, body).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/verify_email.html")]
+struct VerifyEmailPage {
+    chrome: Chrome,
+    token: String,
+}
+
+/// Shows a button rather than verifying on GET, so mail scanners that open links do not
+/// use the token up.
+pub async fn verify_email_form(page: Page, Query(q): Query<TokenQuery>) -> Response {
+    let body = render(&VerifyEmailPage {
+        chrome: page.chrome(),
+        token: q.token,
+    });
+    (page.jar, body).into_response()
+}
+
+pub async fn verify_email(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<TokenQuery>,
+) -> PageResult {
+    flows::verify_email(&state, &form.token, &client).await?;
+    let body = render(&message(
+        &page,
+        "Email address confirmed",
+        &["Your email address is confirmed. You can sign in now."],
+        Some(("Sign in", "/sign-in")),
+    ));
+    Ok((page.jar, body).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "pages/forgot_password.html")]
+struct ForgotPasswordPage {
+    chrome: Chrome,
+    email: String,
+    form_error: Option<FormError>,
+}
+
+pub async fn forgot_password_form(page: Page) -> Response {
+    let body = render(&ForgotPasswordPage {
+        chrome: page.chrome(),
+        email: String::new(),
+        form_error: None,
+    });
+    (page.jar, body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    page: Page,
+    CheckedForm(form): CheckedForm<EmailForm>,
+) -> PageResult {
+    match flows::forgot_password(&state, &form.email).await {
+        Ok(()) => Ok((
+            page.jar.clone(),
+            render(&message(
+                &page,
+                "Check your email",
+                &[flows::CHECK_YOUR_EMAIL],
+                Some(("Back to sign in", "/sign-in")),
+            )),
+        )
+            .into_response()),
+        Err(error) => {
+            let (errors, form_error) = form_problem(error)?;
+            let form_error = errors
+                .get("email")
+                .map(|m| FormError {
+                    message: m.clone(),
+                    request_id: None,
+                })
+                .or(form_error);
+            let body = render(&ForgotPasswordPage {
+                chrome: page.chrome(),
+                email: form.email,
+                form_error,
+            });
+            Ok((page.jar, body).into_response())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/reset_password.html")]
+struct ResetPasswordPage {
+    chrome: Chrome,
+    token: String,
+    email: String,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+pub async fn reset_password_form(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<TokenQuery>,
+) -> PageResult {
+    // Check the link first, so a dead link says so before the person types anything.
+    flows::peek_set_password(&state, &q.token).await?;
+    let body = render(&ResetPasswordPage {
+        chrome: page.chrome(),
+        token: q.token,
+        email: String::new(),
+        errors: HashMap::new(),
+        form_error: None,
+    });
+    Ok((page.jar, body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ResetPasswordForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirmation: String,
+}
+
+pub async fn reset_password(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<ResetPasswordForm>,
+) -> PageResult {
+    let result = if form.password != form.password_confirmation {
+        Err(ApiError::field(
+            "password_confirmation",
+            "mismatch",
+            "The two passwords are not the same.",
+        ))
+    } else {
+        flows::reset_password(&state, &form.token, &form.email, &form.password, &client).await
+    };
+    match result {
+        Ok(_) => {
+            let page = signed_out(&state, page);
+            let body = render(&SignInPage {
+                chrome: page.chrome(),
+                email: form.email,
+                notice: Some("Your password is set. Sign in with it.".to_owned()),
+                form_error: None,
+            });
+            Ok((page.jar, body).into_response())
+        }
+        Err(
+            error @ ApiError::BadRequest {
+                code: "invalid_token",
+                ..
+            },
+        ) => Err(error.into()),
+        Err(error) => {
+            let (errors, form_error) = form_problem(error)?;
+            let body = render(&ResetPasswordPage {
+                chrome: page.chrome(),
+                token: form.token,
+                email: form.email,
+                errors,
+                form_error,
+            });
+            Ok((page.jar, body).into_response())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/terms.html")]
+struct TermsPage {
+    chrome: Chrome,
+    terms: TermsRow,
+    form_error: Option<FormError>,
+}
+
+pub async fn terms_form(State(state): State<AppState>, page: Page) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current,
+        Err(redirect) => return Ok(redirect),
+    };
+    match flows::terms_required(&state, &current.account).await? {
+        Some(terms) => {
+            let body = render(&TermsPage {
+                chrome: page.chrome(),
+                terms,
+                form_error: None,
+            });
+            Ok((page.jar, body).into_response())
+        }
+        None => Ok(Redirect::to("/account").into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AcceptTermsForm {
+    #[serde(default)]
+    version: String,
+}
+
+pub async fn accept_terms(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<AcceptTermsForm>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current,
+        Err(redirect) => return Ok(redirect),
+    };
+    match flows::accept_terms(&state, &current.account, &form.version, &client).await {
+        Ok(()) => Ok(Redirect::to("/account").into_response()),
+        // Newer terms were published meanwhile: show them.
+        Err(ApiError::Conflict {
+            code: "terms_outdated",
+            ..
+        }) => Ok(Redirect::to("/terms").into_response()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/account.html")]
+struct AccountPage {
+    chrome: Chrome,
+    account: AccountRow,
+    memberships: Vec<Membership>,
+    notice: Option<String>,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+async fn account_page(
+    state: &AppState,
+    page: Page,
+    notice: Option<&str>,
+    error: Option<ApiError>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current,
+        Err(redirect) => return Ok(redirect),
+    };
+    if flows::terms_required(state, &current.account)
+        .await?
+        .is_some()
+    {
+        return Ok(Redirect::to("/terms").into_response());
+    }
+    let (errors, form_error) = match error {
+        Some(error) => form_problem(error)?,
+        None => (HashMap::new(), None),
+    };
+    let mut conn = state.db.reader().await?;
+    let memberships = crate::orgs::store::memberships_of(&mut conn, current.account.id).await?;
+    let body = render(&AccountPage {
+        chrome: page.chrome(),
+        account: current.account.clone(),
+        memberships,
+        notice: notice.map(str::to_owned),
+        errors,
+        form_error,
+    });
+    Ok((page.jar, body).into_response())
+}
+
+pub async fn account(State(state): State<AppState>, page: Page) -> PageResult {
+    account_page(&state, page, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<ChangePasswordForm>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current.clone(),
+        Err(redirect) => return Ok(redirect),
+    };
+    match flows::change_password(
+        &state,
+        &current.account,
+        current.session.id,
+        &form.current_password,
+        &form.new_password,
+        &client,
+    )
+    .await
+    {
+        Ok(()) => {
+            account_page(
+                &state,
+                page,
+                Some("Your password is changed; your other sessions were signed out."),
+                None,
+            )
+            .await
+        }
+        Err(error) => account_page(&state, page, None, Some(error)).await,
+    }
+}
+
+pub async fn export(State(state): State<AppState>, page: Page) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current,
+        Err(redirect) => return Ok(redirect),
+    };
+    let data = flows::export(&state, &current.account).await?;
+    let json = serde_json::to_vec_pretty(&data).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"entitle-data.json\"",
+            ),
+        ],
+        json,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EraseForm {
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn erase(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<EraseForm>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current.clone(),
+        Err(redirect) => return Ok(redirect),
+    };
+    match flows::erase(&state, &current.account, &form.password, &client).await {
+        Ok(()) => {
+            let page = signed_out(&state, page);
+            let body = render(&message(
+                &page,
+                "Account erased",
+                &["Your account and personal data are erased."],
+                None,
+            ));
+            Ok((page.jar, body).into_response())
+        }
+        Err(error) => account_page(&state, page, None, Some(error)).await,
+    }
+}
