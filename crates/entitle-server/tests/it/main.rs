@@ -1,0 +1,24 @@
+//! Integration tests: one binary, a real server per test, on SQLite or (with
+//! ENTITLE_TEST_DATABASE_URL) PostgreSQL, with email through a real SMTP server.
+
+mod account;
+mod cli;
+mod malformed;
+mod orgs;
+mod pages;
+mod recovery;
+mod signin;
+mod signup;
+mod terms;
+
+use entitle_testkit::TestApp;
+
+/// Rows in a table, to check that refused requests changed nothing.
+pub async fn count(app: &TestApp, table: &str) -> i64 {
+    use entitle_server::on_db;
+    let mut conn = app.state.db.reader().await.expect("connection");
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    let (n,): (i64,) =
+        on_db!(&mut conn, |c| sqlx::query_as(&sql).fetch_one(c).await).expect("count");
+    n
+}

@@ -1,0 +1,168 @@
+//! Malformed input on every endpoint gets a clear 4xx problem document and changes nothing.
+
+use entitle_testkit::{expect_problem, TestApp, PASSWORD};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::count;
+
+/// Every JSON endpoint that takes a body, with the method it uses.
+const BODY_ENDPOINTS: &[(&str, &str)] = &[
+    ("POST", "/api/v1/signup"),
+    ("POST", "/api/v1/verify-email"),
+    ("POST", "/api/v1/session"),
+    ("POST", "/api/v1/forgot-password"),
+    ("POST", "/api/v1/reset-password"),
+    ("POST", "/api/v1/me/password"),
+    ("POST", "/api/v1/me/erase"),
+    ("POST", "/api/v1/terms"),
+    ("POST", "/api/v1/terms/accept"),
+    ("POST", "/api/v1/orgs"),
+];
+
+async fn snapshot(app: &TestApp) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in [
+        "accounts",
+        "orgs",
+        "sessions",
+        "account_tokens",
+        "terms_versions",
+        "audit_events",
+        "org_members",
+    ] {
+        counts.push(count(app, table).await);
+    }
+    counts
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_refused_everywhere() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("ops@vendor.example").await;
+    let before = snapshot(&app).await;
+    let client = app.new_client();
+    let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(200 * 1024));
+    for (method, path) in BODY_ENDPOINTS {
+        let method: Method = method.parse().expect("method");
+        let send = |body: String, content_type: &'static str| {
+            client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&operator)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+        };
+        let r = send("{not json".into(), "application/json")
+            .await
+            .expect("send");
+        expect_problem(r, StatusCode::BAD_REQUEST, "malformed_json").await;
+        let r = send("[1, 2, 3]".into(), "application/json")
+            .await
+            .expect("send");
+        expect_problem(r, StatusCode::BAD_REQUEST, "invalid_body").await;
+        let r = send(
+            r#"{"email": 42, "token": false, "version": [], "name": {}}"#.into(),
+            "application/json",
+        )
+        .await
+        .expect("send");
+        expect_problem(r, StatusCode::BAD_REQUEST, "invalid_body").await;
+        let r = send("email=a%40b.c".into(), "application/x-www-form-urlencoded")
+            .await
+            .expect("send");
+        expect_problem(
+            r,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+        let r = send(huge.clone(), "application/json").await.expect("send");
+        expect_problem(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+        let r = send(
+            String::from_utf8_lossy(&[0xff, 0xfe, 0x00, 0x01]).into_owned(),
+            "application/json",
+        )
+        .await
+        .expect("send");
+        expect_problem(r, StatusCode::BAD_REQUEST, "malformed_json").await;
+    }
+    // Unknown fields are refused rather than silently ignored.
+    let r = app
+        .post(
+            "/api/v1/forgot-password",
+            &json!({"email": "a@example.com", "admin": true}),
+        )
+        .await;
+    expect_problem(r, StatusCode::BAD_REQUEST, "invalid_body").await;
+    assert_eq!(snapshot(&app).await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_and_ids_are_problems() {
+    let app = TestApp::spawn().await;
+    expect_problem(
+        app.get("/api/v1/nothing-here").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let r = app
+        .client
+        .put(app.url("/api/v1/signup"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    expect_problem(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    app.register("ana@example.com", PASSWORD).await;
+    let token = app.sign_in("ana@example.com", PASSWORD).await;
+    let r = app
+        .new_client()
+        .get(app.url("/api/v1/orgs/not-a-uuid"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    expect_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    // Forged and malformed session tokens are simply not signed in.
+    for bad in ["", "x", &"A".repeat(43), "Bearer", &"é".repeat(30)] {
+        let r = app
+            .new_client()
+            .get(app.url("/api/v1/me"))
+            .header("authorization", format!("Bearer {bad}"))
+            .send()
+            .await
+            .expect("send");
+        expect_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+}
+
+#[tokio::test]
+async fn operational_endpoints_answer() {
+    let app = TestApp::spawn().await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(health.headers().contains_key("x-request-id"));
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    let doc: serde_json::Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("openapi");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/api/v1/signup",
+        "/api/v1/session",
+        "/api/v1/forgot-password",
+        "/api/v1/reset-password",
+        "/api/v1/terms/accept",
+        "/api/v1/orgs",
+        "/api/v1/audit",
+        "/api/v1/me/export",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
