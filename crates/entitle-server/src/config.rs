@@ -215,20 +215,34 @@ impl Config {
             );
             figment = figment.merge(Toml::file(path));
         }
-        let known = known_env_names();
+        let fields = top_level_fields();
+        let is_setting = move |name: &str| {
+            let first = name
+                .split("__")
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            fields.contains(&first)
+        };
         for (name, _) in std::env::vars() {
-            if name.starts_with("ENTITLE_")
-                && !known.iter().any(|k| name.starts_with(k.as_str()))
-                && !name.starts_with("ENTITLE_TEST_")
-                && name != "ENTITLE_CONFIG"
-            {
-                tracing::warn!(variable = %name, "unknown ENTITLE_* environment variable ignored");
+            if let Some(rest) = name.strip_prefix("ENTITLE_") {
+                let is_other = rest == "CONFIG"
+                    || rest == "LOG"
+                    || rest.starts_with("TEST_")
+                    || rest.ends_with("_FILE");
+                if !is_other && !is_setting(rest) {
+                    // Logging is not set up yet: its format comes from this very config.
+                    eprintln!("warning: unknown environment variable {name} ignored");
+                }
             }
         }
         figment = figment.merge(
             Env::prefixed("ENTITLE_")
-                .split("__")
-                .filter(|k| !k.as_str().ends_with("_file") && !k.as_str().starts_with("test_")),
+                .filter(move |key| {
+                    is_setting(key.as_str())
+                        && !key.as_str().to_ascii_lowercase().ends_with("_file")
+                })
+                .split("__"),
         );
         for (variable, key) in FILE_VARIABLES {
             if let Ok(path) = std::env::var(variable) {
@@ -294,18 +308,11 @@ impl Config {
     }
 }
 
-fn known_env_names() -> Vec<String> {
-    let value = serde_json::to_value(Config::default()).unwrap_or_default();
-    let mut names: Vec<String> = value
-        .as_object()
-        .map(|o| {
-            o.keys()
-                .map(|k| format!("ENTITLE_{}", k.to_uppercase()))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.push("ENTITLE_SMTP".to_owned());
-    names
+fn top_level_fields() -> Vec<String> {
+    serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
 }
 
 /// The commented example printed by `entitled default-config`.

@@ -7,6 +7,7 @@ mod malformed;
 mod orgs;
 mod pages;
 mod recovery;
+mod schema;
 mod signin;
 mod signup;
 mod terms;
