@@ -43,7 +43,8 @@ pub struct PasswordConfig {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
-    /// How many hashes may run at once; each takes `memory_kib` of memory.
+    /// Hashing threads, so hashes running at once; each holds `memory_kib` of memory.
+    /// Defaults to the number of cores.
     pub max_concurrent_hashes: usize,
 }
 
@@ -113,7 +114,9 @@ impl Default for PasswordConfig {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
-            max_concurrent_hashes: 8,
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         }
     }
 }
@@ -301,7 +304,7 @@ impl Config {
                 memory_kib: 64,
                 iterations: 1,
                 parallelism: 1,
-                max_concurrent_hashes: 8,
+                max_concurrent_hashes: 2,
             },
             ..Config::default()
         }
@@ -345,7 +348,8 @@ trust_forwarded_for = false
 memory_kib = 19456
 iterations = 2
 parallelism = 1
-max_concurrent_hashes = 8
+# Hashing threads (hashes at once); defaults to the number of cores.
+# max_concurrent_hashes = 2
 
 [tokens]
 password_reset_ttl_secs = 3600
