@@ -52,6 +52,7 @@ fn signed_out(state: &AppState, page: Page) -> Page {
     }
 }
 
+#[allow(clippy::result_large_err)] // the Err is the redirect we answer with
 fn signed_in(page: &Page) -> Result<&CurrentSession, Response> {
     page.current
         .as_ref()
