@@ -110,6 +110,27 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A GET with a bearer session token, from a client without cookies.
+    pub async fn get_as(&self, token: &str, path: &str) -> Response {
+        new_client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A JSON POST with a bearer session token, from a client without cookies.
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        new_client()
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Signs up through the API and confirms the address from the real email; returns
     /// the account id.
     pub async fn register(&self, email: &str, password: &str) -> String {

@@ -61,6 +61,22 @@ pub fn actor_of(account: &AccountRow, client: &Client) -> Actor {
     }
 }
 
+/// An audit entry about one person's own account.
+fn account_event<'a>(
+    action: &'a str,
+    account: &'a AccountRow,
+    details: serde_json::Value,
+) -> Entry<'a> {
+    Entry {
+        action,
+        target_type: "account",
+        target_id: Some(account.id),
+        target_label: Some(&account.email),
+        org_id: None,
+        details,
+    }
+}
+
 fn link(state: &AppState, path: &str, token: &str) -> String {
     format!("{}{path}?token={token}", state.config.public_base())
 }
@@ -253,14 +269,11 @@ pub async fn sign_up(state: &AppState, req: SignUpRequest, client: &Client) -> A
             audit::record(
                 &mut tx,
                 &actor_of(&account, client),
-                Entry {
-                    action: "account.signed_up",
-                    target_type: "account",
-                    target_id: Some(account.id),
-                    target_label: Some(&account.email),
-                    org_id: None,
-                    details: json!({"country": account.country}),
-                },
+                account_event(
+                    "account.signed_up",
+                    &account,
+                    json!({"country": account.country}),
+                ),
             )
             .await?;
             allowed.then(|| Message {
@@ -307,14 +320,7 @@ pub async fn verify_email(state: &AppState, token: &str, client: &Client) -> Api
     audit::record(
         &mut tx,
         &actor_of(&account, client),
-        Entry {
-            action: "account.email_verified",
-            target_type: "account",
-            target_id: Some(account.id),
-            target_label: Some(&account.email),
-            org_id: None,
-            details: json!({}),
-        },
+        account_event("account.email_verified", &account, json!({})),
     )
     .await?;
     tx.commit().await?;
@@ -535,14 +541,11 @@ pub async fn reset_password(
     audit::record(
         &mut tx,
         &actor_of(&account, client),
-        Entry {
-            action: "account.password_set",
-            target_type: "account",
-            target_id: Some(account.id),
-            target_label: Some(&account.email),
-            org_id: None,
-            details: json!({"via": "email_link", "first_password": account.password_hash.is_none()}),
-        },
+        account_event(
+            "account.password_set",
+            &account,
+            json!({"via": "email_link", "first_password": account.password_hash.is_none()}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -592,14 +595,11 @@ pub async fn change_password(
     audit::record(
         &mut tx,
         &actor_of(account, client),
-        Entry {
-            action: "account.password_changed",
-            target_type: "account",
-            target_id: Some(account.id),
-            target_label: Some(&account.email),
-            org_id: None,
-            details: json!({"other_sessions_ended": others.len()}),
-        },
+        account_event(
+            "account.password_changed",
+            account,
+            json!({"other_sessions_ended": others.len()}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -641,14 +641,11 @@ pub async fn accept_terms(
     audit::record(
         &mut tx,
         &actor_of(account, client),
-        Entry {
-            action: "account.terms_accepted",
-            target_type: "account",
-            target_id: Some(account.id),
-            target_label: Some(&account.email),
-            org_id: None,
-            details: json!({"version": version}),
-        },
+        account_event(
+            "account.terms_accepted",
+            account,
+            json!({"version": version}),
+        ),
     )
     .await?;
     tx.commit().await?;

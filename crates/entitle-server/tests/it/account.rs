@@ -8,47 +8,32 @@ async fn changing_the_password_ends_other_sessions_only() {
     app.register("ana@example.com", PASSWORD).await;
     let here = app.sign_in("ana@example.com", PASSWORD).await;
     let elsewhere = app.sign_in("ana@example.com", PASSWORD).await;
-    let client = app.new_client();
 
-    let wrong = client
-        .post(app.url("/api/v1/me/password"))
-        .bearer_auth(&here)
-        .json(
+    let wrong = app
+        .post_as(
+            &here,
+            "/api/v1/me/password",
             &json!({"current_password": "not it at all", "new_password": "a brand new passphrase"}),
         )
-        .send()
-        .await
-        .expect("change");
+        .await;
     let problem =
         expect_problem(wrong, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(problem["errors"][0]["field"], "current_password");
 
-    let ok = client
-        .post(app.url("/api/v1/me/password"))
-        .bearer_auth(&here)
-        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
-        .send()
-        .await
-        .expect("change");
+    let ok = app
+        .post_as(
+            &here,
+            "/api/v1/me/password",
+            &json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        client
-            .get(app.url("/api/v1/me"))
-            .bearer_auth(&here)
-            .send()
-            .await
-            .expect("me")
-            .status(),
+        app.get_as(&here, "/api/v1/me").await.status(),
         StatusCode::OK
     );
     assert_eq!(
-        client
-            .get(app.url("/api/v1/me"))
-            .bearer_auth(&elsewhere)
-            .send()
-            .await
-            .expect("me")
-            .status(),
+        app.get_as(&elsewhere, "/api/v1/me").await.status(),
         StatusCode::UNAUTHORIZED
     );
     app.sign_in("ana@example.com", "a brand new passphrase")
@@ -60,14 +45,10 @@ async fn people_export_and_erase_their_data() {
     let app = TestApp::spawn().await;
     let id = app.register("ana@example.com", PASSWORD).await;
     let token = app.sign_in("ana@example.com", PASSWORD).await;
-    let client = app.new_client();
 
-    let export: Value = client
-        .get(app.url("/api/v1/me/export"))
-        .bearer_auth(&token)
-        .send()
+    let export: Value = app
+        .get_as(&token, "/api/v1/me/export")
         .await
-        .expect("export")
         .json()
         .await
         .expect("json");
@@ -83,21 +64,17 @@ async fn people_export_and_erase_their_data() {
         "no password hash in the export"
     );
 
-    let wrong = client
-        .post(app.url("/api/v1/me/erase"))
-        .bearer_auth(&token)
-        .json(&json!({"password": "not the password"}))
-        .send()
-        .await
-        .expect("erase");
+    let wrong = app
+        .post_as(
+            &token,
+            "/api/v1/me/erase",
+            &json!({"password": "not the password"}),
+        )
+        .await;
     expect_problem(wrong, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let erased = client
-        .post(app.url("/api/v1/me/erase"))
-        .bearer_auth(&token)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .expect("erase");
+    let erased = app
+        .post_as(&token, "/api/v1/me/erase", &json!({"password": PASSWORD}))
+        .await;
     assert_eq!(erased.status(), StatusCode::NO_CONTENT);
 
     assert_eq!(crate::count(&app, "accounts").await, 0);
@@ -112,12 +89,8 @@ async fn people_export_and_erase_their_data() {
     // The trail keeps the id but no longer names the person.
     let operator = app.operator("ops@vendor.example").await;
     let page: Value = app
-        .new_client()
-        .get(app.url(&format!("/api/v1/audit?target_id={id}")))
-        .bearer_auth(&operator)
-        .send()
+        .get_as(&operator, &format!("/api/v1/audit?target_id={id}"))
         .await
-        .expect("audit")
         .json()
         .await
         .expect("json");
@@ -134,13 +107,7 @@ async fn the_last_fulfillment_contact_cannot_erase_themselves() {
     let app = TestApp::spawn().await;
     let operator = app.operator("ops@vendor.example").await;
     let body = json!({"name": "Acme", "fulfillment_contact": {"email": "fiona@acme.example", "first_name": "Fiona", "last_name": "Contact", "country": "GB"}});
-    app.new_client()
-        .post(app.url("/api/v1/orgs"))
-        .bearer_auth(&operator)
-        .json(&body)
-        .send()
-        .await
-        .expect("org");
+    app.post_as(&operator, "/api/v1/orgs", &body).await;
     let token = app
         .mail
         .expect("fiona@acme.example", "added")
@@ -154,12 +121,7 @@ async fn the_last_fulfillment_contact_cannot_erase_themselves() {
     .await;
     let fiona = app.sign_in("fiona@acme.example", PASSWORD).await;
     let response = app
-        .new_client()
-        .post(app.url("/api/v1/me/erase"))
-        .bearer_auth(&fiona)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .expect("erase");
+        .post_as(&fiona, "/api/v1/me/erase", &json!({"password": PASSWORD}))
+        .await;
     expect_problem(response, StatusCode::CONFLICT, "last_fulfillment_contact").await;
 }

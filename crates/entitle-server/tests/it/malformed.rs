@@ -117,13 +117,7 @@ async fn unknown_routes_methods_and_ids_are_problems() {
     expect_problem(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     app.register("ana@example.com", PASSWORD).await;
     let token = app.sign_in("ana@example.com", PASSWORD).await;
-    let r = app
-        .new_client()
-        .get(app.url("/api/v1/orgs/not-a-uuid"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+    let r = app.get_as(&token, "/api/v1/orgs/not-a-uuid").await;
     expect_problem(r, StatusCode::NOT_FOUND, "not_found").await;
     // Forged and malformed session tokens are simply not signed in.
     for bad in ["", "x", &"A".repeat(43), "Bearer", &"é".repeat(30)] {

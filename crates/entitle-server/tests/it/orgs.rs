@@ -7,13 +7,7 @@ fn org_body(name: &str, contact: &str) -> Value {
 }
 
 async fn create_org(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
-    app.new_client()
-        .post(app.url("/api/v1/orgs"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("create org")
+    app.post_as(token, "/api/v1/orgs", body).await
 }
 
 #[tokio::test]
@@ -61,25 +55,15 @@ async fn operator_creates_an_org_whose_contact_registers_through_the_emailed_lin
     let fiona = app.sign_in("fiona@acme.example", PASSWORD).await;
 
     let me: Value = app
-        .new_client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&fiona)
-        .send()
+        .get_as(&fiona, "/api/v1/me")
         .await
-        .expect("me")
         .json()
         .await
         .expect("json");
     assert_eq!(me["home_org_id"], org_id.as_str());
     assert_eq!(me["country"], "GB");
     assert_eq!(me["email_verified"], true);
-    let seen = app
-        .new_client()
-        .get(app.url(&format!("/api/v1/orgs/{org_id}")))
-        .bearer_auth(&fiona)
-        .send()
-        .await
-        .expect("org");
+    let seen = app.get_as(&fiona, &format!("/api/v1/orgs/{org_id}")).await;
     assert_eq!(seen.status(), StatusCode::OK);
 }
 
@@ -96,21 +80,11 @@ async fn orgs_are_invisible_to_non_members_and_only_operators_create_them() {
     app.register("eve@example.com", PASSWORD).await;
     let eve = app.sign_in("eve@example.com", PASSWORD).await;
 
-    let response = app
-        .new_client()
-        .get(app.url(&format!("/api/v1/orgs/{org_id}")))
-        .bearer_auth(&eve)
-        .send()
-        .await
-        .expect("org");
+    let response = app.get_as(&eve, &format!("/api/v1/orgs/{org_id}")).await;
     expect_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     let response = app
-        .new_client()
-        .get(app.url(&format!("/api/v1/orgs/{}", uuid::Uuid::now_v7())))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .expect("org");
+        .get_as(&operator, &format!("/api/v1/orgs/{}", uuid::Uuid::now_v7()))
+        .await;
     expect_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     let response = create_org(&app, &eve, &org_body("Evil", "eve2@example.com")).await;
     expect_problem(response, StatusCode::FORBIDDEN, "operator_only").await;
@@ -163,12 +137,8 @@ async fn the_operator_reads_the_audit_trail() {
     let ana = app.sign_in("ana@example.com", PASSWORD).await;
 
     let page: Value = app
-        .new_client()
-        .get(app.url("/api/v1/audit?limit=500"))
-        .bearer_auth(&operator)
-        .send()
+        .get_as(&operator, "/api/v1/audit?limit=500")
         .await
-        .expect("audit")
         .json()
         .await
         .expect("json");
@@ -199,66 +169,36 @@ async fn the_operator_reads_the_audit_trail() {
 
     // Filters and paging.
     let filtered: Value = app
-        .new_client()
-        .get(app.url("/api/v1/audit?action=org.created"))
-        .bearer_auth(&operator)
-        .send()
+        .get_as(&operator, "/api/v1/audit?action=org.created")
         .await
-        .expect("audit")
         .json()
         .await
         .expect("json");
     assert_eq!(filtered["events"].as_array().expect("events").len(), 1);
     let first: Value = app
-        .new_client()
-        .get(app.url("/api/v1/audit?limit=2"))
-        .bearer_auth(&operator)
-        .send()
+        .get_as(&operator, "/api/v1/audit?limit=2")
         .await
-        .expect("audit")
         .json()
         .await
         .expect("json");
     let before = first["next_before"].as_str().expect("more pages");
     let second: Value = app
-        .new_client()
-        .get(app.url(&format!("/api/v1/audit?limit=2&before={before}")))
-        .bearer_auth(&operator)
-        .send()
+        .get_as(&operator, &format!("/api/v1/audit?limit=2&before={before}"))
         .await
-        .expect("audit")
         .json()
         .await
         .expect("json");
     assert_ne!(first["events"][0]["id"], second["events"][0]["id"]);
 
-    let response = app
-        .new_client()
-        .get(app.url("/api/v1/audit"))
-        .bearer_auth(&ana)
-        .send()
-        .await
-        .expect("audit");
+    let response = app.get_as(&ana, "/api/v1/audit").await;
     expect_problem(response, StatusCode::FORBIDDEN, "operator_only").await;
-    let response = app
-        .new_client()
-        .get(app.url("/api/v1/audit?limit=0"))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .expect("audit");
+    let response = app.get_as(&operator, "/api/v1/audit?limit=0").await;
     expect_problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
-    let response = app
-        .new_client()
-        .get(app.url("/api/v1/audit?before=nope"))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .expect("audit");
+    let response = app.get_as(&operator, "/api/v1/audit?before=nope").await;
     expect_problem(response, StatusCode::BAD_REQUEST, "invalid_query").await;
 }

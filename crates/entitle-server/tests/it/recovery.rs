@@ -94,13 +94,7 @@ async fn reset_link_requires_the_email_address_and_works_once() {
         )
         .await;
     expect_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let me = app
-        .new_client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&old_session)
-        .send()
-        .await
-        .expect("me");
+    let me = app.get_as(&old_session, "/api/v1/me").await;
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     app.sign_in("ana@example.com", NEW_PASSWORD).await;
 }

@@ -108,13 +108,7 @@ async fn session_cookie_is_http_only_and_lax_and_sign_out_ends_it() {
     assert_eq!(body["tos_required"], false);
 
     // Bearer and cookie both work.
-    let bearer = app
-        .new_client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("me");
+    let bearer = app.get_as(&token, "/api/v1/me").await;
     assert_eq!(bearer.status(), StatusCode::OK);
     assert_eq!(app.get("/api/v1/me").await.status(), StatusCode::OK);
 
@@ -126,13 +120,7 @@ async fn session_cookie_is_http_only_and_lax_and_sign_out_ends_it() {
         .await
         .expect("sign out");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let bearer = app
-        .new_client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("me");
+    let bearer = app.get_as(&token, "/api/v1/me").await;
     expect_problem(bearer, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
 

@@ -3,13 +3,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 async fn publish(app: &TestApp, operator: &str, version: &str) -> reqwest::Response {
-    app.new_client()
-        .post(app.url("/api/v1/terms"))
-        .bearer_auth(operator)
-        .json(&json!({"version": version, "title": "Terms of Service", "body": format!("Terms, version {version}.")}))
-        .send()
-        .await
-        .expect("publish")
+    app.post_as(operator, "/api/v1/terms", &json!({"version": version, "title": "Terms of Service", "body": format!("Terms, version {version}.")})).await
 }
 
 #[tokio::test]
@@ -62,13 +56,12 @@ async fn users_must_accept_the_current_terms_before_anything_else() {
     )
     .await;
     let accept = app
-        .new_client()
-        .post(app.url("/api/v1/terms/accept"))
-        .bearer_auth(&operator)
-        .json(&json!({"version": "2026-01"}))
-        .send()
-        .await
-        .expect("accept");
+        .post_as(
+            &operator,
+            "/api/v1/terms/accept",
+            &json!({"version": "2026-01"}),
+        )
+        .await;
     assert_eq!(accept.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         publish(&app, &operator, "2026-07").await.status(),
@@ -102,13 +95,12 @@ async fn only_operators_publish_terms_and_versions_are_unique() {
     .await;
 
     let bad = app
-        .new_client()
-        .post(app.url("/api/v1/terms"))
-        .bearer_auth(&operator)
-        .json(&json!({"version": "has spaces", "title": "", "body": ""}))
-        .send()
-        .await
-        .expect("publish");
+        .post_as(
+            &operator,
+            "/api/v1/terms",
+            &json!({"version": "has spaces", "title": "", "body": ""}),
+        )
+        .await;
     let problem = expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(problem["errors"].as_array().expect("errors").len(), 3);
 
@@ -118,13 +110,8 @@ async fn only_operators_publish_terms_and_versions_are_unique() {
     );
     // The operator accepts their own terms, then cannot reuse the version.
     let accept = app
-        .new_client()
-        .post(app.url("/api/v1/terms/accept"))
-        .bearer_auth(&operator)
-        .json(&json!({"version": "1"}))
-        .send()
-        .await
-        .expect("accept");
+        .post_as(&operator, "/api/v1/terms/accept", &json!({"version": "1"}))
+        .await;
     assert_eq!(accept.status(), StatusCode::NO_CONTENT);
     expect_problem(
         publish(&app, &operator, "1").await,
