@@ -225,3 +225,69 @@ pub struct SessionSummary {
 pub struct Health {
     pub status: String,
 }
+
+/// A client registration by an operator (`POST /api/v1/clients`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRegistration {
+    pub name: String,
+    /// Confidential clients get a secret and may use `client_credentials`.
+    #[serde(default)]
+    pub confidential: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Defaults to `authorization_code` and `refresh_token`.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// Defaults to `openid profile email offline_access org`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The organization a service client acts for (`client_credentials`).
+    #[serde(default)]
+    pub org_id: Option<Uuid>,
+    #[serde(default)]
+    pub access_token_ttl_secs: Option<i64>,
+    #[serde(default)]
+    pub refresh_token_ttl_secs: Option<i64>,
+    /// `RS256` (default), `ES256` or `EdDSA`.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OAuthClient {
+    pub id: Uuid,
+    pub client_id: String,
+    pub name: String,
+    pub confidential: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub org_id: Option<Uuid>,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub id_token_signed_response_alg: String,
+    pub built_in: bool,
+    /// Present only in the answer to the registration: it is never shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// A client signed in on a person's behalf: a device or application with their tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignedInDevice {
+    pub id: Uuid,
+    pub client_id: String,
+    pub client_name: String,
+    pub scope: String,
+    /// Keeps the person signed in (automatic sign-in) until `expires_at`.
+    pub automatic_sign_in: bool,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}

@@ -15,6 +15,7 @@ use crate::{
     db::{now_ms, Db},
     identity::password::PasswordHasher,
     mail::Mailer,
+    oidc::{keys::KeyEncryptionKey, KeyRing, Provider},
     on_db,
 };
 
@@ -28,6 +29,7 @@ pub struct Shared {
     pub mailer: Mailer,
     /// Keys CSRF tokens; kept in the database so every server process agrees.
     pub csrf_key: [u8; 32],
+    pub oidc: Provider,
 }
 
 impl Deref for AppState {
@@ -45,7 +47,18 @@ impl AppState {
             .context("opening the database")?;
         db.migrate().await.context("running migrations")?;
         let csrf_key = load_or_create_secret(&db, "csrf_key").await?;
+        let kek =
+            KeyEncryptionKey::load(config.oidc.key_encryption_key.as_deref(), &config.data_dir)?;
+        let keys = KeyRing::open(&db, kek)
+            .await
+            .context("loading signing keys")?;
+        {
+            let mut conn = db.writer().await?;
+            crate::oidc::clients::ensure_built_in(&mut conn, &config.oidc).await?;
+        }
+        let oidc = Provider::new(&config, keys);
         Ok(AppState(Arc::new(Shared {
+            oidc,
             hasher: PasswordHasher::new(&config.password)?,
             mailer: Mailer::from_config(&config)?,
             config,

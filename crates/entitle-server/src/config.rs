@@ -27,6 +27,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub throttle: ThrottleConfig,
     pub smtp: Option<SmtpConfig>,
+    pub oidc: OidcConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,6 +71,25 @@ pub struct ThrottleConfig {
     pub emails_per_hour: i64,
 }
 
+/// The OpenID Connect provider. Clients may shorten the token lifetimes for themselves.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// 32 bytes, base64: encrypts the signing keys and keys refresh tokens. Every server
+    /// process on one database needs the same value; by default it is generated into
+    /// `<data_dir>/key-encryption.key`.
+    pub key_encryption_key: Option<String>,
+    pub access_token_ttl_secs: i64,
+    pub id_token_ttl_secs: i64,
+    /// Refresh tokens for `offline_access` (automatic sign-in); sliding: each use extends.
+    pub refresh_token_ttl_secs: i64,
+    pub authorization_code_ttl_secs: i64,
+    pub device_code_ttl_secs: i64,
+    pub device_poll_interval_secs: i64,
+    /// `ES256`, `EdDSA` or `RS256`: the signature of JWT access tokens.
+    pub access_token_alg: String,
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
@@ -104,7 +124,44 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             throttle: ThrottleConfig::default(),
             smtp: None,
+            oidc: OidcConfig::default(),
         }
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            key_encryption_key: None,
+            access_token_ttl_secs: 600,
+            id_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 90 * 24 * 3600,
+            authorization_code_ttl_secs: 60,
+            device_code_ttl_secs: 600,
+            device_poll_interval_secs: 5,
+            access_token_alg: "ES256".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field(
+                "key_encryption_key",
+                &self.key_encryption_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("id_token_ttl_secs", &self.id_token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field(
+                "authorization_code_ttl_secs",
+                &self.authorization_code_ttl_secs,
+            )
+            .field("device_code_ttl_secs", &self.device_code_ttl_secs)
+            .field("device_poll_interval_secs", &self.device_poll_interval_secs)
+            .field("access_token_alg", &self.access_token_alg)
+            .finish()
     }
 }
 
@@ -159,6 +216,7 @@ impl fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("throttle", &self.throttle)
             .field("smtp", &self.smtp)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -205,6 +263,10 @@ pub struct CliOverrides {
 const FILE_VARIABLES: &[(&str, &str)] = &[
     ("ENTITLE_DATABASE_URL_FILE", "database_url"),
     ("ENTITLE_SMTP__PASSWORD_FILE", "smtp.password"),
+    (
+        "ENTITLE_OIDC__KEY_ENCRYPTION_KEY_FILE",
+        "oidc.key_encryption_key",
+    ),
 ];
 
 impl Config {
@@ -273,6 +335,24 @@ impl Config {
             self.password.max_concurrent_hashes >= 1,
             "password.max_concurrent_hashes must be ≥ 1"
         );
+        let oidc = &self.oidc;
+        for (name, value) in [
+            ("access_token_ttl_secs", oidc.access_token_ttl_secs),
+            ("id_token_ttl_secs", oidc.id_token_ttl_secs),
+            ("refresh_token_ttl_secs", oidc.refresh_token_ttl_secs),
+            (
+                "authorization_code_ttl_secs",
+                oidc.authorization_code_ttl_secs,
+            ),
+            ("device_code_ttl_secs", oidc.device_code_ttl_secs),
+            ("device_poll_interval_secs", oidc.device_poll_interval_secs),
+        ] {
+            anyhow::ensure!(value >= 1, "oidc.{name} must be ≥ 1");
+        }
+        anyhow::ensure!(
+            crate::oidc::keys::Alg::parse(&oidc.access_token_alg).is_some(),
+            "oidc.access_token_alg must be ES256, EdDSA or RS256"
+        );
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| anyhow::anyhow!("public_url: {e}"))?;
         }
@@ -322,7 +402,8 @@ fn top_level_fields() -> Vec<String> {
 pub const EXAMPLE_CONFIG: &str = r#"# entitled configuration. Every key is optional; shown are the defaults.
 # Each key can also be set as an ENTITLE_* environment variable, with "__" for
 # nesting (ENTITLE_SMTP__HOST), and the main ones as command-line flags.
-# Secrets may be read from files: ENTITLE_DATABASE_URL_FILE, ENTITLE_SMTP__PASSWORD_FILE.
+# Secrets may be read from files: ENTITLE_DATABASE_URL_FILE, ENTITLE_SMTP__PASSWORD_FILE,
+# ENTITLE_OIDC__KEY_ENCRYPTION_KEY_FILE.
 
 # Address the HTTP server listens on.
 listen = "127.0.0.1:8080"
@@ -362,6 +443,22 @@ account_free_failures = 5
 address_free_failures = 20
 max_delay_secs = 900
 emails_per_hour = 10
+
+[oidc]
+# 32 random bytes, base64, that encrypt the signing keys in the database and key the
+# refresh tokens. Generated into <data_dir>/key-encryption.key when unset; set it (or
+# ENTITLE_OIDC__KEY_ENCRYPTION_KEY_FILE) when several servers share one PostgreSQL.
+# key_encryption_key = "…"
+access_token_ttl_secs = 600
+id_token_ttl_secs = 3600
+# Automatic sign-in (offline_access): sliding, each use extends it.
+refresh_token_ttl_secs = 7776000
+authorization_code_ttl_secs = 60
+device_code_ttl_secs = 600
+device_poll_interval_secs = 5
+# Signature of JWT access tokens: "ES256", "EdDSA" or "RS256". ID tokens are RS256
+# unless a client asks for another.
+access_token_alg = "ES256"
 
 # Without [smtp], every message is written to <data_dir>/outbox/ as an .eml file.
 # [smtp]

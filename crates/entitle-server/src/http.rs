@@ -30,6 +30,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "terms", description = "Terms of Service"),
         (name = "organizations", description = "Organizations"),
         (name = "audit", description = "Audit trail"),
+        (name = "clients", description = "OAuth / OpenID Connect clients"),
         (name = "operations", description = "Health"),
     )
 )]
@@ -39,6 +40,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::identity::api::router())
         .merge(crate::orgs::api::router())
+        .merge(crate::oidc::api::router())
         .split_for_parts()
 }
 
@@ -60,6 +62,7 @@ pub fn build_router(state: AppState) -> Router {
         )
         .merge(api)
         .merge(crate::portal::router())
+        .merge(crate::oidc::endpoints::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

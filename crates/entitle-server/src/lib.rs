@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod mail;
+pub mod oidc;
 pub mod orgs;
 pub mod portal;
 
@@ -23,8 +24,41 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let app = build_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    housekeeping.abort();
+    served
+}
+
+/// Periodic work of a serving process: pick up keys another process rotated, and
+/// delete codes and tokens that can no longer be used.
+async fn housekeeping(state: AppState) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(
+        oidc::keys::KEY_RELOAD_INTERVAL_SECS as u64,
+    ));
+    ticks.tick().await;
+    let mut count: u64 = 0;
+    loop {
+        ticks.tick().await;
+        count += 1;
+        if let Err(error) = state.oidc.keys.reload(&state.db).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "reloading signing keys failed"
+            );
+        }
+        if count.is_multiple_of(10) {
+            let purged = async {
+                let mut conn = state.db.writer().await?;
+                oidc::store::purge_expired(&mut conn, db::now_ms()).await
+            }
+            .await;
+            if let Err(error) = purged {
+                tracing::warn!(error = %error, "purging expired tokens failed");
+            }
+        }
+    }
 }

@@ -4,9 +4,13 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use entitle_proto::ClientRegistration;
 use entitle_server::{
+    audit::Actor,
     config::{CliOverrides, Config, LogFormat, EXAMPLE_CONFIG},
+    error::ApiError,
     identity::bootstrap,
+    oidc::{self, keys},
     AppState,
 };
 
@@ -24,7 +28,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Args, Default)]
+#[derive(Args, Default, Clone)]
 struct DbArgs {
     /// Data directory holding the embedded SQLite database and the mail outbox [default: ./data].
     #[arg(long)]
@@ -69,10 +73,84 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Manage the OpenID Connect signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Manage OAuth / OpenID Connect clients.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
     /// Print a commented example configuration file.
     DefaultConfig,
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add new signing keys; the old ones stay published until their tokens expire.
+    Rotate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the signing keys.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientsAction {
+    /// Register a client and print its id (and secret, shown only now).
+    Create {
+        /// What people see on the device-approval page.
+        #[arg(long)]
+        name: String,
+        /// A confidential client (gets a secret; may use client_credentials).
+        #[arg(long)]
+        confidential: bool,
+        /// Where codes may be sent (repeatable). Loopback URIs accept any port.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may return (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// authorization_code, refresh_token, client_credentials or
+        /// urn:ietf:params:oauth:grant-type:device_code (repeatable)
+        /// [default: authorization_code and refresh_token].
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// Scopes the client may ask for (repeatable) [default: openid profile email offline_access org].
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// The organization a service client acts for.
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+        #[arg(long)]
+        access_token_ttl_secs: Option<i64>,
+        #[arg(long)]
+        refresh_token_ttl_secs: Option<i64>,
+        /// RS256, ES256 or EdDSA [default: RS256].
+        #[arg(long)]
+        id_token_alg: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the registered clients.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disable a client and revoke everything it holds.
+    Disable {
+        client_id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
@@ -179,6 +257,8 @@ async fn main() -> anyhow::Result<()> {
             }
             state.db.close().await;
         }
+        Command::Keys { action } => keys_command(cli.config.as_deref(), action).await?,
+        Command::Clients { action } => clients_command(cli.config.as_deref(), action).await?,
         Command::Serve { listen, db } => {
             let config = load(cli.config.as_deref(), db, listen)?;
             tracing::info!(config = ?config, "starting");
@@ -193,5 +273,141 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("stopped");
         }
     }
+    Ok(())
+}
+
+fn time_of(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn keys_command(config: Option<&std::path::Path>, action: KeysAction) -> anyhow::Result<()> {
+    let db = match &action {
+        KeysAction::Rotate { db } | KeysAction::List { db } => db.clone(),
+    };
+    let state = AppState::open(load(config, db, None)?).await?;
+    match action {
+        KeysAction::Rotate { .. } => {
+            let retention = keys::longest_token_lifetime_ms(&state.db, &state.config.oidc).await?;
+            let kids = keys::rotate(&state.db, state.oidc.keys.kek(), retention).await?;
+            println!(
+                "New signing keys: {}. The previous keys stay published for {} s, until every token they signed has expired.",
+                kids.join(", "),
+                retention / 1000
+            );
+        }
+        KeysAction::List { .. } => {
+            println!("{:<45} {:<6} {:<21} STATE", "KID", "ALG", "CREATED");
+            for key in keys::list(&state.db).await? {
+                let status = match (key.retired_at, key.publish_until) {
+                    (None, _) => "active".to_owned(),
+                    (Some(_), Some(until)) if until > entitle_server::db::now_ms() => {
+                        format!("retired, published until {}", time_of(until))
+                    }
+                    _ => "retired, unpublished".to_owned(),
+                };
+                println!(
+                    "{:<45} {:<6} {:<21} {status}",
+                    key.kid,
+                    key.alg,
+                    time_of(key.created_at)
+                );
+            }
+        }
+    }
+    state.db.close().await;
+    Ok(())
+}
+
+async fn clients_command(
+    config: Option<&std::path::Path>,
+    action: ClientsAction,
+) -> anyhow::Result<()> {
+    let db = match &action {
+        ClientsAction::Create { db, .. }
+        | ClientsAction::List { db }
+        | ClientsAction::Disable { db, .. } => db.clone(),
+    };
+    let state = AppState::open(load(config, db, None)?).await?;
+    let actor = Actor {
+        id: None,
+        label: Some("entitled clients (command line)".to_owned()),
+        ip: None,
+    };
+    match action {
+        ClientsAction::Create {
+            name,
+            confidential,
+            redirect_uris,
+            post_logout_redirect_uris,
+            grant_types,
+            scopes,
+            org,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            id_token_alg,
+            ..
+        } => {
+            let request = ClientRegistration {
+                name,
+                confidential,
+                redirect_uris,
+                post_logout_redirect_uris,
+                grant_types,
+                scopes,
+                org_id: org,
+                access_token_ttl_secs,
+                refresh_token_ttl_secs,
+                id_token_signed_response_alg: id_token_alg,
+            };
+            match oidc::api::register(&state, &actor, &request).await {
+                Ok(client) => {
+                    println!("client_id: {}", client.client_id);
+                    if let Some(secret) = &client.client_secret {
+                        println!("client_secret: {secret}");
+                        println!("(The secret is shown only now; store it safely.)");
+                    }
+                }
+                Err(ApiError::Validation(fields)) => {
+                    for field in fields {
+                        eprintln!("error: {}: {}", field.field, field.message);
+                    }
+                    std::process::exit(2);
+                }
+                Err(error) => return Err(anyhow::anyhow!("{}", error.detail())),
+            }
+        }
+        ClientsAction::List { .. } => {
+            let mut conn = state.db.reader().await?;
+            println!("{:<34} {:<13} {:<30} GRANTS", "CLIENT_ID", "TYPE", "NAME");
+            for client in oidc::clients::list(&mut conn).await? {
+                let kind = if client.confidential {
+                    "confidential"
+                } else {
+                    "public"
+                };
+                println!(
+                    "{:<34} {:<13} {:<30} {}",
+                    client.client_id, kind, client.name, client.grant_types
+                );
+            }
+        }
+        ClientsAction::Disable { client_id, .. } => {
+            oidc::api::disable(&state, &actor, &client_id)
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "no enabled client {client_id:?} (built-in clients cannot be disabled)"
+                    )
+                })?;
+            println!("Client {client_id} disabled; its tokens are revoked.");
+        }
+    }
+    state.db.close().await;
     Ok(())
 }

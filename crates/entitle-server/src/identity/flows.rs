@@ -30,6 +30,14 @@ pub const CHECK_YOUR_EMAIL: &str =
 pub struct Fields(Vec<FieldError>);
 
 impl Fields {
+    pub fn add(&mut self, field: &str, code: &str, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.into(),
+        });
+    }
+
     pub fn check<T>(&mut self, field: &str, result: Result<T, Invalid>) -> Option<T> {
         match result {
             Ok(value) => Some(value),

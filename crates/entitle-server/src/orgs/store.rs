@@ -9,6 +9,8 @@ use crate::{
 };
 
 pub const FULFILLMENT_CONTACT: &str = "fulfillment_contact";
+pub const ADMINISTRATOR: &str = "administrator";
+pub const CO_ADMINISTRATOR: &str = "co_administrator";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
@@ -157,4 +159,41 @@ pub async fn org_where_last_fulfillment_contact(
     .await
     })?;
     Ok(row.map(|(name,)| name))
+}
+
+/// The roles an account holds in an organization.
+pub async fn roles_of(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT role FROM org_member_roles WHERE org_id = $1 AND account_id = $2 ORDER BY role"
+    )
+    .bind(org_id)
+    .bind(account_id)
+    .fetch_all(c)
+    .await)?;
+    Ok(rows.into_iter().map(|(r,)| r).collect())
+}
+
+/// Whether `admin` manages users in an organization `member` belongs to.
+pub async fn administers(
+    ex: &mut impl Executor,
+    admin_id: Uuid,
+    member_id: Uuid,
+) -> Result<bool, DbError> {
+    let row: Option<(Uuid,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT m.org_id FROM org_members m \
+         JOIN org_member_roles r ON r.org_id = m.org_id AND r.account_id = $1 \
+         WHERE m.account_id = $2 AND r.role IN ($3, $4, $5) LIMIT 1"
+    )
+    .bind(admin_id)
+    .bind(member_id)
+    .bind(FULFILLMENT_CONTACT)
+    .bind(ADMINISTRATOR)
+    .bind(CO_ADMINISTRATOR)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.is_some())
 }

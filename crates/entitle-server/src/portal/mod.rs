@@ -217,16 +217,34 @@ pub fn form_problem(
     }
 }
 
-/// Where a signed-in person goes next: the terms if they owe them, else their account.
-pub async fn after_sign_in(state: &AppState, account: &AccountRow) -> Result<Redirect, PageError> {
-    Ok(
-        if crate::identity::flows::terms_required(state, account)
-            .await?
-            .is_some()
-        {
-            Redirect::to("/terms")
-        } else {
-            Redirect::to("/account")
-        },
-    )
+/// Where a signed-in person goes next: the terms if they owe them, then `next` (where
+/// they were going, such as an application's sign-in request), else their account.
+pub async fn after_sign_in(
+    state: &AppState,
+    account: &AccountRow,
+    next: Option<&str>,
+) -> Result<Redirect, PageError> {
+    let owes_terms = crate::identity::flows::terms_required(state, account)
+        .await?
+        .is_some();
+    Ok(match (owes_terms, next) {
+        (true, Some(next)) => Redirect::to(&format!(
+            "/terms?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .finish()
+        )),
+        (true, None) => Redirect::to("/terms"),
+        (false, Some(next)) => Redirect::to(next),
+        (false, None) => Redirect::to("/account"),
+    })
+}
+
+/// A place on this site to continue to; anything else (other sites, `//host`) is dropped.
+pub fn safe_next(raw: &str) -> Option<&str> {
+    let local = raw.starts_with('/')
+        && !raw.starts_with("//")
+        && !raw.starts_with("/\\")
+        && !raw.chars().any(|c| c.is_control() || c == '\\');
+    (local && raw.len() <= 4096).then_some(raw)
 }

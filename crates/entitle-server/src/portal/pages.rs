@@ -12,8 +12,8 @@ use entitle_proto::{Membership, SignUpRequest};
 use serde::Deserialize;
 
 use super::{
-    after_sign_in, csrf, form_problem, render, CheckedForm, Chrome, FormError, MessagePage, Page,
-    PageError,
+    after_sign_in, csrf, form_problem, render, safe_next, CheckedForm, Chrome, FormError,
+    MessagePage, Page, PageError,
 };
 use crate::{
     app::{AppState, Client},
@@ -72,14 +72,24 @@ pub async fn home(page: Page) -> Redirect {
 struct SignInPage {
     chrome: Chrome,
     email: String,
+    next: String,
     notice: Option<String>,
     form_error: Option<FormError>,
 }
 
-pub async fn sign_in_form(page: Page) -> Response {
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn sign_in_form(page: Page, Query(query): Query<NextQuery>) -> Response {
     let body = render(&SignInPage {
         chrome: page.chrome(),
-        email: String::new(),
+        email: query.email,
+        next: safe_next(&query.next).unwrap_or_default().to_owned(),
         notice: None,
         form_error: None,
     });
@@ -92,6 +102,8 @@ pub struct SignInForm {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn sign_in(
@@ -102,7 +114,7 @@ pub async fn sign_in(
 ) -> PageResult {
     match flows::sign_in(&state, &form.email, &form.password, &client).await {
         Ok(signed_in) => {
-            let next = after_sign_in(&state, &signed_in.account).await?;
+            let next = after_sign_in(&state, &signed_in.account, safe_next(&form.next)).await?;
             let jar = page
                 .jar
                 .add(session::session_cookie(&state, signed_in.token));
@@ -113,6 +125,7 @@ pub async fn sign_in(
             let body = render(&SignInPage {
                 chrome: page.chrome(),
                 email: form.email,
+                next: safe_next(&form.next).unwrap_or_default().to_owned(),
                 notice: None,
                 form_error,
             });
@@ -366,6 +379,7 @@ pub async fn reset_password(
             let body = render(&SignInPage {
                 chrome: page.chrome(),
                 email: form.email,
+                next: String::new(),
                 notice: Some("Your password is set. Sign in with it.".to_owned()),
                 form_error: None,
             });
@@ -396,10 +410,15 @@ pub async fn reset_password(
 struct TermsPage {
     chrome: Chrome,
     terms: TermsRow,
+    next: String,
     form_error: Option<FormError>,
 }
 
-pub async fn terms_form(State(state): State<AppState>, page: Page) -> PageResult {
+pub async fn terms_form(
+    State(state): State<AppState>,
+    page: Page,
+    Query(query): Query<NextQuery>,
+) -> PageResult {
     let current = match signed_in(&page) {
         Ok(current) => current,
         Err(redirect) => return Ok(redirect),
@@ -409,11 +428,12 @@ pub async fn terms_form(State(state): State<AppState>, page: Page) -> PageResult
             let body = render(&TermsPage {
                 chrome: page.chrome(),
                 terms,
+                next: safe_next(&query.next).unwrap_or_default().to_owned(),
                 form_error: None,
             });
             Ok((page.jar, body).into_response())
         }
-        None => Ok(Redirect::to("/account").into_response()),
+        None => Ok(Redirect::to(safe_next(&query.next).unwrap_or("/account")).into_response()),
     }
 }
 
@@ -421,6 +441,8 @@ pub async fn terms_form(State(state): State<AppState>, page: Page) -> PageResult
 pub struct AcceptTermsForm {
     #[serde(default)]
     version: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn accept_terms(
@@ -434,7 +456,7 @@ pub async fn accept_terms(
         Err(redirect) => return Ok(redirect),
     };
     match flows::accept_terms(&state, &current.account, &form.version, &client).await {
-        Ok(()) => Ok(Redirect::to("/account").into_response()),
+        Ok(()) => Ok(Redirect::to(safe_next(&form.next).unwrap_or("/account")).into_response()),
         // Newer terms were published meanwhile: show them.
         Err(ApiError::Conflict {
             code: "terms_outdated",
