@@ -213,6 +213,53 @@ impl TestApp {
         self.sign_in(email, PASSWORD).await
     }
 
+    /// Fetches a page with `client` and submits its form (CSRF token included) to
+    /// `action` with `fields`, as a browser would. Returns the answer, unfollowed.
+    pub async fn submit_form(
+        &self,
+        client: &Client,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> Response {
+        let html = client
+            .get(self.url(page))
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        let csrf = csrf_token(&html).unwrap_or_else(|| panic!("no form on {page}: {html}"));
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
+        form.extend_from_slice(fields);
+        client
+            .post(self.url(action))
+            .form(&form)
+            .send()
+            .await
+            .expect("form post")
+    }
+
+    /// Signs `client` in through the sign-in page, continuing to `next`; returns the
+    /// redirect the page answers with.
+    pub async fn page_sign_in(
+        &self,
+        client: &Client,
+        email: &str,
+        password: &str,
+        next: &str,
+    ) -> Response {
+        let page = format!("/sign-in?next={}", urlencode(next));
+        self.submit_form(
+            client,
+            &page,
+            "/sign-in",
+            &[("email", email), ("password", password), ("next", next)],
+        )
+        .await
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -233,7 +280,28 @@ impl Drop for TestApp {
     }
 }
 
-fn new_client() -> Client {
+/// The CSRF token of the first form on a page.
+pub fn csrf_token(html: &str) -> Option<String> {
+    let start = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+pub fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Where a redirect answer points.
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub fn new_client() -> Client {
     Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -81,7 +81,7 @@ fn public_json(body: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
         body,

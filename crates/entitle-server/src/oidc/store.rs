@@ -160,9 +160,8 @@ pub async fn rotate_grant(
     now: i64,
     expires_at: i64,
 ) -> Result<bool, DbError> {
-    let changed =
-        on_db!(ex, |c| {
-            sqlx::query(
+    let changed = on_db!(ex, |c| {
+        sqlx::query(
         "UPDATE oauth_grants SET generation = generation + 1, last_used_at = $1, expires_at = $2 \
          WHERE id = $3 AND generation = $4 AND revoked_at IS NULL AND expires_at > $1"
     )
@@ -173,7 +172,7 @@ pub async fn rotate_grant(
     .execute(c)
     .await
     .map(|r| r.rows_affected())
-        })?;
+    })?;
     Ok(changed == 1)
 }
 
@@ -217,9 +216,8 @@ pub async fn live_grants_of(
         grant: GrantRow,
         client_name: String,
     }
-    let rows: Vec<Joined> =
-        on_db!(ex, |c| {
-            sqlx::query_as(
+    let rows: Vec<Joined> = on_db!(ex, |c| {
+        sqlx::query_as(
         "SELECT g.id, g.account_id, g.client_id, g.scope, g.auth_time, g.generation, g.offline, \
          g.created_at, g.last_used_at, g.expires_at, g.revoked_at, g.ip, g.user_agent, \
          c.name AS client_name \
@@ -231,7 +229,7 @@ pub async fn live_grants_of(
     .bind(now)
     .fetch_all(c)
     .await
-        })?;
+    })?;
     Ok(rows.into_iter().map(|j| (j.grant, j.client_name)).collect())
 }
 

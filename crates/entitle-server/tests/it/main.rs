@@ -4,6 +4,7 @@
 mod account;
 mod cli;
 mod malformed;
+mod oidc;
 mod orgs;
 mod pages;
 mod recovery;
