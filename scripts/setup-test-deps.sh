@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond cargo: Debian's Chromium and the browser
-# tests' npm packages (playwright-core, smtp-server, mailparser). Idempotent.
+# Installs what the test suite needs beyond cargo: Debian's Chromium, the browser
+# tests' npm packages (playwright-core, smtp-server, mailparser) and the independent
+# OpenID Connect relying party (openid-client). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-if [ ! -d browser/node_modules/playwright-core ] || [ browser/package-lock.json -nt browser/node_modules/.package-lock.json ]; then
-  (cd browser && npm ci --no-audit --no-fund --loglevel=error)
-fi
+npm_ci() { # directory, a package that must be there
+  if [ ! -d "$1/node_modules/$2" ] || [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; then
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+npm_ci browser playwright-core
+npm_ci interop openid-client

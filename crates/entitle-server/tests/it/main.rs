@@ -3,6 +3,7 @@
 
 mod account;
 mod cli;
+mod interop;
 mod malformed;
 mod oidc;
 mod orgs;

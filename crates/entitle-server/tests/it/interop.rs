@@ -1,0 +1,70 @@
+//! An independent relying party against the provider: panva's `openid-client` (npm),
+//! run by Node from `interop/`. `scripts/setup-test-deps.sh` installs it.
+
+use std::path::PathBuf;
+
+use entitle_testkit::{TestApp, PASSWORD};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const REDIRECT_URI: &str = "http://127.0.0.1:47011/callback";
+const POST_LOGOUT_REDIRECT_URI: &str = "https://app.example.com/signed-out";
+
+#[tokio::test]
+async fn openid_client_completes_every_flow() {
+    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop");
+    assert!(
+        interop.join("node_modules/openid-client").exists(),
+        "openid-client is not installed: run scripts/setup-test-deps.sh"
+    );
+    let app = TestApp::spawn_with(|c| c.oidc.device_poll_interval_secs = 1).await;
+    let operator = app.operator("olga@example.com").await;
+    let register = |body: Value| {
+        let app = &app;
+        let operator = &operator;
+        async move {
+            let response = app.post_as(operator, "/api/v1/clients", &body).await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            response.json::<Value>().await.expect("client")
+        }
+    };
+    let web = register(json!({
+        "name": "Web application", "confidential": true,
+        "redirect_uris": [REDIRECT_URI], "post_logout_redirect_uris": [POST_LOGOUT_REDIRECT_URI],
+    }))
+    .await;
+    let service = register(json!({
+        "name": "Data source", "confidential": true,
+        "grant_types": ["client_credentials"], "scopes": ["licenses"],
+    }))
+    .await;
+    let email = "rp.person@example.com";
+    app.register(email, PASSWORD).await;
+
+    let output = tokio::process::Command::new("node")
+        .arg("openid-client-rp.mjs")
+        .current_dir(&interop)
+        .env("ISSUER", &app.base_url)
+        .env("CLIENT_ID", web["client_id"].as_str().expect("id"))
+        .env("CLIENT_SECRET", web["client_secret"].as_str().expect("secret"))
+        .env("SERVICE_ID", service["client_id"].as_str().expect("id"))
+        .env("SERVICE_SECRET", service["client_secret"].as_str().expect("secret"))
+        .env("REDIRECT_URI", REDIRECT_URI)
+        .env("POST_LOGOUT_REDIRECT_URI", POST_LOGOUT_REDIRECT_URI)
+        .env("EMAIL", email)
+        .env("PASSWORD", PASSWORD)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), output)
+        .await
+        .expect("the relying party finishes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "openid-client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
+        .expect("a JSON summary");
+    assert_eq!(result["checks"].as_array().map(Vec::len), Some(9), "{result}");
+}
