@@ -200,6 +200,9 @@ pub struct DataExport {
     pub account: Account,
     pub memberships: Vec<Membership>,
     pub sessions: Vec<SessionSummary>,
+    /// Devices and applications signed in as the person (OpenID Connect grants).
+    #[serde(default)]
+    pub devices: Vec<SignedInDevice>,
     pub audit_events: Vec<AuditEvent>,
     pub exported_at: i64,
 }

@@ -758,10 +758,13 @@ pub async fn export(
         })
         .collect();
     let audit_events = audit::of_account(&mut conn, account.id).await?;
+    drop(conn);
+    let devices = crate::oidc::api::devices_of(state, account.id).await?;
     Ok(entitle_proto::DataExport {
         account: account.to_proto(),
         memberships,
         sessions,
+        devices,
         audit_events,
         exported_at: now_ms(),
     })

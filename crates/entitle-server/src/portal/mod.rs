@@ -47,6 +47,10 @@ pub fn router() -> Router<AppState> {
         .route("/terms", get(pages::terms_form).post(pages::accept_terms))
         .route("/account", get(pages::account))
         .route("/account/password", post(pages::change_password))
+        .route(
+            "/account/devices/{id}/sign-out",
+            post(pages::sign_out_device),
+        )
         .route("/account/export", get(pages::export))
         .route("/account/erase", post(pages::erase))
 }

@@ -472,6 +472,7 @@ struct AccountPage {
     chrome: Chrome,
     account: AccountRow,
     memberships: Vec<Membership>,
+    devices: Vec<DeviceView>,
     notice: Option<String>,
     errors: HashMap<String, String>,
     form_error: Option<FormError>,
@@ -499,15 +500,67 @@ async fn account_page(
     };
     let mut conn = state.db.reader().await?;
     let memberships = crate::orgs::store::memberships_of(&mut conn, current.account.id).await?;
+    drop(conn);
+    let devices = crate::oidc::api::devices_of(state, current.account.id)
+        .await?
+        .into_iter()
+        .map(|d| DeviceView {
+            id: d.id,
+            client_name: d.client_name,
+            automatic_sign_in: d.automatic_sign_in,
+            signed_in: minutes(d.created_at),
+            last_used: minutes(d.last_used_at),
+            ip: d.ip,
+            user_agent: d.user_agent,
+        })
+        .collect();
     let body = render(&AccountPage {
         chrome: page.chrome(),
         account: current.account.clone(),
         memberships,
+        devices,
         notice: notice.map(str::to_owned),
         errors,
         form_error,
     });
     Ok((page.jar, body).into_response())
+}
+
+/// A signed-in device as the account page lists it.
+struct DeviceView {
+    id: uuid::Uuid,
+    client_name: String,
+    automatic_sign_in: bool,
+    signed_in: String,
+    last_used: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// `2026-11-23 16:42 UTC`
+fn minutes(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+pub async fn sign_out_device(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    crate::error::Path(id): crate::error::Path<uuid::Uuid>,
+    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current.clone(),
+        Err(redirect) => return Ok(redirect),
+    };
+    match crate::oidc::api::revoke_device(&state, &current.account, id, &client).await {
+        Ok(()) => account_page(&state, page, Some("The device is signed out."), None).await,
+        Err(error) => account_page(&state, page, None, Some(error)).await,
+    }
 }
 
 pub async fn account(State(state): State<AppState>, page: Page) -> PageResult {

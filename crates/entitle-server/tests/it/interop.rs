@@ -46,9 +46,15 @@ async fn openid_client_completes_every_flow() {
         .current_dir(&interop)
         .env("ISSUER", &app.base_url)
         .env("CLIENT_ID", web["client_id"].as_str().expect("id"))
-        .env("CLIENT_SECRET", web["client_secret"].as_str().expect("secret"))
+        .env(
+            "CLIENT_SECRET",
+            web["client_secret"].as_str().expect("secret"),
+        )
         .env("SERVICE_ID", service["client_id"].as_str().expect("id"))
-        .env("SERVICE_SECRET", service["client_secret"].as_str().expect("secret"))
+        .env(
+            "SERVICE_SECRET",
+            service["client_secret"].as_str().expect("secret"),
+        )
         .env("REDIRECT_URI", REDIRECT_URI)
         .env("POST_LOGOUT_REDIRECT_URI", POST_LOGOUT_REDIRECT_URI)
         .env("EMAIL", email)
@@ -66,5 +72,9 @@ async fn openid_client_completes_every_flow() {
     );
     let result: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
         .expect("a JSON summary");
-    assert_eq!(result["checks"].as_array().map(Vec::len), Some(9), "{result}");
+    assert_eq!(
+        result["checks"].as_array().map(Vec::len),
+        Some(9),
+        "{result}"
+    );
 }

@@ -1358,3 +1358,36 @@ async fn only_operators_register_clients_and_registrations_are_checked() {
         "the built-in client stays"
     );
 }
+
+#[tokio::test]
+async fn the_account_page_lists_devices_and_signs_them_out() {
+    let app = TestApp::spawn().await;
+    let browser = signed_in_browser(&app, "nia@example.com").await;
+    let tokens = desktop_tokens(&app, &browser, "openid offline_access").await;
+    let html = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("entitle desktop client") && html.contains("signs in automatically"),
+        "{html}"
+    );
+    let start = html.find("/account/devices/").expect("sign-out form");
+    let action = &html[start..start + html[start..].find('"').expect("end")];
+    let response = app.submit_form(&browser, "/account", action, &[]).await;
+    let html = response.text().await.expect("html");
+    assert!(
+        html.contains("The device is signed out.") && html.contains("No device or application"),
+        "{html}"
+    );
+    expect_oauth_error(
+        refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
