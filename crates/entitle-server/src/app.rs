@@ -56,7 +56,7 @@ impl AppState {
             let mut conn = db.writer().await?;
             crate::oidc::clients::ensure_built_in(&mut conn, &config.oidc).await?;
         }
-        let oidc = Provider::new(&config, keys);
+        let oidc = Provider::new(&config, keys, &db);
         Ok(AppState(Arc::new(Shared {
             oidc,
             hasher: PasswordHasher::new(&config.password)?,

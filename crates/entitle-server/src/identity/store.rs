@@ -52,7 +52,7 @@ impl AccountRow {
     }
 }
 
-const ACCOUNT_COLUMNS: &str = "id, email, first_name, last_name, country, password_hash, status, \
+pub const ACCOUNT_COLUMNS: &str = "id, email, first_name, last_name, country, password_hash, status, \
      email_verified, is_operator, home_org_id, tos_accepted_version, tos_accepted_at, created_at, updated_at";
 
 pub async fn insert_account(ex: &mut impl Executor, a: &AccountRow) -> Result<(), DbError> {

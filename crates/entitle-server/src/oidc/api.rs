@@ -114,6 +114,7 @@ pub async fn disable(state: &AppState, actor: &Actor, client_id: &str) -> ApiRes
     if !clients::disable(&mut tx, client_id).await? {
         return Err(ApiError::NotFound);
     }
+    state.oidc.clients.forget(client_id);
     audit::record(
         &mut tx,
         actor,

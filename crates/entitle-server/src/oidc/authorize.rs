@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{
-    clients::{self, ClientRow, AUTHORIZATION_CODE},
+    clients::{ClientRow, AUTHORIZATION_CODE},
     grants::grantable_scope,
     store::{self, NewCode},
     OAuthError, Params,
@@ -22,7 +22,7 @@ pub const LOGIN_AFTER: &str = "login_after";
 /// An authorization request that may be answered by redirecting to the client.
 #[derive(Debug)]
 pub struct AuthorizeRequest {
-    pub client: ClientRow,
+    pub client: std::sync::Arc<ClientRow>,
     pub redirect_uri: String,
     pub state: Option<String>,
     pub scope: String,
@@ -64,17 +64,13 @@ pub async fn parse(state: &AppState, params: &Params) -> Result<AuthorizeRequest
         .ok_or_else(|| {
             Refusal::page("The application did not say who it is (client_id is missing).")
         })?;
-    let client = {
-        let mut conn = state
-            .db
-            .reader()
-            .await
-            .map_err(|e| Refusal::Page(e.into()))?;
-        clients::by_client_id(&mut conn, client_id)
-            .await
-            .map_err(|e| Refusal::Page(e.into()))?
-    }
-    .ok_or_else(|| Refusal::page("The application that sent you here is not registered."))?;
+    let client = state
+        .oidc
+        .clients
+        .get(&state.db, client_id)
+        .await
+        .map_err(|e| Refusal::Page(e.into()))?
+        .ok_or_else(|| Refusal::page("The application that sent you here is not registered."))?;
     let redirect_uri = params
         .get("redirect_uri")
         .map_err(page_error)?

@@ -1,11 +1,17 @@
 //! Registered clients: who may ask for tokens, where codes may be sent, and how a
 //! client proves who it is at the token endpoint.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
 use entitle_proto::{ClientRegistration, OAuthClient};
 use uuid::Uuid;
 
 use crate::{
-    db::{now_ms, DbError, Executor},
+    db::{now_ms, Db, DbError, Executor},
     error::ApiError,
     identity::{flows::Fields, tokens},
     on_db,
@@ -410,6 +416,54 @@ pub async fn disable(ex: &mut impl Executor, client_id: &str) -> Result<bool, Db
         .map(|r| r.rows_affected()))?;
     }
     Ok(changed > 0)
+}
+
+/// Every token request needs its client, and clients rarely change: they are kept in
+/// memory for a few seconds. A client disabled through this process is dropped at
+/// once; other processes on the same database stop using it within `CACHE_TTL`.
+#[derive(Default)]
+pub struct ClientCache {
+    entries: RwLock<HashMap<String, (Arc<ClientRow>, Instant)>>,
+}
+
+const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Only registered clients are cached, but bound it anyway.
+const CACHE_MAX: usize = 10_000;
+
+impl ClientCache {
+    pub async fn get(&self, db: &Db, client_id: &str) -> Result<Option<Arc<ClientRow>>, DbError> {
+        let cached = self
+            .entries
+            .read()
+            .ok()
+            .and_then(|e| e.get(client_id).cloned());
+        if let Some((row, at)) = cached {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(Some(row));
+            }
+        }
+        let row = {
+            let mut conn = db.reader().await?;
+            by_client_id(&mut conn, client_id).await?
+        };
+        let Some(row) = row.map(Arc::new) else {
+            self.forget(client_id);
+            return Ok(None);
+        };
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(client_id.to_owned(), (row.clone(), Instant::now()));
+        }
+        Ok(Some(row))
+    }
+
+    pub fn forget(&self, client_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(client_id);
+        }
+    }
 }
 
 /// Whether a presented secret is this client's, compared on hashes in constant time.

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::{
     authorize::{self, Needs, Refusal},
     clients,
-    grants::{self, add_person_claims, load_subject},
+    grants::{self, load_subject, PersonClaims},
     no_store_json, scope_has, store, OAuthError, Params,
 };
 use crate::{
@@ -238,9 +238,20 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 "The account is no longer active.",
             ));
         };
-        let mut answer = json!({ "sub": claims.sub });
-        add_person_claims(&mut answer, &subject, &claims.scope);
-        Ok(no_store_json(answer.to_string()).into_response())
+        #[derive(serde::Serialize)]
+        struct UserInfo<'a> {
+            sub: &'a str,
+            #[serde(flatten)]
+            person: PersonClaims<'a>,
+        }
+        let answer = UserInfo {
+            sub: &claims.sub,
+            person: PersonClaims::of(&subject, &claims.scope),
+        };
+        Ok(
+            no_store_json(serde_json::to_string(&answer).map_err(anyhow::Error::from)?)
+                .into_response(),
+        )
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

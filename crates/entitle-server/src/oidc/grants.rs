@@ -1,6 +1,8 @@
 //! The token endpoint's rules: client authentication, each grant type, and the tokens
 //! they issue; also revocation, introspection and reading access tokens back.
 
+use std::{collections::HashMap, sync::Arc};
+
 use axum::http::{header, HeaderMap};
 use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
@@ -17,6 +19,7 @@ use super::{
         self, ClientRow, AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN,
     },
     keys::Alg,
+    rotation::Rotation,
     scope_has,
     store::{self, GrantRow},
     AccessClaims, OAuthError, Params,
@@ -24,11 +27,12 @@ use super::{
 use crate::{
     app::{AppState, Client},
     audit::{self, Actor, Entry},
-    db::{now_ms, Executor},
+    db::{now_ms, DbError, Executor},
     identity::{
-        store::{account_by_id, AccountRow},
+        store::{AccountRow, ACCOUNT_COLUMNS},
         tokens,
     },
+    on_db,
 };
 
 /// The successful token response (RFC 6749 §5.1).
@@ -51,7 +55,7 @@ pub async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<ClientRow, OAuthError> {
+) -> Result<Arc<ClientRow>, OAuthError> {
     let basic = match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -80,8 +84,10 @@ pub async fn authenticate_client(
             None => return Err(OAuthError::invalid_client(false)),
         },
     };
-    let mut conn = state.db.reader().await?;
-    let client = clients::by_client_id(&mut conn, &client_id)
+    let client = state
+        .oidc
+        .clients
+        .get(&state.db, &client_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client(via_basic))?;
     let authenticated = match (&secret, client.confidential) {
@@ -132,6 +138,7 @@ pub fn grantable_scope(client: &ClientRow, requested: &str) -> Result<String, OA
 }
 
 /// A person and what tokens say about them.
+#[derive(Debug, Clone)]
 pub struct Subject {
     pub account: AccountRow,
     pub roles: Vec<String>,
@@ -141,17 +148,56 @@ pub async fn load_subject(
     ex: &mut impl Executor,
     account_id: Uuid,
 ) -> Result<Option<Subject>, OAuthError> {
-    let Some(account) = account_by_id(ex, account_id).await? else {
-        return Ok(None);
-    };
-    if !account.is_active() {
-        return Ok(None);
+    Ok(subjects_of(ex, &[account_id]).await?.remove(&account_id))
+}
+
+/// The active accounts among `ids` with their roles in their home organization, in one
+/// query.
+pub async fn subjects_of(
+    ex: &mut impl Executor,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Subject>, DbError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        account: AccountRow,
+        role: Option<String>,
     }
-    let roles = match account.home_org_id {
-        Some(org) => crate::orgs::store::roles_of(ex, org, account.id).await?,
-        None => Vec::new(),
+    let Some(first) = ids.first() else {
+        return Ok(HashMap::new());
     };
-    Ok(Some(Subject { account, roles }))
+    // Padded to a power of two (repeating an id changes nothing), so a handful of
+    // statement shapes stay in the prepared-statement cache.
+    let mut ids = ids.to_vec();
+    ids.resize(ids.len().next_power_of_two(), *first);
+    let columns: Vec<String> = ACCOUNT_COLUMNS
+        .split(',')
+        .map(|c| format!("a.{}", c.trim()))
+        .collect();
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {}, r.role FROM accounts a \
+         LEFT JOIN org_member_roles r ON r.account_id = a.id AND r.org_id = a.home_org_id \
+         WHERE a.id IN ({}) ORDER BY r.role",
+        columns.join(", "),
+        placeholders.join(", ")
+    );
+    let rows: Vec<Row> = on_db!(ex, |c| {
+        let mut query = sqlx::query_as(&sql);
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })?;
+    let mut subjects: HashMap<Uuid, Subject> = HashMap::new();
+    for row in rows.into_iter().filter(|r| r.account.is_active()) {
+        let subject = subjects.entry(row.account.id).or_insert_with(|| Subject {
+            account: row.account.clone(),
+            roles: Vec::new(),
+        });
+        subject.roles.extend(row.role);
+    }
+    Ok(subjects)
 }
 
 /// What the issued tokens are for.
@@ -197,21 +243,19 @@ pub fn issue(state: &AppState, issue: Issue<'_>) -> Result<TokenResponse, OAuthE
     let access_token = keys.signing(access_alg)?.sign("at+jwt", &access_claims)?;
     let id_token = match (issue.subject, issue.grant) {
         (Some(subject), Some(grant)) if scope_has(issue.scope, "openid") => {
-            let mut claims = json!({
-                "iss": provider.issuer,
-                "sub": sub,
-                "aud": client.client_id,
-                "azp": client.client_id,
-                "exp": now + state.config.oidc.id_token_ttl_secs,
-                "iat": now,
-                "auth_time": grant.auth_time / 1000,
-                "sid": grant.id,
-                "at_hash": at_hash(&access_token),
-            });
-            if let Some(nonce) = issue.nonce {
-                claims["nonce"] = json!(nonce);
-            }
-            add_person_claims(&mut claims, subject, issue.scope);
+            let claims = IdClaims {
+                iss: &provider.issuer,
+                sub: &sub,
+                aud: &client.client_id,
+                azp: &client.client_id,
+                exp: now + state.config.oidc.id_token_ttl_secs,
+                iat: now,
+                auth_time: grant.auth_time / 1000,
+                sid: grant.id,
+                at_hash: at_hash(&access_token),
+                nonce: issue.nonce,
+                person: PersonClaims::of(subject, issue.scope),
+            };
             let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
             Some(keys.signing(alg)?.sign("JWT", &claims)?)
         }
@@ -231,22 +275,65 @@ pub fn issue(state: &AppState, issue: Issue<'_>) -> Result<TokenResponse, OAuthE
     })
 }
 
+/// The claims of an ID token (OpenID Connect Core §2).
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    sid: Uuid,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    #[serde(flatten)]
+    person: PersonClaims<'a>,
+}
+
 /// The person's claims a scope releases, for ID tokens and userinfo.
-pub fn add_person_claims(claims: &mut Value, subject: &Subject, scope: &str) {
-    let account = &subject.account;
-    if scope_has(scope, "email") {
-        claims["email"] = json!(account.email);
-        claims["email_verified"] = json!(account.email_verified);
-    }
-    if scope_has(scope, "profile") {
-        claims["given_name"] = json!(account.first_name);
-        claims["family_name"] = json!(account.last_name);
-        claims["name"] = json!(format!("{} {}", account.first_name, account.last_name));
-        claims["country"] = json!(account.country);
-    }
-    if scope_has(scope, "org") {
-        claims["org"] = json!(account.home_org_id);
-        claims["roles"] = json!(subject.roles);
+#[derive(Serialize, Default)]
+pub struct PersonClaims<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    /// Present (possibly null) with the `org` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org: Option<Option<Uuid>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<&'a [String]>,
+}
+
+impl<'a> PersonClaims<'a> {
+    pub fn of(subject: &'a Subject, scope: &str) -> PersonClaims<'a> {
+        let account = &subject.account;
+        let mut claims = PersonClaims::default();
+        if scope_has(scope, "email") {
+            claims.email = Some(&account.email);
+            claims.email_verified = Some(account.email_verified);
+        }
+        if scope_has(scope, "profile") {
+            claims.given_name = Some(&account.first_name);
+            claims.family_name = Some(&account.last_name);
+            claims.name = Some(format!("{} {}", account.first_name, account.last_name));
+            claims.country = Some(&account.country);
+        }
+        if scope_has(scope, "org") {
+            claims.org = Some(account.home_org_id);
+            claims.roles = Some(&subject.roles);
+        }
+        claims
     }
 }
 
@@ -488,48 +575,47 @@ async fn refresh_token(
         .oidc
         .parse_refresh_token(presented)
         .ok_or_else(invalid)?;
-    let now = now_ms();
-    let (grant, subject) = {
-        let mut conn = state.db.reader().await?;
-        let Some(grant) = store::grant_by_id(&mut conn, grant_id).await? else {
-            return Err(invalid());
-        };
-        let subject = load_subject(&mut conn, grant.account_id).await?;
-        (grant, subject)
-    };
-    if grant.client_id != client.client_id || !grant.offline || !grant.is_live(now) {
-        return Err(invalid());
-    }
-    if generation != grant.generation {
-        revoke_replayed(state, Some(grant.id), "rotated refresh token reused").await?;
-        return Err(OAuthError::invalid_grant(
-            "This refresh token was already used; every token of its family is revoked.",
-        ));
-    }
-    let scope = match params.get("scope")? {
-        Some(requested) => {
-            for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-                if !scope_has(&grant.scope, scope) {
-                    return Err(OAuthError::invalid_scope(format!(
-                        "The scope {scope:?} was not granted to this refresh token."
-                    )));
-                }
-            }
-            requested.to_owned()
+    let requested_scope = params.get("scope")?;
+    if let Some(requested) = requested_scope {
+        // Checked before rotating, so a refused request changes nothing.
+        let grant = {
+            let mut conn = state.db.reader().await?;
+            store::grant_by_id(&mut conn, grant_id).await?
         }
-        None => grant.scope.clone(),
+        .ok_or_else(invalid)?;
+        for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+            if !scope_has(&grant.scope, scope) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "The scope {scope:?} was not granted to this refresh token."
+                )));
+            }
+        }
+    }
+    let rotation = Rotation {
+        grant_id,
+        generation,
+        client_id: client.client_id.clone(),
+    };
+    let Some((rotated, subject)) = state.oidc.rotator.rotate(rotation).await? else {
+        return Err(refused_refresh(state, client, grant_id, generation).await?);
     };
     let subject = subject.ok_or_else(invalid)?;
-    let expires_at = now + client.refresh_token_ttl_secs * 1000;
-    let rotated = {
-        let mut conn = state.db.writer().await?;
-        store::rotate_grant(&mut conn, grant.id, generation, now, expires_at).await?
+    let grant = GrantRow {
+        id: rotated.id,
+        account_id: rotated.account_id,
+        client_id: client.client_id.clone(),
+        scope: rotated.scope,
+        auth_time: rotated.auth_time,
+        generation: generation + 1,
+        offline: true,
+        created_at: rotated.created_at,
+        last_used_at: now_ms(),
+        expires_at: rotated.expires_at,
+        revoked_at: None,
+        ip: None,
+        user_agent: None,
     };
-    if !rotated {
-        // Used concurrently with this very token: a reuse.
-        revoke_replayed(state, Some(grant.id), "rotated refresh token reused").await?;
-        return Err(invalid());
-    }
+    let scope = requested_scope.unwrap_or(&grant.scope).to_owned();
     issue(
         state,
         Issue {
@@ -538,9 +624,35 @@ async fn refresh_token(
             scope: &scope,
             grant: Some(&grant),
             nonce: None,
-            refresh_generation: Some(generation + 1),
+            refresh_generation: Some(grant.generation),
         },
     )
+}
+
+/// Why a refresh token did not rotate. An older generation of a live grant is a
+/// reuse: the whole family is revoked.
+async fn refused_refresh(
+    state: &AppState,
+    client: &ClientRow,
+    grant_id: Uuid,
+    generation: i64,
+) -> Result<OAuthError, OAuthError> {
+    let grant = {
+        let mut conn = state.db.reader().await?;
+        store::grant_by_id(&mut conn, grant_id).await?
+    };
+    let reused = grant.as_ref().is_some_and(|g| {
+        g.client_id == client.client_id && g.revoked_at.is_none() && generation < g.generation
+    });
+    if reused {
+        revoke_replayed(state, Some(grant_id), "rotated refresh token reused").await?;
+        return Ok(OAuthError::invalid_grant(
+            "This refresh token was already used; every token of its family is revoked.",
+        ));
+    }
+    Ok(OAuthError::invalid_grant(
+        "The refresh token is invalid, expired or revoked.",
+    ))
 }
 
 fn client_credentials(
@@ -771,14 +883,16 @@ pub async fn read_access_token(
     else {
         return Ok(None);
     };
-    let mut conn = state.db.reader().await?;
-    if store::access_token_revoked(&mut conn, claims.jti).await? {
-        return Ok(None);
-    }
-    if clients::by_client_id(&mut conn, &claims.client_id)
+    if provider
+        .clients
+        .get(&state.db, &claims.client_id)
         .await?
         .is_none()
     {
+        return Ok(None);
+    }
+    let mut conn = state.db.reader().await?;
+    if store::access_token_revoked(&mut conn, claims.jti).await? {
         return Ok(None);
     }
     if let Some(sid) = claims.sid {

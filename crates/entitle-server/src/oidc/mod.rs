@@ -13,6 +13,7 @@ pub mod clients;
 pub mod endpoints;
 pub mod grants;
 pub mod keys;
+pub mod rotation;
 pub mod store;
 
 use axum::{
@@ -33,12 +34,14 @@ pub use keys::KeyRing;
 pub struct Provider {
     pub keys: KeyRing,
     pub issuer: String,
+    pub rotator: rotation::Rotator,
+    pub clients: clients::ClientCache,
     refresh_mac_key: [u8; 32],
     discovery: String,
 }
 
 impl Provider {
-    pub fn new(config: &Config, keys: KeyRing) -> Provider {
+    pub fn new(config: &Config, keys: KeyRing, db: &crate::db::Db) -> Provider {
         let issuer = config.public_base();
         let refresh_mac_key = keys.kek().derive("entitle refresh tokens v1");
         Provider {
@@ -46,6 +49,8 @@ impl Provider {
             issuer,
             refresh_mac_key,
             keys,
+            rotator: rotation::Rotator::start(db.clone()),
+            clients: clients::ClientCache::default(),
         }
     }
 

@@ -151,31 +151,6 @@ pub async fn grant_by_id(ex: &mut impl Executor, id: Uuid) -> Result<Option<Gran
     .map_err(Into::into)
 }
 
-/// Advances a grant's refresh token from `generation` and slides its expiry; false when
-/// the grant moved on meanwhile, was revoked or expired.
-pub async fn rotate_grant(
-    ex: &mut impl Executor,
-    id: Uuid,
-    generation: i64,
-    now: i64,
-    expires_at: i64,
-) -> Result<bool, DbError> {
-    let changed = on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE oauth_grants SET generation = generation + 1, last_used_at = $1, expires_at = $2 \
-         WHERE id = $3 AND generation = $4 AND revoked_at IS NULL AND expires_at > $1"
-    )
-    .bind(now)
-    .bind(expires_at)
-    .bind(id)
-    .bind(generation)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(changed == 1)
-}
-
 pub async fn revoke_grant(ex: &mut impl Executor, id: Uuid, now: i64) -> Result<bool, DbError> {
     let changed = on_db!(ex, |c| sqlx::query(
         "UPDATE oauth_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"

@@ -1391,3 +1391,69 @@ async fn the_account_page_lists_devices_and_signs_them_out() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_same_refresh_token_used_twice_at_once_wins_once_and_ends_the_family() {
+    let app = TestApp::spawn().await;
+    let browser = signed_in_browser(&app, "oli@example.com").await;
+    let tokens = desktop_tokens(&app, &browser, "openid offline_access").await;
+    let token = tokens["refresh_token"].as_str().expect("rt");
+    let (a, b) = tokio::join!(refresh(&app, token, &[]), refresh(&app, token, &[]));
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    let winner: Value = if a.status() == StatusCode::OK {
+        a.json().await
+    } else {
+        b.json().await
+    }
+    .expect("json");
+    expect_oauth_error(
+        refresh(&app, winner["refresh_token"].as_str().expect("rt"), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_carry_the_home_organization_and_roles() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@example.com").await;
+    let response = app
+        .post_as(
+            &operator,
+            "/api/v1/orgs",
+            &json!({"name": "Acme", "fulfillment_contact": {"email": "fiona@acme.example", "first_name": "Fiona", "last_name": "Contact", "country": "GB"}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let org: Value = response.json().await.expect("org");
+    let mail = app.mail.expect("fiona@acme.example", "added to Acme").await;
+    let token = mail.token("/reset-password").expect("link");
+    let response = app
+        .post(
+            "/api/v1/reset-password",
+            &json!({"token": token, "email": "fiona@acme.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let browser = new_client();
+    app.page_sign_in(&browser, "fiona@acme.example", PASSWORD, "/account")
+        .await;
+    let tokens = desktop_tokens(&app, &browser, "openid org offline_access").await;
+    let id = verify_with_jwks(&app, tokens["id_token"].as_str().expect("id"), DESKTOP).await;
+    assert_eq!(id["org"], org["id"]);
+    assert_eq!(id["roles"], json!(["fulfillment_contact"]));
+    // Refreshed tokens (read in a batch) say the same.
+    let response = refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await;
+    let refreshed: Value = response.json().await.expect("tokens");
+    let access = verify_with_jwks(
+        &app,
+        refreshed["access_token"].as_str().expect("at"),
+        &app.base_url,
+    )
+    .await;
+    assert_eq!(access["org"], org["id"]);
+    assert_eq!(access["roles"], json!(["fulfillment_contact"]));
+}
