@@ -186,7 +186,7 @@ fn wait_ready(url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ok = Command::new("curl")
-            .args(["-fsS", "-o", "/dev/null", url])
+            .args(["-fs", "-o", "/dev/null", url])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);

@@ -29,7 +29,7 @@ use crate::{
     audit::{self, Actor, Entry},
     db::{now_ms, DbError, Executor},
     identity::{
-        store::{AccountRow, ACCOUNT_COLUMNS},
+        store::{current_terms, AccountRow, ACCOUNT_COLUMNS},
         tokens,
     },
     on_db,
@@ -142,6 +142,9 @@ pub fn grantable_scope(client: &ClientRow, requested: &str) -> Result<String, OA
 pub struct Subject {
     pub account: AccountRow,
     pub roles: Vec<String>,
+    /// Newer Terms of Service were published that the person has not accepted: nothing
+    /// is issued to them until they sign in and accept.
+    pub owes_terms: bool,
 }
 
 pub async fn load_subject(
@@ -152,7 +155,7 @@ pub async fn load_subject(
 }
 
 /// The active accounts among `ids` with their roles in their home organization, in one
-/// query.
+/// query, and whether each owes acceptance of the current terms.
 pub async fn subjects_of(
     ex: &mut impl Executor,
     ids: &[Uuid],
@@ -189,15 +192,29 @@ pub async fn subjects_of(
         }
         query.fetch_all(c).await
     })?;
+    let terms = current_terms(ex).await?.map(|t| t.version);
     let mut subjects: HashMap<Uuid, Subject> = HashMap::new();
     for row in rows.into_iter().filter(|r| r.account.is_active()) {
         let subject = subjects.entry(row.account.id).or_insert_with(|| Subject {
+            owes_terms: terms.is_some() && row.account.tos_accepted_version != terms,
             account: row.account.clone(),
             roles: Vec::new(),
         });
         subject.roles.extend(row.role);
     }
     Ok(subjects)
+}
+
+/// A person tokens may be issued to: active, and bound by the current terms.
+fn issuable(subject: Option<Subject>) -> Result<Subject, OAuthError> {
+    let subject =
+        subject.ok_or_else(|| OAuthError::invalid_grant("The account is no longer active."))?;
+    if subject.owes_terms {
+        return Err(OAuthError::invalid_grant(
+            "New Terms of Service were published: sign in again and accept them.",
+        ));
+    }
+    Ok(subject)
 }
 
 /// What the issued tokens are for.
@@ -461,11 +478,10 @@ async fn authorization_code(
         ));
     }
     check_pkce(row.code_challenge.as_deref(), verifier)?;
-    let subject = {
+    let subject = issuable({
         let mut conn = state.db.reader().await?;
         load_subject(&mut conn, row.account_id).await?
-    }
-    .ok_or_else(|| OAuthError::invalid_grant("The account is no longer active."))?;
+    })?;
     let mut tx = state.db.begin().await?;
     let grant = open_grant(
         &mut tx,
@@ -599,7 +615,7 @@ async fn refresh_token(
     let Some((rotated, subject)) = state.oidc.rotator.rotate(rotation).await? else {
         return Err(refused_refresh(state, client, grant_id, generation).await?);
     };
-    let subject = subject.ok_or_else(invalid)?;
+    let subject = issuable(subject)?;
     let grant = GrantRow {
         id: rotated.id,
         account_id: rotated.account_id,
@@ -799,11 +815,10 @@ async fn device_code(
     }
     match (row.approved, row.account_id) {
         (Some(true), Some(account_id)) => {
-            let subject = {
+            let subject = issuable({
                 let mut conn = state.db.reader().await?;
                 load_subject(&mut conn, account_id).await?
-            }
-            .ok_or_else(|| OAuthError::invalid_grant("The account is no longer active."))?;
+            })?;
             let mut tx = state.db.begin().await?;
             if !store::consume_device(&mut tx, &hash, now).await? {
                 return Err(OAuthError::invalid_grant(

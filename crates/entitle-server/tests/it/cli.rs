@@ -87,3 +87,80 @@ fn default_config_prints_a_commented_example() {
     assert!(text.contains("memory_kib = 19456"));
     assert!(text.contains("# [smtp]"));
 }
+
+#[tokio::test]
+async fn clients_and_keys_are_managed_from_the_command_line() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let database_url = entitle_testkit::fresh_database().await.expect("database");
+    let url = database_url.as_deref();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let created = entitled(
+        temp.path(),
+        url,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "Data source",
+            "--confidential",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "licenses",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let out = text(&created);
+    assert!(
+        out.contains("client_id: ") && out.contains("client_secret: "),
+        "{out}"
+    );
+    let client_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id: "))
+        .expect("client id")
+        .to_owned();
+    let listed = entitled(temp.path(), url, &["clients", "list"]);
+    assert!(text(&listed).contains(&client_id) && text(&listed).contains("entitle-desktop"));
+
+    // Refused registrations say why and store nothing.
+    let refused = entitled(
+        temp.path(),
+        url,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "http://app.example/cb",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused).contains("loopback"), "{}", text(&refused));
+    let disabled = entitled(temp.path(), url, &["clients", "disable", &client_id]);
+    assert!(disabled.status.success(), "{}", text(&disabled));
+    let again = entitled(temp.path(), url, &["clients", "disable", &client_id]);
+    assert!(!again.status.success());
+    let builtin = entitled(temp.path(), url, &["clients", "disable", "entitle-desktop"]);
+    assert!(!builtin.status.success());
+
+    let before = text(&entitled(temp.path(), url, &["keys", "list"]));
+    assert_eq!(before.matches(" active").count(), 3, "{before}");
+    let rotated = entitled(temp.path(), url, &["keys", "rotate"]);
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let after = text(&entitled(temp.path(), url, &["keys", "list"]));
+    assert_eq!(after.matches(" active").count(), 3, "{after}");
+    assert_eq!(
+        after.matches("retired, published until").count(),
+        3,
+        "{after}"
+    );
+}

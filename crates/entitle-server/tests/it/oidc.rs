@@ -354,6 +354,37 @@ async fn terms_of_service_are_accepted_before_a_code_is_issued() {
     assert_eq!(location(&response), next);
     let response = authorize(&app, &browser, &next).await;
     code_from(&app, &response);
+
+    // New terms: automatic sign-in stops until the person signs in and accepts them.
+    let tokens = desktop_tokens(&app, &browser, "openid offline_access").await;
+    let accepted = app
+        .post_as(
+            &operator,
+            "/api/v1/terms/accept",
+            &json!({"version": "2026-11"}),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::NO_CONTENT);
+    let response = app
+        .post_as(
+            &operator,
+            "/api/v1/terms",
+            &json!({"version": "2026-12", "title": "Terms", "body": "Be nicer."}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body = expect_oauth_error(
+        refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Terms of Service")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -1456,4 +1487,145 @@ async fn tokens_carry_the_home_organization_and_roles() {
     .await;
     assert_eq!(access["org"], org["id"]);
     assert_eq!(access["roles"], json!(["fulfillment_contact"]));
+}
+
+#[tokio::test]
+async fn rotated_keys_stay_published_until_their_tokens_expire() {
+    use entitle_server::oidc::keys;
+    let app = TestApp::spawn().await;
+    let browser = signed_in_browser(&app, "pia@example.com").await;
+    let before = desktop_tokens(&app, &browser, "openid").await;
+    let old_kid = jsonwebtoken::decode_header(before["id_token"].as_str().expect("id"))
+        .expect("h")
+        .kid;
+    let state = &app.state;
+    let retention = keys::longest_token_lifetime_ms(&state.db, &state.config.oidc)
+        .await
+        .expect("retention");
+    assert!(retention >= state.config.oidc.id_token_ttl_secs * 1000);
+    keys::rotate(&state.db, state.oidc.keys.kek(), retention)
+        .await
+        .expect("rotates");
+    state.oidc.keys.reload(&state.db).await.expect("reloads");
+
+    let jwks: Value = app.get("/oauth2/jwks").await.json().await.expect("jwks");
+    assert_eq!(
+        jwks["keys"].as_array().expect("keys").len(),
+        6,
+        "old and new keys published"
+    );
+    assert_eq!(
+        userinfo(&app, before["access_token"].as_str().expect("at"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let after = desktop_tokens(&app, &browser, "openid").await;
+    let new_kid = jsonwebtoken::decode_header(after["id_token"].as_str().expect("id"))
+        .expect("h")
+        .kid;
+    assert_ne!(old_kid, new_kid);
+    verify_with_jwks(&app, after["id_token"].as_str().expect("id"), DESKTOP).await;
+
+    // Once the retention is over, the old keys are gone and their tokens with them.
+    {
+        let mut conn = state.db.writer().await.expect("db");
+        on_db!(&mut conn, |c| sqlx::query(
+            "UPDATE signing_keys SET publish_until = 0 WHERE retired_at IS NOT NULL"
+        )
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .expect("expire");
+    }
+    state.oidc.keys.reload(&state.db).await.expect("reloads");
+    let jwks: Value = app.get("/oauth2/jwks").await.json().await.expect("jwks");
+    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 3);
+    assert_eq!(
+        userinfo(&app, before["access_token"].as_str().expect("at"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_to_the_other_endpoints_get_oauth_errors() {
+    let app = TestApp::spawn().await;
+    let form = |path: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let app = &app;
+        async move {
+            new_client()
+                .post(app.url(path))
+                .form(&fields)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    expect_oauth_error(
+        form(
+            "/oauth2/device_authorization",
+            vec![("client_id", "nobody")],
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+    expect_oauth_error(
+        form(
+            "/oauth2/device_authorization",
+            vec![("client_id", DESKTOP), ("scope", "openid everything")],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    )
+    .await;
+    expect_oauth_error(
+        form("/oauth2/revoke", vec![("client_id", DESKTOP)]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    expect_oauth_error(
+        form("/oauth2/introspect", vec![("token", "x")]).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+    let basic_garbage = new_client()
+        .post(app.url("/oauth2/token"))
+        .header("authorization", "Basic %%%")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token");
+    expect_oauth_error(basic_garbage, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let huge = "a".repeat(100 * 1024);
+    let too_big = new_client()
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", huge.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let logout = new_client()
+        .get(app.url("/oauth2/logout?id_token_hint=not-a-jwt"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::BAD_REQUEST);
+    let device = new_client()
+        .get(app.url("/device?user_code=%FF"))
+        .send()
+        .await
+        .expect("device");
+    assert!(device.status() == StatusCode::SEE_OTHER || device.status() == StatusCode::BAD_REQUEST);
+    assert_eq!(count(&app, "oauth_device_codes").await, 0);
+    assert_eq!(count(&app, "oauth_grants").await, 0);
 }
