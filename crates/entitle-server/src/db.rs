@@ -88,6 +88,18 @@ macro_rules! on_db {
     };
 }
 
+/// Runs one statement with bound values on either backend; yields the rows it changed.
+#[macro_export]
+macro_rules! execute {
+    ($ex:expr, $sql:expr $(, $value:expr)* $(,)?) => {
+        $crate::on_db!($ex, |c| sqlx::query($sql)
+            $(.bind($value))*
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+
 impl Db {
     /// Opens (creating if needed) the database: PostgreSQL for `postgres://` URLs,
     /// otherwise SQLite at `sqlite:` URL or `<data_dir>/entitle.db`.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     db::{now_ms, Db, DbError, Executor},
     error::ApiError,
+    execute,
     identity::{flows::Fields, tokens},
     on_db,
 };
@@ -308,33 +309,11 @@ pub async fn insert(
         created_at: now_ms(),
         disabled_at: None,
     };
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO oauth_clients (id, client_id, name, confidential, secret_hash, redirect_uris, \
+    execute!(ex, "INSERT INTO oauth_clients (id, client_id, name, confidential, secret_hash, redirect_uris, \
          post_logout_redirect_uris, grant_types, scopes, org_id, access_token_ttl_secs, \
          refresh_token_ttl_secs, id_token_alg, built_in, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (client_id) DO NOTHING"
-    )
-    .bind(row.id)
-    .bind(&row.client_id)
-    .bind(&row.name)
-    .bind(row.confidential)
-    .bind(&row.secret_hash)
-    .bind(&row.redirect_uris)
-    .bind(&row.post_logout_redirect_uris)
-    .bind(&row.grant_types)
-    .bind(&row.scopes)
-    .bind(row.org_id)
-    .bind(row.access_token_ttl_secs)
-    .bind(row.refresh_token_ttl_secs)
-    .bind(&row.id_token_alg)
-    .bind(row.built_in)
-    .bind(row.created_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+         ON CONFLICT (client_id) DO NOTHING", row.id, &row.client_id, &row.name, row.confidential, &row.secret_hash, &row.redirect_uris, &row.post_logout_redirect_uris, &row.grant_types, &row.scopes, row.org_id, row.access_token_ttl_secs, row.refresh_token_ttl_secs, &row.id_token_alg, row.built_in, row.created_at)?;
     Ok((row, secret.map(|s| s.secret)))
 }
 
@@ -395,25 +374,14 @@ pub async fn list(ex: &mut impl Executor) -> Result<Vec<ClientRow>, DbError> {
 /// Disables a client: its tokens stop working and it cannot get new ones.
 pub async fn disable(ex: &mut impl Executor, client_id: &str) -> Result<bool, DbError> {
     let now = now_ms();
-    let changed = on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE oauth_clients SET disabled_at = $1 WHERE client_id = $2 AND disabled_at IS NULL AND NOT built_in"
-    )
-    .bind(now)
-    .bind(client_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    let changed = execute!(ex, "UPDATE oauth_clients SET disabled_at = $1 WHERE client_id = $2 AND disabled_at IS NULL AND NOT built_in", now, client_id)?;
     if changed > 0 {
-        on_db!(ex, |c| sqlx::query(
-            "UPDATE oauth_grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL"
-        )
-        .bind(now)
-        .bind(client_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        execute!(
+            ex,
+            "UPDATE oauth_grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+            now,
+            client_id
+        )?;
     }
     Ok(changed > 0)
 }

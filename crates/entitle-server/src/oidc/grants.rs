@@ -512,14 +512,25 @@ async fn authorization_code(
         ));
     }
     tx.commit().await?;
+    issue_first(state, client, &subject, &grant, row.nonce.as_deref())
+}
+
+/// The first tokens of a new grant: a refresh token of generation 0 when offline.
+fn issue_first(
+    state: &AppState,
+    client: &ClientRow,
+    subject: &Subject,
+    grant: &GrantRow,
+    nonce: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     issue(
         state,
         Issue {
             client,
-            subject: Some(&subject),
-            scope: &row.scope,
-            grant: Some(&grant),
-            nonce: row.nonce.as_deref(),
+            subject: Some(subject),
+            scope: &grant.scope,
+            grant: Some(grant),
+            nonce,
             refresh_generation: grant.offline.then_some(0),
         },
     )
@@ -837,17 +848,7 @@ async fn device_code(
             )
             .await?;
             tx.commit().await?;
-            issue(
-                state,
-                Issue {
-                    client,
-                    subject: Some(&subject),
-                    scope: &row.scope,
-                    grant: Some(&grant),
-                    nonce: None,
-                    refresh_generation: grant.offline.then_some(0),
-                },
-            )
+            issue_first(state, client, &subject, &grant, None)
         }
         (Some(_), _) => Err(OAuthError::new(
             "access_denied",

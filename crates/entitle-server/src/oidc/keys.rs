@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     db::{now_ms, Db, DbError, Executor},
-    on_db,
+    execute, on_db,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -469,18 +469,16 @@ async fn insert_new_key(
     jwk["alg"] = json!(alg.as_str());
     jwk["use"] = json!("sig");
     let sealed = kek.seal(&kid, &der)?;
-    on_db!(ex, |c| sqlx::query(
+    execute!(
+        ex,
         "INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5)"
-    )
-    .bind(&kid)
-    .bind(alg.as_str())
-    .bind(jwk.to_string())
-    .bind(&sealed)
-    .bind(now_ms())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+         VALUES ($1, $2, $3, $4, $5)",
+        &kid,
+        alg.as_str(),
+        jwk.to_string(),
+        &sealed,
+        now_ms()
+    )?;
     Ok(kid)
 }
 
@@ -537,14 +535,12 @@ pub async fn rotate(
 ) -> anyhow::Result<Vec<String>> {
     let now = now_ms();
     let mut tx = db.begin().await?;
-    on_db!(&mut tx, |c| sqlx::query(
-        "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL"
-    )
-    .bind(now)
-    .bind(now + retention_ms)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    execute!(
+        &mut tx,
+        "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
+        now,
+        now + retention_ms
+    )?;
     let mut kids = Vec::new();
     for alg in Alg::ALL {
         kids.push(insert_new_key(&mut tx, kek, alg).await?);

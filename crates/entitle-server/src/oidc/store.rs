@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{DbError, Executor},
-    on_db,
+    execute, on_db,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -36,24 +36,22 @@ pub struct NewCode<'a> {
 }
 
 pub async fn insert_code(ex: &mut impl Executor, code: &NewCode<'_>) -> Result<(), DbError> {
-    on_db!(ex, |c| sqlx::query(
+    execute!(
+        ex,
         "INSERT INTO oauth_codes (code_hash, client_id, account_id, redirect_uri, scope, nonce, \
          code_challenge, auth_time, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    )
-    .bind(code.code_hash)
-    .bind(code.client_id)
-    .bind(code.account_id)
-    .bind(code.redirect_uri)
-    .bind(code.scope)
-    .bind(code.nonce)
-    .bind(code.code_challenge)
-    .bind(code.auth_time)
-    .bind(code.created_at)
-    .bind(code.expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        code.code_hash,
+        code.client_id,
+        code.account_id,
+        code.redirect_uri,
+        code.scope,
+        code.nonce,
+        code.code_challenge,
+        code.auth_time,
+        code.created_at,
+        code.expires_at
+    )?;
     Ok(())
 }
 
@@ -75,17 +73,7 @@ pub async fn use_code(
     grant_id: Uuid,
     now: i64,
 ) -> Result<bool, DbError> {
-    let changed = on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE oauth_codes SET used_at = $1, grant_id = $2 WHERE code_hash = $3 AND used_at IS NULL"
-    )
-    .bind(now)
-    .bind(grant_id)
-    .bind(hash)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    let changed = execute!(ex, "UPDATE oauth_codes SET used_at = $1, grant_id = $2 WHERE code_hash = $3 AND used_at IS NULL", now, grant_id, hash)?;
     Ok(changed == 1)
 }
 
@@ -113,28 +101,9 @@ impl GrantRow {
 }
 
 pub async fn insert_grant(ex: &mut impl Executor, g: &GrantRow) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO oauth_grants (id, account_id, client_id, scope, auth_time, generation, offline, \
+    execute!(ex, "INSERT INTO oauth_grants (id, account_id, client_id, scope, auth_time, generation, offline, \
          created_at, last_used_at, expires_at, ip, user_agent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    )
-    .bind(g.id)
-    .bind(g.account_id)
-    .bind(&g.client_id)
-    .bind(&g.scope)
-    .bind(g.auth_time)
-    .bind(g.generation)
-    .bind(g.offline)
-    .bind(g.created_at)
-    .bind(g.last_used_at)
-    .bind(g.expires_at)
-    .bind(&g.ip)
-    .bind(&g.user_agent)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", g.id, g.account_id, &g.client_id, &g.scope, g.auth_time, g.generation, g.offline, g.created_at, g.last_used_at, g.expires_at, &g.ip, &g.user_agent)?;
     Ok(())
 }
 
@@ -152,14 +121,12 @@ pub async fn grant_by_id(ex: &mut impl Executor, id: Uuid) -> Result<Option<Gran
 }
 
 pub async fn revoke_grant(ex: &mut impl Executor, id: Uuid, now: i64) -> Result<bool, DbError> {
-    let changed = on_db!(ex, |c| sqlx::query(
-        "UPDATE oauth_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
-    )
-    .bind(now)
-    .bind(id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    let changed = execute!(
+        ex,
+        "UPDATE oauth_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        now,
+        id
+    )?;
     Ok(changed == 1)
 }
 
@@ -168,14 +135,12 @@ pub async fn revoke_grants_of(
     account_id: Uuid,
     now: i64,
 ) -> Result<u64, DbError> {
-    on_db!(ex, |c| sqlx::query(
-        "UPDATE oauth_grants SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL"
+    execute!(
+        ex,
+        "UPDATE oauth_grants SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL",
+        now,
+        account_id
     )
-    .bind(now)
-    .bind(account_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))
     .map_err(Into::into)
 }
 
@@ -224,22 +189,8 @@ pub struct DeviceRow {
 }
 
 pub async fn insert_device(ex: &mut impl Executor, d: &DeviceRow, now: i64) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO oauth_device_codes (device_code_hash, user_code, client_id, scope, created_at, \
-         expires_at, interval_secs) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-    )
-    .bind(&d.device_code_hash)
-    .bind(&d.user_code)
-    .bind(&d.client_id)
-    .bind(&d.scope)
-    .bind(now)
-    .bind(d.expires_at)
-    .bind(d.interval_secs)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    execute!(ex, "INSERT INTO oauth_device_codes (device_code_hash, user_code, client_id, scope, created_at, \
+         expires_at, interval_secs) VALUES ($1, $2, $3, $4, $5, $6, $7)", &d.device_code_hash, &d.user_code, &d.client_id, &d.scope, now, d.expires_at, d.interval_secs)?;
     Ok(())
 }
 
@@ -282,20 +233,8 @@ pub async fn decide_device(
     approved: bool,
     now: i64,
 ) -> Result<bool, DbError> {
-    let changed = on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE oauth_device_codes SET account_id = $1, auth_time = $2, approved = $3, decided_at = $4 \
-         WHERE user_code = $5 AND approved IS NULL AND expires_at > $4"
-    )
-    .bind(account_id)
-    .bind(auth_time)
-    .bind(approved)
-    .bind(now)
-    .bind(user_code)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    let changed = execute!(ex, "UPDATE oauth_device_codes SET account_id = $1, auth_time = $2, approved = $3, decided_at = $4 \
+         WHERE user_code = $5 AND approved IS NULL AND expires_at > $4", account_id, auth_time, approved, now, user_code)?;
     Ok(changed == 1)
 }
 
@@ -305,17 +244,7 @@ pub async fn record_poll(
     now: i64,
     interval_secs: i64,
 ) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE oauth_device_codes SET last_polled_at = $1, interval_secs = $2 WHERE device_code_hash = $3"
-    )
-    .bind(now)
-    .bind(interval_secs)
-    .bind(hash)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    execute!(ex, "UPDATE oauth_device_codes SET last_polled_at = $1, interval_secs = $2 WHERE device_code_hash = $3", now, interval_secs, hash)?;
     Ok(())
 }
 
@@ -324,16 +253,7 @@ pub async fn consume_device(
     hash: &[u8],
     now: i64,
 ) -> Result<bool, DbError> {
-    let changed = on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE oauth_device_codes SET consumed_at = $1 WHERE device_code_hash = $2 AND consumed_at IS NULL"
-    )
-    .bind(now)
-    .bind(hash)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    let changed = execute!(ex, "UPDATE oauth_device_codes SET consumed_at = $1 WHERE device_code_hash = $2 AND consumed_at IS NULL", now, hash)?;
     Ok(changed == 1)
 }
 
@@ -342,16 +262,7 @@ pub async fn revoke_access_token(
     jti: Uuid,
     expires_at: i64,
 ) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO oauth_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING"
-    )
-    .bind(jti)
-    .bind(expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    execute!(ex, "INSERT INTO oauth_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING", jti, expires_at)?;
     Ok(())
 }
 
@@ -375,11 +286,7 @@ pub async fn purge_expired(ex: &mut impl Executor, now: i64) -> Result<u64, DbEr
         // Kept a day after they end so a replayed code or token still finds its family.
         "DELETE FROM oauth_grants WHERE expires_at < $1 - 86400000",
     ] {
-        removed += on_db!(ex, |c| sqlx::query(statement)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        removed += execute!(ex, statement, now)?;
     }
     Ok(removed)
 }

@@ -154,6 +154,16 @@ async fn refresh(app: &TestApp, refresh_token: &str, extra: &[(&str, &str)]) -> 
     token_request(app, &form).await
 }
 
+/// A refresh that must fail with `invalid_grant`.
+async fn refresh_is_refused(app: &TestApp, refresh_token: &str) -> Value {
+    expect_oauth_error(
+        refresh(app, refresh_token, &[]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await
+}
+
 async fn userinfo(app: &TestApp, access_token: &str) -> Response {
     new_client()
         .get(app.url("/oauth2/userinfo"))
@@ -373,12 +383,7 @@ async fn terms_of_service_are_accepted_before_a_code_is_issued() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let body = expect_oauth_error(
-        refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    let body = refresh_is_refused(&app, tokens["refresh_token"].as_str().expect("rt")).await;
     assert!(
         body["error_description"]
             .as_str()
@@ -676,18 +681,8 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
     assert_ne!(second_refresh, first);
 
     // The old token again: refused, and the new one dies with it.
-    expect_oauth_error(
-        refresh(&app, &first, &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
-    expect_oauth_error(
-        refresh(&app, &second_refresh, &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, &first).await;
+    refresh_is_refused(&app, &second_refresh).await;
     assert_eq!(
         userinfo(&app, second["access_token"].as_str().expect("access"))
             .await
@@ -695,20 +690,10 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
         StatusCode::UNAUTHORIZED
     );
     // Garbage and tokens of another client.
-    expect_oauth_error(
-        refresh(&app, "not-a-token", &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, "not-a-token").await;
     let mut forged = second_refresh.into_bytes();
     forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
-    expect_oauth_error(
-        refresh(&app, &String::from_utf8(forged).expect("utf8"), &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, &String::from_utf8(forged).expect("utf8")).await;
 }
 
 #[tokio::test]
@@ -1008,12 +993,7 @@ async fn revocation_and_introspection() {
     );
     assert_eq!(revoke(refresh_token.clone()).await.status(), StatusCode::OK);
     assert_eq!(introspect(refresh_token.clone()).await["active"], false);
-    expect_oauth_error(
-        refresh(&app, &refresh_token, &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, &refresh_token).await;
     assert_eq!(
         revoke("unknown".to_owned()).await.status(),
         StatusCode::OK,
@@ -1290,12 +1270,7 @@ async fn people_sign_out_their_devices_and_administrators_theirs() {
         .await
         .expect("delete");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    expect_oauth_error(
-        refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, tokens["refresh_token"].as_str().expect("rt")).await;
 
     // The operator signs Kai out everywhere: devices and browser sessions.
     let tokens = desktop_tokens(&app, &browser, "openid offline_access").await;
@@ -1307,12 +1282,7 @@ async fn people_sign_out_their_devices_and_administrators_theirs() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    expect_oauth_error(
-        refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, tokens["refresh_token"].as_str().expect("rt")).await;
     assert_eq!(
         app.get_as(&session, "/api/v1/me").await.status(),
         StatusCode::UNAUTHORIZED
@@ -1415,12 +1385,7 @@ async fn the_account_page_lists_devices_and_signs_them_out() {
         html.contains("The device is signed out.") && html.contains("No device or application"),
         "{html}"
     );
-    expect_oauth_error(
-        refresh(&app, tokens["refresh_token"].as_str().expect("rt"), &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, tokens["refresh_token"].as_str().expect("rt")).await;
 }
 
 #[tokio::test]
@@ -1439,12 +1404,7 @@ async fn the_same_refresh_token_used_twice_at_once_wins_once_and_ends_the_family
         b.json().await
     }
     .expect("json");
-    expect_oauth_error(
-        refresh(&app, winner["refresh_token"].as_str().expect("rt"), &[]).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refresh_is_refused(&app, winner["refresh_token"].as_str().expect("rt")).await;
 }
 
 #[tokio::test]
