@@ -29,7 +29,7 @@ use crate::{
     audit::{self, Actor, Entry},
     db::{now_ms, DbError, Executor},
     identity::{
-        store::{current_terms, AccountRow, ACCOUNT_COLUMNS},
+        store::{AccountRow, ACCOUNT_COLUMNS},
         tokens,
     },
     on_db,
@@ -154,8 +154,8 @@ pub async fn load_subject(
     Ok(subjects_of(ex, &[account_id]).await?.remove(&account_id))
 }
 
-/// The active accounts among `ids` with their roles in their home organization, in one
-/// query, and whether each owes acceptance of the current terms.
+/// The active accounts among `ids` with their roles in their home organization and
+/// whether each owes acceptance of the current terms, in one query.
 pub async fn subjects_of(
     ex: &mut impl Executor,
     ids: &[Uuid],
@@ -165,6 +165,7 @@ pub async fn subjects_of(
         #[sqlx(flatten)]
         account: AccountRow,
         role: Option<String>,
+        current_terms: Option<String>,
     }
     let Some(first) = ids.first() else {
         return Ok(HashMap::new());
@@ -179,7 +180,9 @@ pub async fn subjects_of(
         .collect();
     let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT {}, r.role FROM accounts a \
+        "SELECT {}, r.role, (SELECT t.version FROM terms_versions t \
+         ORDER BY t.published_at DESC, t.version DESC LIMIT 1) AS current_terms \
+         FROM accounts a \
          LEFT JOIN org_member_roles r ON r.account_id = a.id AND r.org_id = a.home_org_id \
          WHERE a.id IN ({}) ORDER BY r.role",
         columns.join(", "),
@@ -192,11 +195,11 @@ pub async fn subjects_of(
         }
         query.fetch_all(c).await
     })?;
-    let terms = current_terms(ex).await?.map(|t| t.version);
     let mut subjects: HashMap<Uuid, Subject> = HashMap::new();
     for row in rows.into_iter().filter(|r| r.account.is_active()) {
         let subject = subjects.entry(row.account.id).or_insert_with(|| Subject {
-            owes_terms: terms.is_some() && row.account.tos_accepted_version != terms,
+            owes_terms: row.current_terms.is_some()
+                && row.account.tos_accepted_version != row.current_terms,
             account: row.account.clone(),
             roles: Vec::new(),
         });

@@ -207,6 +207,16 @@ async fn register_client(app: &TestApp, operator: &str, body: Value) -> Value {
     response.json().await.expect("client")
 }
 
+/// A confidential client for `client_credentials` with the scope `licenses`.
+async fn service_client(app: &TestApp, operator: &str, name: &str) -> Value {
+    register_client(
+        app,
+        operator,
+        json!({"name": name, "confidential": true, "grant_types": ["client_credentials"], "scopes": ["licenses"]}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn discovery_and_jwks_describe_the_provider() {
     let app = TestApp::spawn().await;
@@ -700,12 +710,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
 async fn client_credentials_need_the_right_secret() {
     let app = TestApp::spawn().await;
     let operator = app.operator("olga@example.com").await;
-    let service = register_client(
-        &app,
-        &operator,
-        json!({"name": "Data source", "confidential": true, "grant_types": ["client_credentials"], "scopes": ["licenses"]}),
-    )
-    .await;
+    let service = service_client(&app, &operator, "Data source").await;
     let id = service["client_id"].as_str().expect("id");
     let secret = service["client_secret"].as_str().expect("secret");
     let basic = new_client()
@@ -924,12 +929,7 @@ async fn access_tokens_are_checked_for_key_algorithm_integrity_type_and_expiry()
 async fn revocation_and_introspection() {
     let app = TestApp::spawn().await;
     let operator = app.operator("olga@example.com").await;
-    let resource = register_client(
-        &app,
-        &operator,
-        json!({"name": "Resource server", "confidential": true, "grant_types": ["client_credentials"], "scopes": ["licenses"]}),
-    )
-    .await;
+    let resource = service_client(&app, &operator, "Resource server").await;
     let (rs_id, rs_secret) = (
         resource["client_id"].as_str().expect("id"),
         resource["client_secret"].as_str().expect("secret"),
