@@ -2,6 +2,8 @@
 //! Contact; user management builds on this.
 
 pub mod api;
+pub mod csv_import;
+pub mod roles;
 pub mod store;
 
 use entitle_proto::{CreateOrgRequest, Org};

@@ -1,0 +1,641 @@
+//! Bulk registration from CSV: reading the file, giving every row a status, and the
+//! result report. Pure functions; the import batch and its commit build on them.
+
+use std::collections::HashMap;
+
+use super::roles::Role;
+use crate::identity::person::{CountryCode, Email, PersonName};
+
+/// The most user rows one file may hold.
+pub const MAX_ROWS: usize = 1000;
+
+/// The template offered for download.
+pub const TEMPLATE: &str = "Email,First Name,Last Name,Country,Roles\r\n";
+
+/// The example file offered beside it.
+pub const EXAMPLE: &str = "Email,First Name,Last Name,Country,Roles\r\n\
+ana.silva@example.com,Ana,Silva,PT,\r\n\
+jose.muller@example.com,José,Müller,DE,Administrator\r\n\
+wang.xiaoming@example.com,小明,王,CN,User;Software Downloads\r\n\
+alexis@example.com,Αλέξης,Παπαδόπουλος,GR,Co-Administrator;License Checkout;Usage Reports\r\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    Email,
+    FirstName,
+    LastName,
+    Country,
+    Roles,
+}
+
+impl Column {
+    const ALL: [Column; 5] = [
+        Column::Email,
+        Column::FirstName,
+        Column::LastName,
+        Column::Country,
+        Column::Roles,
+    ];
+
+    pub fn header(self) -> &'static str {
+        match self {
+            Column::Email => "Email",
+            Column::FirstName => "First Name",
+            Column::LastName => "Last Name",
+            Column::Country => "Country",
+            Column::Roles => "Roles",
+        }
+    }
+
+    /// Roles may be left out; every other column is required.
+    fn required(self) -> bool {
+        self != Column::Roles
+    }
+
+    fn matches(self, header: &str) -> bool {
+        let key = |s: &str| {
+            s.chars()
+                .filter(|c| !matches!(c, ' ' | '_' | '-'))
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        };
+        key(header) == key(self.header())
+    }
+}
+
+/// Why a file cannot be staged at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error(
+        "The file is empty. Start from the template: Email,First Name,Last Name,Country,Roles."
+    )]
+    Empty,
+    #[error("The file is not a CSV text file. Save it from your spreadsheet as \"CSV UTF-8 (Comma delimited)\".")]
+    NotText,
+    #[error("The file uses \"{0}\" to separate columns. Save it as CSV with commas between columns (\"CSV UTF-8 (Comma delimited)\").")]
+    WrongDelimiter(char),
+    #[error("The file lacks the column(s) {}. The first line must name the columns: Email,First Name,Last Name,Country,Roles.", .0.join(", "))]
+    MissingColumns(Vec<&'static str>),
+    #[error("The file has column(s) entitle does not know: {}. Use only Email, First Name, Last Name, Country and Roles.", .0.join(", "))]
+    UnknownColumns(Vec<String>),
+    #[error("The column {0} appears twice.")]
+    DuplicateColumn(&'static str),
+    #[error("The file names the columns but holds no users.")]
+    NoRows,
+    #[error("The file holds {0} users; at most 1,000 are accepted at once. Split it into files of 1,000 users or fewer.")]
+    TooManyRows(usize),
+    #[error("Line {line}: {message}")]
+    Malformed { line: u64, message: String },
+}
+
+/// A user row as written in the file (trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    /// The row's place among the users, from 1.
+    pub number: usize,
+    /// The file line it starts on (the header is line 1).
+    pub line: u64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: String,
+    pub roles: String,
+}
+
+/// Reads the file: UTF-8 with or without BOM, CRLF or LF, quoted fields (with commas
+/// and line breaks), column names in any case and order, spaces around values trimmed.
+pub fn read(bytes: &[u8]) -> Result<Vec<FileRow>, FileError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(FileError::Empty);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| FileError::NotText)?;
+    if text.contains('\0') {
+        return Err(FileError::NotText);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| malformed(&e, 1))?.clone();
+    let columns = map_columns(&headers)?;
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = line_at(text, reader.position().byte());
+        if !reader
+            .read_record(&mut record)
+            .map_err(|e| malformed(&e, line))?
+        {
+            break;
+        }
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if record.len() > headers.len() {
+            return Err(FileError::Malformed {
+                line,
+                message: format!(
+                    "{} values where the first line names {} columns. Put values that contain commas in double quotes.",
+                    record.len(),
+                    headers.len()
+                ),
+            });
+        }
+        let get = |column: Column| {
+            columns
+                .get(&column)
+                .and_then(|i| record.get(*i))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        rows.push(FileRow {
+            number: rows.len() + 1,
+            line,
+            email: get(Column::Email),
+            first_name: get(Column::FirstName),
+            last_name: get(Column::LastName),
+            country: get(Column::Country),
+            roles: get(Column::Roles),
+        });
+        if rows.len() > MAX_ROWS {
+            // Count the rest without keeping it, to say how many there are.
+            let rest = reader
+                .records()
+                .filter_map(Result::ok)
+                .filter(|r| !r.iter().all(str::is_empty))
+                .count();
+            return Err(FileError::TooManyRows(rows.len() + rest));
+        }
+    }
+    if rows.is_empty() {
+        return Err(FileError::NoRows);
+    }
+    Ok(rows)
+}
+
+/// The 1-based line a record starting at `byte` is on. (The csv crate ends a record at
+/// the `\r` of a CRLF, so its own line numbers run one short on such files.)
+fn line_at(text: &str, byte: u64) -> u64 {
+    let bytes = text.as_bytes();
+    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    bytes[..start].iter().filter(|b| **b == b'\n').count() as u64 + 1
+}
+
+fn malformed(error: &csv::Error, fallback_line: u64) -> FileError {
+    let line = error.position().map(|p| p.line()).unwrap_or(fallback_line);
+    FileError::Malformed {
+        line,
+        message: match error.kind() {
+            csv::ErrorKind::Utf8 { .. } => "the text is not UTF-8.".to_owned(),
+            _ => "the line cannot be read as CSV.".to_owned(),
+        },
+    }
+}
+
+fn map_columns(headers: &csv::StringRecord) -> Result<HashMap<Column, usize>, FileError> {
+    if headers.len() == 1 {
+        let only = headers.get(0).unwrap_or_default();
+        for delimiter in [';', '\t', '|'] {
+            if only.contains(delimiter) {
+                return Err(FileError::WrongDelimiter(delimiter));
+            }
+        }
+    }
+    let mut columns = HashMap::new();
+    let mut unknown = Vec::new();
+    for (i, header) in headers.iter().enumerate() {
+        match Column::ALL.into_iter().find(|c| c.matches(header)) {
+            Some(column) => {
+                if columns.insert(column, i).is_some() {
+                    return Err(FileError::DuplicateColumn(column.header()));
+                }
+            }
+            None if header.is_empty() => {}
+            None => unknown.push(format!("\"{header}\"")),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(FileError::UnknownColumns(unknown));
+    }
+    let missing: Vec<&'static str> = Column::ALL
+        .into_iter()
+        .filter(|c| c.required() && !columns.contains_key(c))
+        .map(Column::header)
+        .collect();
+    if !missing.is_empty() {
+        return Err(FileError::MissingColumns(missing));
+    }
+    Ok(columns)
+}
+
+/// What is already known about a row's email address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Nobody,
+    /// An account exists that belongs to no organization: it joins this one.
+    Unaffiliated,
+    MemberHere,
+    MemberElsewhere,
+}
+
+/// One problem with one field of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub column: Column,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Valid,
+    Invalid(Vec<FieldProblem>),
+    /// The same (normalized) email as an earlier row.
+    Duplicate {
+        of_row: usize,
+    },
+    AlreadyMember,
+    OtherOrganization,
+}
+
+impl Status {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::Invalid(_) => "invalid",
+            Status::Duplicate { .. } => "duplicate",
+            Status::AlreadyMember => "already_member",
+            Status::OtherOrganization => "other_organization",
+        }
+    }
+
+    /// What the preview and the report say about the row.
+    pub fn describe(&self) -> String {
+        match self {
+            Status::Valid => "Ready to add.".to_owned(),
+            Status::Invalid(problems) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.column.header(), p.message))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Status::Duplicate { of_row } => format!("Same email address as row {of_row}."),
+            Status::AlreadyMember => "Already a member of this organization.".to_owned(),
+            Status::OtherOrganization => "Belongs to another organization.".to_owned(),
+        }
+    }
+}
+
+/// A row with its values checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedRow {
+    pub file: FileRow,
+    /// Normalized (lower case) when the address is valid.
+    pub email: String,
+    pub country: String,
+    pub roles: Vec<Role>,
+    pub status: Status,
+}
+
+/// Gives every row its status. `known` tells what exists for a normalized address;
+/// `may_grant` whether the administrator staging the file may give a role.
+pub fn classify(
+    rows: Vec<FileRow>,
+    known: impl Fn(&str) -> Known,
+    may_grant: impl Fn(Role) -> bool,
+) -> Vec<StagedRow> {
+    let mut first_row_of: HashMap<String, usize> = HashMap::new();
+    rows.into_iter()
+        .map(|file| {
+            let mut problems = Vec::new();
+            let mut problem =
+                |column, message: String| problems.push(FieldProblem { column, message });
+            let email = match Email::parse(&file.email) {
+                Ok(email) => email.as_str().to_owned(),
+                Err(invalid) => {
+                    problem(Column::Email, invalid.message);
+                    file.email.trim().to_lowercase()
+                }
+            };
+            for (column, value) in [
+                (Column::FirstName, &file.first_name),
+                (Column::LastName, &file.last_name),
+            ] {
+                if let Err(invalid) = PersonName::parse(value) {
+                    problem(column, invalid.message);
+                }
+            }
+            let country = match CountryCode::parse(&file.country) {
+                Ok(code) => code.as_str().to_owned(),
+                Err(invalid) => {
+                    problem(Column::Country, invalid.message);
+                    String::new()
+                }
+            };
+            let mut roles = Vec::new();
+            for name in file
+                .roles
+                .split(';')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            {
+                match Role::parse(name) {
+                    Some(role) if !may_grant(role) => problem(
+                        Column::Roles,
+                        format!("You may not give the role {}.", role.label()),
+                    ),
+                    Some(role) => {
+                        if !roles.contains(&role) {
+                            roles.push(role);
+                        }
+                    }
+                    None => problem(
+                        Column::Roles,
+                        format!(
+                            "\"{name}\" is not a role. Use {}, separated by \";\".",
+                            Role::ALL.map(Role::label).join(", ")
+                        ),
+                    ),
+                }
+            }
+            if roles.is_empty() {
+                roles.push(Role::User);
+            }
+            let status = if !problems.is_empty() {
+                Status::Invalid(problems)
+            } else if let Some(first) = first_row_of.get(&email) {
+                Status::Duplicate { of_row: *first }
+            } else {
+                first_row_of.insert(email.clone(), file.number);
+                match known(&email) {
+                    Known::Nobody | Known::Unaffiliated => Status::Valid,
+                    Known::MemberHere => Status::AlreadyMember,
+                    Known::MemberElsewhere => Status::OtherOrganization,
+                }
+            };
+            StagedRow {
+                file,
+                email,
+                country,
+                roles,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// A cell that a spreadsheet would run as a formula gets a leading apostrophe.
+pub fn neutralize(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
+    }
+}
+
+/// The result report: every row as read, with its status and what happened.
+pub fn report(rows: &[(StagedRow, &str)]) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let _ = writer.write_record([
+        "Row",
+        "Email",
+        "First Name",
+        "Last Name",
+        "Country",
+        "Roles",
+        "Status",
+        "Details",
+        "Result",
+    ]);
+    for (row, result) in rows {
+        let f = &row.file;
+        let cells = [
+            row.file.number.to_string(),
+            f.email.clone(),
+            f.first_name.clone(),
+            f.last_name.clone(),
+            f.country.clone(),
+            f.roles.clone(),
+            row.status.code().to_owned(),
+            row.status.describe(),
+            (*result).to_owned(),
+        ];
+        let _ = writer.write_record(cells.iter().map(|c| neutralize(c)));
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str) -> Vec<FileRow> {
+        read(text.as_bytes()).expect("reads")
+    }
+
+    fn staged(text: &str) -> Vec<StagedRow> {
+        classify(rows(text), |_| Known::Nobody, |_| true)
+    }
+
+    #[test]
+    fn reads_bom_crlf_quotes_and_any_header_order_and_case() {
+        let text = "\u{feff}ROLES,  email ,country,last name,FIRST_NAME\r\n\
+                    \"User;Usage Reports\", Ana@Example.com ,pt,\"Silva, Jr.\",\"Ana\nMaria\"\r\n";
+        let read = rows(text);
+        assert_eq!(read.len(), 1);
+        let row = &read[0];
+        assert_eq!(row.email, "Ana@Example.com");
+        assert_eq!(row.last_name, "Silva, Jr.");
+        assert_eq!(row.first_name, "Ana\nMaria");
+        assert_eq!(row.roles, "User;Usage Reports");
+        assert_eq!(row.line, 2);
+        let lf = rows("Email,First Name,Last Name,Country\nana@example.com,Ana,Silva,PT\n");
+        assert_eq!(lf[0].country, "PT");
+        assert_eq!(lf[0].roles, "", "Roles may be left out");
+    }
+
+    #[test]
+    fn non_ascii_names_pass() {
+        let staged = staged(EXAMPLE);
+        assert_eq!(staged.len(), 4);
+        assert!(
+            staged.iter().all(|r| r.status == Status::Valid),
+            "{staged:?}"
+        );
+        assert_eq!(staged[1].file.first_name, "José");
+        assert_eq!(staged[1].file.last_name, "Müller");
+        assert_eq!(staged[2].file.last_name, "王");
+        assert_eq!(staged[3].file.first_name, "Αλέξης");
+        assert_eq!(
+            staged[3].roles,
+            vec![
+                Role::CoAdministrator,
+                Role::LicenseCheckout,
+                Role::UsageReports
+            ]
+        );
+        assert_eq!(staged[0].roles, vec![Role::User], "no roles means User");
+    }
+
+    #[test]
+    fn duplicates_compare_normalized_emails() {
+        let staged = staged(
+            "Email,First Name,Last Name,Country,Roles\n\
+             ana@example.com,Ana,Silva,PT,\n\
+             ANA@EXAMPLE.COM ,Ana,Silva,PT,\n\
+             \" ana@example.com\",Ana,Silva,PT,\n\
+             ben@example.com,Ben,Stone,GB,\n",
+        );
+        assert_eq!(staged[0].status, Status::Valid);
+        assert_eq!(staged[1].status, Status::Duplicate { of_row: 1 });
+        assert_eq!(staged[2].status, Status::Duplicate { of_row: 1 });
+        assert_eq!(staged[3].status, Status::Valid);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let staged = staged(
+            "Email,First Name,Last Name,Country,Roles\nnot-an-email,,Silva,Narnia,Administrator;Wizard\n",
+        );
+        let Status::Invalid(problems) = &staged[0].status else {
+            panic!("invalid expected: {:?}", staged[0].status);
+        };
+        let columns: Vec<Column> = problems.iter().map(|p| p.column).collect();
+        assert_eq!(
+            columns,
+            vec![
+                Column::Email,
+                Column::FirstName,
+                Column::Country,
+                Column::Roles
+            ]
+        );
+        assert!(staged[0]
+            .status
+            .describe()
+            .contains("\"Wizard\" is not a role"));
+    }
+
+    #[test]
+    fn members_here_and_elsewhere_and_roles_beyond_the_administrator() {
+        let text = "Email,First Name,Last Name,Country,Roles\n\
+                    here@example.com,A,B,DE,\n\
+                    there@example.com,A,B,DE,\n\
+                    free@example.com,A,B,DE,\n\
+                    boss@example.com,A,B,DE,Administrator\n";
+        let staged = classify(
+            rows(text),
+            |email| match email {
+                "here@example.com" => Known::MemberHere,
+                "there@example.com" => Known::MemberElsewhere,
+                "free@example.com" => Known::Unaffiliated,
+                _ => Known::Nobody,
+            },
+            |role| role != Role::Administrator,
+        );
+        assert_eq!(staged[0].status, Status::AlreadyMember);
+        assert_eq!(staged[1].status, Status::OtherOrganization);
+        assert_eq!(staged[2].status, Status::Valid);
+        assert!(
+            matches!(&staged[3].status, Status::Invalid(p) if p[0].message.contains("may not give the role Administrator"))
+        );
+    }
+
+    fn file_of(users: usize) -> String {
+        let mut text = String::from("Email,First Name,Last Name,Country,Roles\n");
+        for i in 0..users {
+            text.push_str(&format!("user{i}@example.com,User,Number {i},DE,\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn a_thousand_rows_pass_and_one_more_is_refused() {
+        assert_eq!(rows(&file_of(1000)).len(), 1000);
+        let refused = read(file_of(1001).as_bytes()).expect_err("refused");
+        assert_eq!(refused, FileError::TooManyRows(1001));
+        assert!(refused
+            .to_string()
+            .contains("Split it into files of 1,000 users or fewer"));
+        assert_eq!(
+            read(file_of(1500).as_bytes()),
+            Err(FileError::TooManyRows(1500))
+        );
+    }
+
+    #[test]
+    fn files_that_cannot_be_staged_say_why() {
+        assert_eq!(read(b""), Err(FileError::Empty));
+        assert_eq!(read(b"\xEF\xBB\xBF \r\n"), Err(FileError::Empty));
+        assert_eq!(
+            read(b"Email,First Name,Last Name,Country,Roles\r\n"),
+            Err(FileError::NoRows)
+        );
+        assert_eq!(
+            read(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Err(FileError::NotText)
+        );
+        assert_eq!(read(b"PK\x03\x04\x14\0\x06\0"), Err(FileError::NotText));
+        assert_eq!(
+            read(
+                "Email;First Name;Last Name;Country;Roles\r\nana@example.com;Ana;Silva;PT;\r\n"
+                    .as_bytes()
+            ),
+            Err(FileError::WrongDelimiter(';'))
+        );
+        assert_eq!(
+            read(b"Email\tFirst Name\tLast Name\tCountry\nana@example.com\tAna\tSilva\tPT\n"),
+            Err(FileError::WrongDelimiter('\t'))
+        );
+        assert_eq!(
+            read(b"Email,First Name,Country\nana@example.com,Ana,PT\n"),
+            Err(FileError::MissingColumns(vec!["Last Name"]))
+        );
+        let unknown = read(b"Email,First Name,Last Name,Country,Phone\na@example.com,A,B,DE,123\n")
+            .expect_err("unknown");
+        assert_eq!(
+            unknown,
+            FileError::UnknownColumns(vec!["\"Phone\"".to_owned()])
+        );
+        assert!(unknown.to_string().contains("\"Phone\""));
+        assert_eq!(
+            read(b"Email,email,First Name,Last Name,Country\n"),
+            Err(FileError::DuplicateColumn("Email"))
+        );
+        let extra = read(b"Email,First Name,Last Name,Country\na@example.com,Ana,Silva, Jr.,PT\n")
+            .expect_err("extra");
+        assert!(
+            matches!(extra, FileError::Malformed { line: 2, .. }),
+            "{extra:?}"
+        );
+    }
+
+    #[test]
+    fn the_template_and_example_are_readable() {
+        assert_eq!(read(TEMPLATE.as_bytes()), Err(FileError::NoRows));
+        assert_eq!(rows(EXAMPLE).len(), 4);
+    }
+
+    #[test]
+    fn formula_looking_cells_are_neutralized_in_the_report() {
+        assert_eq!(neutralize("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(neutralize("+1"), "'+1");
+        assert_eq!(neutralize("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralize("ana@example.com"), "ana@example.com");
+        let staged = classify(
+            rows(
+                "Email,First Name,Last Name,Country\nana@example.com,=cmd|' /C calc'!A0,-2+3,PT\n",
+            ),
+            |_| Known::Nobody,
+            |_| true,
+        );
+        let report = report(&[(staged[0].clone(), "not added")]);
+        assert!(report.contains("'=cmd|' /C calc'!A0"), "{report}");
+        assert!(report.contains("'-2+3"), "{report}");
+        assert!(!report.contains(",=cmd"), "{report}");
+        assert!(report.starts_with("Row,Email,First Name"));
+    }
+}
