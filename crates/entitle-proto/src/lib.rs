@@ -294,3 +294,36 @@ pub struct SignedInDevice {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
+
+/// A member of an organization as its administrators see them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrgMember {
+    pub account_id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: String,
+    pub roles: Vec<String>,
+    /// False while an invited member has not set a password yet.
+    pub registered: bool,
+    pub joined_at: i64,
+}
+
+/// One page of members.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberPage {
+    pub members: Vec<OrgMember>,
+    /// Members matching the search, on every page.
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// Someone a member can turn to: "How do I find my Administrator?"
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrgAdministrator {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub roles: Vec<String>,
+}

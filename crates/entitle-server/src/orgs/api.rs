@@ -1,13 +1,13 @@
 //! `/api/v1/orgs`: thin handlers over the organization rules.
 
 use axum::{extract::State, http::StatusCode};
-use entitle_proto::{CreateOrgRequest, Org, Problem};
+use entitle_proto::{CreateOrgRequest, MemberPage, Org, OrgAdministrator, Problem};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
     app::{AppState, Client},
-    error::{ApiResult, Json, Path},
+    error::{ApiResult, Json, Path, Query},
     identity::session::{Operator, SignedIn},
 };
 
@@ -15,6 +15,43 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_org))
         .routes(routes!(get_org))
+        .routes(routes!(list_members))
+        .routes(routes!(list_administrators))
+}
+
+/// The members of an organization, with search, sort and pages (administrators).
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/members", tag = "organizations",
+    params(("org_id" = Uuid, Path), super::members::MemberQuery),
+    responses((status = 200, body = MemberPage), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Bad sort, order, offset, limit or search"))
+)]
+async fn list_members(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+    Query(query): Query<super::members::MemberQuery>,
+) -> ApiResult<Json<MemberPage>> {
+    Ok(Json(
+        super::members::list(&state, &current.account, org_id, &query).await?,
+    ))
+}
+
+/// Who to ask: the organization's Fulfillment Contacts, Administrators and
+/// Co-Administrators (any member).
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/administrators", tag = "organizations",
+    params(("org_id" = Uuid, Path)),
+    responses((status = 200, body = Vec<OrgAdministrator>), (status = 404, body = Problem))
+)]
+async fn list_administrators(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+) -> ApiResult<Json<Vec<OrgAdministrator>>> {
+    Ok(Json(
+        super::members::administrators(&state, &current.account, org_id).await?,
+    ))
 }
 
 /// Create an organization with its first Fulfillment Contact (operators only).

@@ -1,8 +1,10 @@
 //! Organizations. For now the operator creates them with their first Fulfillment
 //! Contact; user management builds on this.
 
+pub mod access;
 pub mod api;
 pub mod csv_import;
+pub mod members;
 pub mod roles;
 pub mod store;
 

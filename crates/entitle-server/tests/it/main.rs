@@ -5,6 +5,7 @@ mod account;
 mod cli;
 mod interop;
 mod malformed;
+mod members;
 mod oidc;
 mod orgs;
 mod pages;
