@@ -327,3 +327,24 @@ pub struct OrgAdministrator {
     pub email: String,
     pub roles: Vec<String>,
 }
+
+/// Adding one person to an organization.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// ISO 3166-1 alpha-2 code, or the country's name.
+    pub country: String,
+    /// Role names; none means `user`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// The complete set of roles a member is to hold.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRolesRequest {
+    pub roles: Vec<String>,
+}

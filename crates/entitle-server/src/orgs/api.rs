@@ -1,7 +1,10 @@
 //! `/api/v1/orgs`: thin handlers over the organization rules.
 
 use axum::{extract::State, http::StatusCode};
-use entitle_proto::{CreateOrgRequest, MemberPage, Org, OrgAdministrator, Problem};
+use entitle_proto::{
+    AddMemberRequest, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgMember, Problem,
+    SetRolesRequest,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -15,7 +18,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_org))
         .routes(routes!(get_org))
-        .routes(routes!(list_members))
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(remove_member))
+        .routes(routes!(set_member_roles))
         .routes(routes!(list_administrators))
 }
 
@@ -34,6 +39,70 @@ async fn list_members(
 ) -> ApiResult<Json<MemberPage>> {
     Ok(Json(
         super::members::list(&state, &current.account, org_id, &query).await?,
+    ))
+}
+
+/// Add one person: an existing account joins, anyone else is created and invited by
+/// email to set a password.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/members", tag = "organizations",
+    params(("org_id" = Uuid, Path)), request_body = AddMemberRequest,
+    responses((status = 201, body = OrgMember), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Already a member, or a member of another organization"),
+        (status = 422, body = Problem))
+)]
+async fn add_member(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path(org_id): Path<Uuid>,
+    Json(request): Json<AddMemberRequest>,
+) -> ApiResult<(StatusCode, Json<OrgMember>)> {
+    let member = super::members::add(&state, &current.account, org_id, &request, &client).await?;
+    Ok((StatusCode::CREATED, Json(member)))
+}
+
+/// Take a member out of the organization.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/members/{account_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The last Fulfillment Contact"))
+)]
+async fn remove_member(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    super::members::remove(&state, &current.account, org_id, account_id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace a member's roles.
+#[utoipa::path(
+    put, path = "/api/v1/orgs/{org_id}/members/{account_id}/roles", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)), request_body = SetRolesRequest,
+    responses((status = 200, body = OrgMember), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The last Fulfillment Contact"), (status = 422, body = Problem))
+)]
+async fn set_member_roles(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+    Json(request): Json<SetRolesRequest>,
+) -> ApiResult<Json<OrgMember>> {
+    Ok(Json(
+        super::members::set_roles(
+            &state,
+            &current.account,
+            org_id,
+            account_id,
+            &request.roles,
+            &client,
+        )
+        .await?,
     ))
 }
 

@@ -1,19 +1,25 @@
 //! The members of an organization: listing with search, sort and pages, and who its
 //! administrators are.
 
-use entitle_proto::{MemberPage, OrgAdministrator, OrgMember};
+use entitle_proto::{AddMemberRequest, MemberPage, OrgAdministrator, OrgMember};
 use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     access::OrgAccess,
     roles::{Action, Role},
+    store,
 };
 use crate::{
-    app::AppState,
-    db::{DbError, Executor},
+    app::{AppState, Client},
+    audit::{self, Entry},
+    db::{now_ms, DbError, Executor},
     error::{ApiError, ApiResult},
-    identity::store::AccountRow,
+    identity::{
+        flows::{self, actor_of, Fields},
+        store::{self as accounts, AccountRow},
+    },
     on_db,
 };
 
@@ -160,7 +166,7 @@ async fn page_of(
     let mut members = Vec::with_capacity(rows.len());
     for row in rows {
         members.push(OrgMember {
-            roles: super::store::roles_of(ex, org_id, row.id).await?,
+            roles: store::roles_of(ex, org_id, row.id).await?,
             account_id: row.id,
             email: row.email,
             first_name: row.first_name,
@@ -274,4 +280,222 @@ mod tests {
             assert!(check_query(&bad).is_err(), "{bad:?}");
         }
     }
+}
+
+/// Role names from a request; none means User. Unknown names are a field error.
+fn parse_roles(names: &[String]) -> ApiResult<Vec<Role>> {
+    let mut roles = Vec::new();
+    for name in names {
+        let role = Role::parse(name).ok_or_else(|| {
+            ApiError::field(
+                "roles",
+                "unknown_role",
+                format!(
+                    "\"{name}\" is not a role. Use {}.",
+                    Role::ALL.map(Role::as_str).join(", ")
+                ),
+            )
+        })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    if roles.is_empty() {
+        roles.push(Role::User);
+    }
+    roles.sort();
+    Ok(roles)
+}
+
+fn member_of(account: &AccountRow, roles: &[Role], joined_at: i64) -> OrgMember {
+    OrgMember {
+        account_id: account.id,
+        email: account.email.clone(),
+        first_name: account.first_name.clone(),
+        last_name: account.last_name.clone(),
+        country: account.country.clone(),
+        roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        registered: account.password_hash.is_some(),
+        joined_at,
+    }
+}
+
+/// Adds one person (invited by email when they have no password yet).
+pub async fn add(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    request: &AddMemberRequest,
+    from: &Client,
+) -> ApiResult<OrgMember> {
+    let mut fields = Fields::default();
+    let person = flows::parse_person(
+        &mut fields,
+        &request.email,
+        &request.first_name,
+        &request.last_name,
+        &request.country,
+    );
+    fields.finish()?;
+    let person = person.ok_or_else(|| anyhow::anyhow!("validated person missing"))?;
+    let roles = parse_roles(&request.roles)?;
+    let mut tx = state.db.begin().await?;
+    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    access.require(Action::ManageUsers)?;
+    for role in &roles {
+        access.require(Action::AssignRole(*role))?;
+    }
+    if let Some(existing) = accounts::account_by_email(&mut tx, person.email.as_str()).await? {
+        if store::is_member(&mut tx, org_id, existing.id).await? {
+            return Err(ApiError::conflict(
+                "already_member",
+                "This person is already a member of the organization.",
+            ));
+        }
+        if existing.home_org_id.is_some() {
+            return Err(ApiError::conflict(
+                "member_of_other_org",
+                "This person belongs to another organization.",
+            ));
+        }
+    }
+    let (account, invitation) = super::add_person(
+        &mut tx,
+        state,
+        &access.org,
+        &person,
+        &roles,
+        &actor_of(caller, from),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(message) = invitation {
+        state.mailer.send_in_background(message);
+    }
+    Ok(member_of(&account, &roles, now_ms()))
+}
+
+/// A member of `org_id` and their roles, as the caller may change them: 404 when not a
+/// member, 403 when their role is above the caller's.
+async fn changeable_member(
+    tx: &mut crate::db::Tx,
+    access: &OrgAccess,
+    account_id: Uuid,
+) -> ApiResult<(AccountRow, Vec<Role>)> {
+    access.require(Action::ManageUsers)?;
+    if !store::is_member(tx, access.org.id, account_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let account = accounts::account_by_id(tx, account_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut roles: Vec<Role> = store::roles_of(tx, access.org.id, account_id)
+        .await?
+        .iter()
+        .filter_map(|r| Role::parse(r))
+        .collect();
+    roles.sort();
+    access.require_over(&roles)?;
+    Ok((account, roles))
+}
+
+async fn refuse_losing_last_contact(
+    tx: &mut crate::db::Tx,
+    org_id: Uuid,
+    had: &[Role],
+    keeps: bool,
+) -> ApiResult<()> {
+    if had.contains(&Role::FulfillmentContact) && !keeps {
+        let contacts =
+            store::members_with_role(tx, org_id, Role::FulfillmentContact.as_str()).await?;
+        if contacts.len() <= 1 {
+            return Err(ApiError::conflict(
+                "last_fulfillment_contact",
+                "An organization keeps at least one Fulfillment Contact: make someone else one first.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a member's roles; every role given or taken away must be the caller's to give.
+pub async fn set_roles(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    account_id: Uuid,
+    names: &[String],
+    from: &Client,
+) -> ApiResult<OrgMember> {
+    let wanted = parse_roles(names)?;
+    let mut tx = state.db.begin().await?;
+    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    let (account, had) = changeable_member(&mut tx, &access, account_id).await?;
+    for role in had
+        .iter()
+        .filter(|r| !wanted.contains(r))
+        .chain(wanted.iter().filter(|r| !had.contains(r)))
+    {
+        access.require(Action::AssignRole(*role))?;
+    }
+    refuse_losing_last_contact(
+        &mut tx,
+        org_id,
+        &had,
+        wanted.contains(&Role::FulfillmentContact),
+    )
+    .await?;
+    let names: Vec<&str> = wanted.iter().map(|r| r.as_str()).collect();
+    store::set_roles(&mut tx, org_id, account_id, &names).await?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.roles_changed",
+            target_type: "account",
+            target_id: Some(account.id),
+            target_label: Some(&account.email),
+            org_id: Some(org_id),
+            details: json!({
+                "before": had.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "after": names,
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(member_of(&account, &wanted, now_ms()))
+}
+
+/// Takes a member out of the organization. Their sign-ins to clients end, since their
+/// tokens name the organization.
+pub async fn remove(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    account_id: Uuid,
+    from: &Client,
+) -> ApiResult<()> {
+    let mut tx = state.db.begin().await?;
+    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    let (account, had) = changeable_member(&mut tx, &access, account_id).await?;
+    refuse_losing_last_contact(&mut tx, org_id, &had, false).await?;
+    let now = now_ms();
+    store::remove_member(&mut tx, org_id, account_id, now).await?;
+    crate::oidc::store::revoke_grants_of(&mut tx, account_id, now).await?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.member_removed",
+            target_type: "account",
+            target_id: Some(account.id),
+            target_label: Some(&account.email),
+            org_id: Some(org_id),
+            details: json!({ "roles": had.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

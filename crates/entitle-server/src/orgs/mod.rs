@@ -12,15 +12,18 @@ use entitle_proto::{CreateOrgRequest, Org};
 use serde_json::json;
 use uuid::Uuid;
 
+use roles::Role;
+
 use crate::{
     app::{AppState, Client},
-    audit::{self, Entry},
-    db::now_ms,
+    audit::{self, Actor, Entry},
+    db::{now_ms, Tx},
     error::{ApiError, ApiResult},
     identity::{
         flows::{self, Fields},
         store::{self as accounts, AccountRow, TokenPurpose},
     },
+    mail::Email as Message,
 };
 
 /// Creates an organization and its first Fulfillment Contact, who is created without a
@@ -61,24 +64,15 @@ pub async fn create_with_contact(
     let actor = flows::actor_of(operator, client);
     let mut tx = state.db.begin().await?;
     store::insert_org(&mut tx, &org, operator.id).await?;
-    let (contact, created) =
-        match accounts::account_by_email(&mut tx, person.email.as_str()).await? {
-            Some(existing) => (existing, false),
-            None => {
-                let account = flows::new_account_row(&person, None, now);
-                accounts::insert_account(&mut tx, &account).await?;
-                (account, true)
-            }
-        };
-    store::add_member(
+    let (contact, invitation) = add_person(
         &mut tx,
-        org.id,
-        contact.id,
-        &[store::FULFILLMENT_CONTACT],
-        now,
+        state,
+        &org,
+        &person,
+        &[Role::FulfillmentContact],
+        &actor,
     )
     .await?;
-    accounts::set_home_org_if_none(&mut tx, contact.id, org.id, now).await?;
     audit::record(
         &mut tx,
         &actor,
@@ -92,40 +86,6 @@ pub async fn create_with_contact(
         },
     )
     .await?;
-    audit::record(
-        &mut tx,
-        &actor,
-        Entry {
-            action: if created {
-                "account.created"
-            } else {
-                "org.member_added"
-            },
-            target_type: "account",
-            target_id: Some(contact.id),
-            target_label: Some(&contact.email),
-            org_id: Some(org.id),
-            details: json!({"roles": [store::FULFILLMENT_CONTACT]}),
-        },
-    )
-    .await?;
-    let invitation = if contact.password_hash.is_none() {
-        let token = flows::issue_account_token(
-            &mut tx,
-            contact.id,
-            TokenPurpose::SetPassword,
-            state.config.tokens.invitation_ttl_secs,
-        )
-        .await?;
-        Some(flows::set_password_message(
-            state,
-            &contact,
-            &token.secret,
-            Some(&org.name),
-        ))
-    } else {
-        None
-    };
     tx.commit().await?;
     if let Some(message) = invitation {
         state.mailer.send_in_background(message);
@@ -136,6 +96,66 @@ pub async fn create_with_contact(
         created_at: org.created_at,
         fulfillment_contacts: vec![contact.id],
     })
+}
+
+/// Adds a person to an organization with `roles`: their existing account, or a new one
+/// without a password. Returns the account and, when they have no password yet, the
+/// invitation to send once the transaction commits.
+pub async fn add_person(
+    tx: &mut Tx,
+    state: &AppState,
+    org: &store::OrgRow,
+    person: &flows::Person,
+    roles: &[Role],
+    actor: &Actor,
+) -> ApiResult<(AccountRow, Option<Message>)> {
+    let now = now_ms();
+    let (account, created) = match accounts::account_by_email(tx, person.email.as_str()).await? {
+        Some(existing) => (existing, false),
+        None => {
+            let account = flows::new_account_row(person, None, now);
+            accounts::insert_account(tx, &account).await?;
+            (account, true)
+        }
+    };
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    store::add_member(tx, org.id, account.id, &names, now).await?;
+    accounts::set_home_org_if_none(tx, account.id, org.id, now).await?;
+    audit::record(
+        tx,
+        actor,
+        Entry {
+            action: if created {
+                "account.created"
+            } else {
+                "org.member_added"
+            },
+            target_type: "account",
+            target_id: Some(account.id),
+            target_label: Some(&account.email),
+            org_id: Some(org.id),
+            details: json!({ "roles": names }),
+        },
+    )
+    .await?;
+    let invitation = if account.password_hash.is_none() {
+        let token = flows::issue_account_token(
+            tx,
+            account.id,
+            TokenPurpose::SetPassword,
+            state.config.tokens.invitation_ttl_secs,
+        )
+        .await?;
+        Some(flows::set_password_message(
+            state,
+            &account,
+            &token.secret,
+            Some(&org.name),
+        ))
+    } else {
+        None
+    };
+    Ok((account, invitation))
 }
 
 /// An organization as its members and the operators see it; 404 for anyone else.

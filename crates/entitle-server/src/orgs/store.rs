@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{DbError, Executor},
-    on_db,
+    execute, on_db,
 };
 
 pub const FULFILLMENT_CONTACT: &str = "fulfillment_contact";
@@ -196,4 +196,58 @@ pub async fn administers(
     .fetch_optional(c)
     .await)?;
     Ok(row.is_some())
+}
+
+/// Replaces a member's roles.
+pub async fn set_roles(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+    roles: &[&str],
+) -> Result<(), DbError> {
+    execute!(
+        ex,
+        "DELETE FROM org_member_roles WHERE org_id = $1 AND account_id = $2",
+        org_id,
+        account_id
+    )?;
+    for role in roles {
+        execute!(
+            ex,
+            "INSERT INTO org_member_roles (org_id, account_id, role) VALUES ($1, $2, $3)",
+            org_id,
+            account_id,
+            *role
+        )?;
+    }
+    Ok(())
+}
+
+/// Takes a member out of an organization, with their roles; it stops being their home.
+pub async fn remove_member(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+    now: i64,
+) -> Result<bool, DbError> {
+    execute!(
+        ex,
+        "DELETE FROM org_member_roles WHERE org_id = $1 AND account_id = $2",
+        org_id,
+        account_id
+    )?;
+    let removed = execute!(
+        ex,
+        "DELETE FROM org_members WHERE org_id = $1 AND account_id = $2",
+        org_id,
+        account_id
+    )?;
+    execute!(
+        ex,
+        "UPDATE accounts SET home_org_id = NULL, updated_at = $1 WHERE id = $2 AND home_org_id = $3",
+        now,
+        account_id,
+        org_id
+    )?;
+    Ok(removed == 1)
 }

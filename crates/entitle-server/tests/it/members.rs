@@ -146,3 +146,280 @@ async fn member_lists_search_sort_and_page_and_refuse_bad_queries() {
     assert_eq!(list("limit=ten").await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(list("unknown=1").await.status(), StatusCode::BAD_REQUEST);
 }
+
+async fn add(
+    app: &TestApp,
+    token: &str,
+    org: &str,
+    email: &str,
+    roles: &[&str],
+) -> reqwest::Response {
+    app.post_as(
+        token,
+        &format!("/api/v1/orgs/{org}/members"),
+        &json!({"email": email, "first_name": "New", "last_name": "Member", "country": "DE", "roles": roles}),
+    )
+    .await
+}
+
+async fn put_roles(
+    app: &TestApp,
+    token: &str,
+    org: &str,
+    account: &str,
+    roles: &[&str],
+) -> reqwest::Response {
+    entitle_testkit::new_client()
+        .put(app.url(&format!("/api/v1/orgs/{org}/members/{account}/roles")))
+        .bearer_auth(token)
+        .json(&json!({"roles": roles}))
+        .send()
+        .await
+        .expect("put")
+}
+
+async fn delete(app: &TestApp, token: &str, org: &str, account: &str) -> reqwest::Response {
+    entitle_testkit::new_client()
+        .delete(app.url(&format!("/api/v1/orgs/{org}/members/{account}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("delete")
+}
+
+/// Adds a member with `roles`, who registers from the invitation; returns (id, token).
+async fn member(
+    app: &TestApp,
+    by: &str,
+    org: &str,
+    org_name: &str,
+    email: &str,
+    roles: &[&str],
+) -> (String, String) {
+    let response = add(app, by, org, email, roles).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let added: Value = response.json().await.expect("member");
+    assert_eq!(added["registered"], false);
+    let mail = app
+        .mail
+        .expect(email, &format!("added to {org_name}"))
+        .await;
+    let token = mail.token("/reset-password").expect("link");
+    let response = app
+        .post(
+            "/api/v1/reset-password",
+            &json!({"token": token, "email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    (
+        added["account_id"].as_str().expect("id").to_owned(),
+        app.sign_in(email, PASSWORD).await,
+    )
+}
+
+#[tokio::test]
+async fn administrators_add_members_and_roles_only_as_far_as_their_own_reach() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let (admin_id, admin) = member(
+        &app,
+        &fiona,
+        &acme,
+        "Acme",
+        "adam@acme.example",
+        &["Administrator"],
+    )
+    .await;
+    let (co_id, co) = member(
+        &app,
+        &admin,
+        &acme,
+        "Acme",
+        "cora@acme.example",
+        &["co_administrator"],
+    )
+    .await;
+    let (user_id, user) = member(
+        &app,
+        &co,
+        &acme,
+        "Acme",
+        "uma@acme.example",
+        &["User", "License Checkout"],
+    )
+    .await;
+
+    // A Co-Administrator can never grant Administrator or Fulfillment Contact.
+    expect_problem(
+        add(&app, &co, &acme, "x@acme.example", &["administrator"]).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    expect_problem(
+        put_roles(&app, &co, &acme, &user_id, &["administrator"]).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    expect_problem(
+        put_roles(&app, &co, &acme, &user_id, &["fulfillment_contact"]).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    // ...nor change someone above them.
+    expect_problem(
+        put_roles(&app, &co, &acme, &admin_id, &["user"]).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    expect_problem(
+        delete(&app, &co, &acme, &admin_id).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    // An Administrator cannot make Fulfillment Contacts; a User manages nobody.
+    expect_problem(
+        put_roles(&app, &admin, &acme, &co_id, &["fulfillment_contact"]).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    expect_problem(
+        add(&app, &user, &acme, "y@acme.example", &[]).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+    expect_problem(
+        app.get_as(&user, &format!("/api/v1/orgs/{acme}/members"))
+            .await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+
+    let response = put_roles(&app, &co, &acme, &user_id, &["user", "software_downloads"]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let changed: Value = response.json().await.expect("member");
+    assert_eq!(changed["roles"], json!(["user", "software_downloads"]));
+    assert_eq!(
+        delete(&app, &co, &acme, &user_id).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let page: Value = app
+        .get_as(&admin, &format!("/api/v1/orgs/{acme}/members"))
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(page["total"], 3);
+    // The User's access is gone with the membership.
+    assert_eq!(
+        app.get_as(&user, &format!("/api/v1/orgs/{acme}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The last Fulfillment Contact stays.
+    let fiona_id = page["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["email"] == "fiona@acme.example")
+        .expect("fiona")["account_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    expect_problem(
+        put_roles(&app, &fiona, &acme, &fiona_id, &["administrator"]).await,
+        StatusCode::CONFLICT,
+        "last_fulfillment_contact",
+    )
+    .await;
+    expect_problem(
+        delete(&app, &fiona, &acme, &fiona_id).await,
+        StatusCode::CONFLICT,
+        "last_fulfillment_contact",
+    )
+    .await;
+
+    let events: Value = app
+        .get_as(&operator, "/api/v1/audit?action=org.roles_changed")
+        .await
+        .json()
+        .await
+        .expect("events");
+    let event = &events["events"][0];
+    assert_eq!(
+        event["details"]["before"],
+        json!(["user", "license_checkout"])
+    );
+    assert_eq!(
+        event["details"]["after"],
+        json!(["user", "software_downloads"])
+    );
+}
+
+#[tokio::test]
+async fn adding_members_refuses_bad_input_duplicates_and_other_orgs_members() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let (globex, _) = org_with_contact(&app, &operator, "Globex", "gus@globex.example").await;
+    let before = crate::count(&app, "org_members").await;
+    expect_problem(
+        add(&app, &fiona, &acme, "fiona@acme.example", &[]).await,
+        StatusCode::CONFLICT,
+        "already_member",
+    )
+    .await;
+    expect_problem(
+        add(&app, &fiona, &acme, "GUS@globex.example", &[]).await,
+        StatusCode::CONFLICT,
+        "member_of_other_org",
+    )
+    .await;
+    expect_problem(
+        add(&app, &fiona, &acme, "not-an-email", &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_problem(
+        add(&app, &fiona, &acme, "w@acme.example", &["wizard"]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_problem(
+        add(&app, &fiona, &globex, "w@acme.example", &[]).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let raw = app
+        .post_as(
+            &fiona,
+            &format!("/api/v1/orgs/{acme}/members"),
+            &json!({"email": "a@b.example"}),
+        )
+        .await;
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        crate::count(&app, "org_members").await,
+        before,
+        "nothing added"
+    );
+}
