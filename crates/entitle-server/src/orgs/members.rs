@@ -235,53 +235,6 @@ pub async fn administrators(
     Ok(administrators)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queries_are_checked_before_they_reach_sql() {
-        let ok = check_query(&MemberQuery {
-            q: " 50%_Off\\ ".into(),
-            sort: Some("last_name".into()),
-            order: Some("desc".into()),
-            ..MemberQuery::default()
-        })
-        .expect("valid");
-        assert_eq!(ok.pattern, "%50\\%\\_off\\\\%");
-        assert_eq!(ok.order_by, "lower(a.last_name) DESC, a.id");
-        assert_eq!((ok.offset, ok.limit), (0, 50));
-        for bad in [
-            MemberQuery {
-                sort: Some("password_hash".into()),
-                ..MemberQuery::default()
-            },
-            MemberQuery {
-                order: Some("sideways".into()),
-                ..MemberQuery::default()
-            },
-            MemberQuery {
-                offset: Some(-1),
-                ..MemberQuery::default()
-            },
-            MemberQuery {
-                limit: Some(0),
-                ..MemberQuery::default()
-            },
-            MemberQuery {
-                limit: Some(201),
-                ..MemberQuery::default()
-            },
-            MemberQuery {
-                q: "x".repeat(201),
-                ..MemberQuery::default()
-            },
-        ] {
-            assert!(check_query(&bad).is_err(), "{bad:?}");
-        }
-    }
-}
-
 /// Role names from a request; none means User. Unknown names are a field error.
 fn parse_roles(names: &[String]) -> ApiResult<Vec<Role>> {
     let mut roles = Vec::new();
@@ -498,4 +451,51 @@ pub async fn remove(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_checked_before_they_reach_sql() {
+        let ok = check_query(&MemberQuery {
+            q: " 50%_Off\\ ".into(),
+            sort: Some("last_name".into()),
+            order: Some("desc".into()),
+            ..MemberQuery::default()
+        })
+        .expect("valid");
+        assert_eq!(ok.pattern, "%50\\%\\_off\\\\%");
+        assert_eq!(ok.order_by, "lower(a.last_name) DESC, a.id");
+        assert_eq!((ok.offset, ok.limit), (0, 50));
+        for bad in [
+            MemberQuery {
+                sort: Some("password_hash".into()),
+                ..MemberQuery::default()
+            },
+            MemberQuery {
+                order: Some("sideways".into()),
+                ..MemberQuery::default()
+            },
+            MemberQuery {
+                offset: Some(-1),
+                ..MemberQuery::default()
+            },
+            MemberQuery {
+                limit: Some(0),
+                ..MemberQuery::default()
+            },
+            MemberQuery {
+                limit: Some(201),
+                ..MemberQuery::default()
+            },
+            MemberQuery {
+                q: "x".repeat(201),
+                ..MemberQuery::default()
+            },
+        ] {
+            assert!(check_query(&bad).is_err(), "{bad:?}");
+        }
+    }
 }
