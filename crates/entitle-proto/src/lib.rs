@@ -348,3 +348,32 @@ pub struct AddMemberRequest {
 pub struct SetRolesRequest {
     pub roles: Vec<String>,
 }
+
+/// A staged CSV import and its rows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportBatch {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub file_name: String,
+    pub created_at: i64,
+    pub committed_at: Option<i64>,
+    /// Rows by status (`valid`, `invalid`, `duplicate`, `already_member`,
+    /// `other_organization`), not counting removed ones; and `removed`.
+    pub counts: std::collections::BTreeMap<String, i64>,
+    pub rows: Vec<ImportRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ImportRow {
+    pub number: i64,
+    pub line: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: String,
+    pub roles: String,
+    pub status: String,
+    pub details: String,
+    pub removed: bool,
+    pub result: Option<String>,
+}

@@ -97,6 +97,7 @@ macro_rules! execute {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))
+        .map_err($crate::db::DbError::from)
     };
 }
 

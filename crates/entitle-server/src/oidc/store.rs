@@ -141,7 +141,6 @@ pub async fn revoke_grants_of(
         now,
         account_id
     )
-    .map_err(Into::into)
 }
 
 /// The live grants of a person, newest first: their signed-in devices and applications.

@@ -394,8 +394,25 @@ pub fn neutralize(cell: &str) -> String {
     }
 }
 
-/// The result report: every row as read, with its status and what happened.
-pub fn report(rows: &[(StagedRow, &str)]) -> String {
+/// A row of the result report: as read, with its status and the status's explanation.
+pub struct ReportRow {
+    pub file: FileRow,
+    pub status: String,
+    pub details: String,
+}
+
+impl From<&StagedRow> for ReportRow {
+    fn from(row: &StagedRow) -> Self {
+        ReportRow {
+            file: row.file.clone(),
+            status: row.status.code().to_owned(),
+            details: row.status.describe(),
+        }
+    }
+}
+
+/// The result report: every row as read, with its status and what happened to it.
+pub fn report(rows: &[(ReportRow, String)]) -> String {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -413,15 +430,15 @@ pub fn report(rows: &[(StagedRow, &str)]) -> String {
     for (row, result) in rows {
         let f = &row.file;
         let cells = [
-            row.file.number.to_string(),
+            f.number.to_string(),
             f.email.clone(),
             f.first_name.clone(),
             f.last_name.clone(),
             f.country.clone(),
             f.roles.clone(),
-            row.status.code().to_owned(),
-            row.status.describe(),
-            (*result).to_owned(),
+            row.status.clone(),
+            row.details.clone(),
+            result.clone(),
         ];
         let _ = writer.write_record(cells.iter().map(|c| neutralize(c)));
     }
@@ -632,7 +649,7 @@ mod tests {
             |_| Known::Nobody,
             |_| true,
         );
-        let report = report(&[(staged[0].clone(), "not added")]);
+        let report = report(&[(ReportRow::from(&staged[0]), "not added".to_owned())]);
         assert!(report.contains("'=cmd|' /C calc'!A0"), "{report}");
         assert!(report.contains("'-2+3"), "{report}");
         assert!(!report.contains(",=cmd"), "{report}");

@@ -3,6 +3,7 @@
 
 mod account;
 mod cli;
+mod imports;
 mod interop;
 mod malformed;
 mod members;

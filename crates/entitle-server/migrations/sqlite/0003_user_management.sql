@@ -1,0 +1,33 @@
+-- User management: staged bulk registration from CSV files.
+
+CREATE TABLE import_batches (
+    id BLOB PRIMARY KEY,
+    org_id BLOB NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    file_name TEXT NOT NULL,
+    created_by BLOB REFERENCES accounts (id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    committed_by BLOB REFERENCES accounts (id) ON DELETE SET NULL,
+    committed_at BIGINT
+);
+CREATE INDEX import_batches_org ON import_batches (org_id, created_at);
+
+CREATE TABLE import_rows (
+    batch_id BLOB NOT NULL REFERENCES import_batches (id) ON DELETE CASCADE,
+    number BIGINT NOT NULL,
+    line BIGINT NOT NULL,
+    email TEXT NOT NULL,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    country TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    -- valid, invalid, duplicate, already_member, other_organization
+    status TEXT NOT NULL,
+    details TEXT NOT NULL,
+    -- Taken out of the batch by an administrator before committing (the "x").
+    removed INTEGER NOT NULL,
+    -- What the commit did: added, invited, or why not.
+    result TEXT,
+    PRIMARY KEY (batch_id, number)
+);
+
+CREATE INDEX org_members_org_created ON org_members (org_id, created_at);

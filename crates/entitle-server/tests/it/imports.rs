@@ -1,0 +1,275 @@
+//! Staged bulk registration over HTTP: stage, remove rows, commit all-or-nothing, report.
+
+use entitle_testkit::{expect_problem, new_client, TestApp};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+use crate::members::org_with_contact;
+
+async fn stage(app: &TestApp, token: &str, org: &str, file: &str) -> Response {
+    new_client()
+        .post(app.url(&format!("/api/v1/orgs/{org}/imports?file_name=staff.csv")))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(file.to_owned())
+        .send()
+        .await
+        .expect("stage")
+}
+
+async fn send(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> Response {
+    new_client()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_file_is_staged_trimmed_and_committed_once() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let (globex, gus) = org_with_contact(&app, &operator, "Globex", "gus@globex.example").await;
+    let file = "\u{feff}email,FIRST NAME,Last Name,country,Roles\r\n\
+                ana@acme.example,Ana,Silva,PT,\r\n\
+                ANA@acme.example,Ana,Silva,PT,\r\n\
+                jose@acme.example,José,Müller,DE,Administrator;Software Downloads\r\n\
+                fiona@acme.example,Fiona,Acme,GB,\r\n\
+                gus@globex.example,Gus,Globex,GB,\r\n\
+                bad-address,,Nobody,Narnia,Wizard\r\n\
+                \"wang@acme.example\",\"小明, Jr.\",王,CN,User\r\n";
+    let response = stage(&app, &fiona, &acme, file).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let batch: Value = response.json().await.expect("batch");
+    let id = batch["id"].as_str().expect("id").to_owned();
+    let statuses: Vec<&str> = batch["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "valid",
+            "duplicate",
+            "valid",
+            "already_member",
+            "other_organization",
+            "invalid",
+            "valid"
+        ]
+    );
+    assert!(batch["rows"][5]["details"]
+        .as_str()
+        .expect("details")
+        .contains("Wizard"));
+    assert_eq!(
+        crate::count(&app, "org_members").await,
+        2,
+        "nothing added while staged"
+    );
+
+    // Another organization sees nothing of it; a stranger to Acme neither.
+    expect_problem(
+        send(
+            &app,
+            &gus,
+            reqwest::Method::GET,
+            &format!("/api/v1/orgs/{acme}/imports/{id}"),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_problem(
+        send(
+            &app,
+            &gus,
+            reqwest::Method::GET,
+            &format!("/api/v1/orgs/{globex}/imports/{id}"),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // The x on José's row, then commit: Ana and Wang join, invited by email.
+    let response = send(
+        &app,
+        &fiona,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/orgs/{acme}/imports/{id}/rows/3"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let trimmed: Value = response.json().await.expect("batch");
+    assert_eq!(trimmed["counts"]["removed"], 1);
+    let response = send(
+        &app,
+        &fiona,
+        reqwest::Method::POST,
+        &format!("/api/v1/orgs/{acme}/imports/{id}/commit"),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let committed: Value = response.json().await.expect("batch");
+    assert!(committed["committed_at"].as_i64().is_some());
+    assert_eq!(crate::count(&app, "org_members").await, 4);
+    app.mail.expect("ana@acme.example", "added to Acme").await;
+    app.mail.expect("wang@acme.example", "added to Acme").await;
+
+    // Twice changes nothing; committed rows cannot be removed.
+    let again = send(
+        &app,
+        &fiona,
+        reqwest::Method::POST,
+        &format!("/api/v1/orgs/{acme}/imports/{id}/commit"),
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(crate::count(&app, "org_members").await, 4);
+    expect_problem(
+        send(
+            &app,
+            &fiona,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/orgs/{acme}/imports/{id}/rows/1"),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "import_committed",
+    )
+    .await;
+
+    let report = send(
+        &app,
+        &fiona,
+        reqwest::Method::GET,
+        &format!("/api/v1/orgs/{acme}/imports/{id}/report"),
+    )
+    .await;
+    assert_eq!(report.headers()["content-type"], "text/csv; charset=utf-8");
+    let report = report.text().await.expect("csv");
+    assert!(report.starts_with("Row,Email,First Name"), "{report}");
+    assert!(
+        report.contains("removed before committing") && report.contains("added; invitation sent"),
+        "{report}"
+    );
+    let listed: Value = send(
+        &app,
+        &fiona,
+        reqwest::Method::GET,
+        &format!("/api/v1/orgs/{acme}/imports"),
+    )
+    .await
+    .json()
+    .await
+    .expect("list");
+    assert_eq!(listed[0]["file_name"], "staff.csv");
+}
+
+#[tokio::test]
+async fn oversized_unreadable_and_outdated_files_change_nothing() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let file = |users: usize| {
+        let mut text = String::from("Email,First Name,Last Name,Country,Roles\n");
+        for i in 0..users {
+            text.push_str(&format!(
+                "user{i}@acme.example,User,Number {i},DE,User;License Checkout\n"
+            ));
+        }
+        text
+    };
+    let response = stage(&app, &fiona, &acme, &file(1001)).await;
+    let problem: Value = response.json().await.expect("problem");
+    assert_eq!(problem["code"], "validation_failed");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("Split it into files of 1,000 users or fewer"),
+        "{problem}"
+    );
+    for bad in [
+        "",
+        "Email;First Name;Last Name;Country\na;b;c;d\n",
+        "Email,Phone\n",
+    ] {
+        expect_problem(
+            stage(&app, &fiona, &acme, bad).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    assert_eq!(crate::count(&app, "import_batches").await, 0);
+
+    let response = stage(&app, &fiona, &acme, &file(1000)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let batch: Value = response.json().await.expect("batch");
+    assert_eq!(batch["counts"]["valid"], 1000);
+    let id = batch["id"].as_str().expect("id");
+    // Someone joins meanwhile: the commit adds nobody and says which rows changed.
+    let added = app
+        .post_as(&fiona, &format!("/api/v1/orgs/{acme}/members"), &serde_json::json!({"email": "user7@acme.example", "first_name": "U", "last_name": "S", "country": "DE"}))
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let before = crate::count(&app, "org_members").await;
+    expect_problem(
+        send(
+            &app,
+            &fiona,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{acme}/imports/{id}/commit"),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "import_changed",
+    )
+    .await;
+    assert_eq!(crate::count(&app, "org_members").await, before);
+    let batch: Value = send(
+        &app,
+        &fiona,
+        reqwest::Method::GET,
+        &format!("/api/v1/orgs/{acme}/imports/{id}"),
+    )
+    .await
+    .json()
+    .await
+    .expect("batch");
+    assert_eq!(batch["rows"][7]["status"], "already_member");
+    send(
+        &app,
+        &fiona,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/orgs/{acme}/imports/{id}/rows/8"),
+    )
+    .await;
+    let response = send(
+        &app,
+        &fiona,
+        reqwest::Method::POST,
+        &format!("/api/v1/orgs/{acme}/imports/{id}/commit"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(crate::count(&app, "org_members").await, before + 999);
+}
