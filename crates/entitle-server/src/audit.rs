@@ -100,8 +100,15 @@ impl From<EventRow> for AuditEvent {
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub actor_id: Option<Uuid>,
+    /// The actor's label: an email address, or `system`.
+    pub actor: Option<String>,
     pub target_id: Option<Uuid>,
     pub action: Option<String>,
+    pub org_id: Option<Uuid>,
+    /// Events at or after this time (Unix ms).
+    pub from: Option<i64>,
+    /// Events before this time (Unix ms).
+    pub until: Option<i64>,
     /// Only events older than this one (ids are time-ordered UUIDv7).
     pub before: Option<Uuid>,
     pub limit: i64,
@@ -116,6 +123,8 @@ pub async fn list(ex: &mut impl Executor, filter: &Filter) -> Result<Vec<AuditEv
         "SELECT {EVENT_COLUMNS} FROM audit_events \
          WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR target_id = $2) \
            AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR id < $4) \
+           AND ($6 IS NULL OR org_id = $6) AND ($7 IS NULL OR at >= $7) \
+           AND ($8 IS NULL OR at < $8) AND ($9 IS NULL OR actor_label = $9) \
          ORDER BY id DESC LIMIT $5"
     );
     let rows: Vec<EventRow> = on_db!(ex, |c| sqlx::query_as(&sql)
@@ -124,12 +133,116 @@ pub async fn list(ex: &mut impl Executor, filter: &Filter) -> Result<Vec<AuditEv
         .bind(&filter.action)
         .bind(filter.before)
         .bind(filter.limit)
+        .bind(filter.org_id)
+        .bind(filter.from)
+        .bind(filter.until)
+        .bind(&filter.actor)
         .fetch_all(c)
         .await)?;
     Ok(rows.into_iter().map(AuditEvent::from).collect())
 }
 
 /// Events the account did or that were done to it.
+/// `?actor_id=&actor=&target_id=&action=&org_id=&from=&until=&before=&limit=`
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub actor_id: Option<Uuid>,
+    /// The actor's email address (or `system`).
+    pub actor: Option<String>,
+    pub target_id: Option<Uuid>,
+    pub action: Option<String>,
+    /// Operators only: one organization's events.
+    pub org_id: Option<Uuid>,
+    /// Events at or after this time (Unix milliseconds).
+    pub from: Option<i64>,
+    /// Events before this time (Unix milliseconds).
+    pub until: Option<i64>,
+    /// Return events older than this event id.
+    pub before: Option<Uuid>,
+    /// 1 to 500; default 100.
+    pub limit: Option<i64>,
+}
+
+/// A page of events matching `query` (within `org_id` when given), newest first.
+pub async fn page(
+    ex: &mut impl Executor,
+    query: &AuditQuery,
+    org_id: Option<Uuid>,
+) -> crate::error::ApiResult<entitle_proto::AuditPage> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(crate::error::ApiError::field(
+            "limit",
+            "out_of_range",
+            "limit must be between 1 and 500.",
+        ));
+    }
+    let mut events = list(ex, &filter_of(query, org_id, limit + 1)).await?;
+    let next_before = if events.len() as i64 > limit {
+        events.truncate(limit as usize);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(entitle_proto::AuditPage {
+        events,
+        next_before,
+    })
+}
+
+const MAX_PAGE: i64 = 500;
+
+fn filter_of(query: &AuditQuery, org_id: Option<Uuid>, limit: i64) -> Filter {
+    Filter {
+        actor_id: query.actor_id,
+        actor: query.actor.as_ref().map(|a| a.trim().to_lowercase()),
+        target_id: query.target_id,
+        action: query.action.clone(),
+        org_id,
+        from: query.from,
+        until: query.until,
+        before: query.before,
+        limit,
+    }
+}
+
+/// Every event matching `query` within `org_id` (at most `EXPORT_LIMIT`), as CSV.
+pub async fn export_csv(
+    ex: &mut impl Executor,
+    query: &AuditQuery,
+    org_id: Uuid,
+) -> Result<String, DbError> {
+    let events = list(ex, &filter_of(query, Some(org_id), EXPORT_LIMIT)).await?;
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let _ = writer.write_record(["Time", "Actor", "IP address", "Action", "Target", "Details"]);
+    for event in events {
+        let time =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.at) * 1_000_000)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+        let cells = [
+            time,
+            event.actor.unwrap_or_default(),
+            event.ip.unwrap_or_default(),
+            event.action,
+            event.target.unwrap_or_default(),
+            event.details.to_string(),
+        ];
+        let _ = writer.write_record(cells.iter().map(|c| crate::orgs::csv_import::neutralize(c)));
+    }
+    Ok(String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default())
+}
+
+/// The most events one export holds.
+pub const EXPORT_LIMIT: i64 = 100_000;
+
 pub async fn of_account(
     ex: &mut impl Executor,
     account_id: Uuid,

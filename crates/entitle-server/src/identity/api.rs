@@ -7,10 +7,7 @@ use entitle_proto::{
     EmailRequest, EraseAccountRequest, Problem, PublishTermsRequest, ResetPasswordRequest,
     SignInRequest, SignInResponse, SignUpRequest, Terms, VerifyEmailRequest,
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{
     flows,
@@ -234,51 +231,15 @@ async fn accept_terms(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    actor_id: Option<Uuid>,
-    target_id: Option<Uuid>,
-    action: Option<String>,
-    /// Return events older than this event id.
-    before: Option<Uuid>,
-    /// 1 to 500; default 100.
-    limit: Option<i64>,
-}
-
 /// The audit trail, newest first (operators only).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(audit::AuditQuery),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem)))]
 async fn audit_events(
     State(state): State<AppState>,
     Operator(_operator): Operator,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<audit::AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            "out_of_range",
-            "limit must be between 1 and 500.",
-        ));
-    }
-    let filter = audit::Filter {
-        actor_id: q.actor_id,
-        target_id: q.target_id,
-        action: q.action,
-        before: q.before,
-        limit: limit + 1,
-    };
     let mut conn = state.db.reader().await?;
-    let mut events = audit::list(&mut conn, &filter).await?;
-    let next_before = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(Json(AuditPage {
-        events,
-        next_before,
-    }))
+    let org = q.org_id;
+    Ok(Json(audit::page(&mut conn, &q, org).await?))
 }

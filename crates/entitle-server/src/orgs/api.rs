@@ -1,15 +1,17 @@
 //! `/api/v1/orgs`: thin handlers over the organization rules.
 
-use axum::{extract::State, http::StatusCode};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use entitle_proto::{
-    AddMemberRequest, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgMember, Problem,
-    SetRolesRequest,
+    AddMemberRequest, AuditPage, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgMember,
+    Problem, SetRolesRequest,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::{access::OrgAccess, roles::Action};
 use crate::{
     app::{AppState, Client},
+    audit,
     error::{ApiResult, Json, Path, Query},
     identity::session::{Operator, SignedIn},
 };
@@ -22,6 +24,50 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_member))
         .routes(routes!(set_member_roles))
         .routes(routes!(list_administrators))
+        .routes(routes!(org_audit))
+        .routes(routes!(org_audit_csv))
+}
+
+/// The organization's audit log, newest first, filtered by actor, action and time.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/audit", tag = "audit",
+    params(("org_id" = Uuid, Path), audit::AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+async fn org_audit(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+    Query(query): Query<audit::AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, &current.account, org_id)
+        .await?
+        .require(Action::ViewAudit)?;
+    Ok(Json(audit::page(&mut conn, &query, Some(org_id)).await?))
+}
+
+/// The organization's audit log as CSV, with the same filters.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/audit.csv", tag = "audit",
+    params(("org_id" = Uuid, Path), audit::AuditQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+async fn org_audit_csv(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+    Query(query): Query<audit::AuditQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, &current.account, org_id)
+        .await?
+        .require(Action::ViewAudit)?;
+    let csv = audit::export_csv(&mut conn, &query, org_id).await?;
+    Ok(super::imports_api::csv_download(
+        &format!("audit-{org_id}.csv"),
+        csv,
+    ))
 }
 
 /// The members of an organization, with search, sort and pages (administrators).

@@ -117,7 +117,8 @@ async fn commit(
     ))
 }
 
-fn csv_download(name: &str, body: String) -> impl IntoResponse {
+/// A CSV file to download.
+pub fn csv_download(name: &str, body: String) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

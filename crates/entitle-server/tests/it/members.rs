@@ -423,3 +423,113 @@ async fn adding_members_refuses_bad_input_duplicates_and_other_orgs_members() {
         "nothing added"
     );
 }
+
+#[tokio::test]
+async fn an_organization_reads_and_exports_its_own_audit_log() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let (globex, gus) = org_with_contact(&app, &operator, "Globex", "gus@globex.example").await;
+    // A valid address that a spreadsheet would take for a formula.
+    assert_eq!(
+        add(&app, &fiona, &acme, "=cmd@acme.example", &[])
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        add(&app, &fiona, &acme, "nia@acme.example", &["usage_reports"])
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+
+    let page: Value = app
+        .get_as(&fiona, &format!("/api/v1/orgs/{acme}/audit"))
+        .await
+        .json()
+        .await
+        .expect("page");
+    let actions: Vec<&str> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"account.created") && actions.contains(&"org.created"),
+        "{actions:?}"
+    );
+    assert!(
+        page["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .all(|e| e["org_id"] == acme.as_str()),
+        "only Acme's events"
+    );
+    let by_fiona: Value = app
+        .get_as(
+            &fiona,
+            &format!("/api/v1/orgs/{acme}/audit?actor=Fiona@Acme.example&action=account.created"),
+        )
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(by_fiona["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(by_fiona["events"][0]["target"], "nia@acme.example");
+    let future: Value = app
+        .get_as(
+            &fiona,
+            &format!("/api/v1/orgs/{acme}/audit?from=99999999999999"),
+        )
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(future["events"], serde_json::json!([]));
+
+    let csv = app
+        .get_as(&fiona, &format!("/api/v1/orgs/{acme}/audit.csv"))
+        .await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.expect("csv");
+    assert!(
+        csv.starts_with("Time,Actor,IP address,Action,Target,Details")
+            && csv.contains("nia@acme.example"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(",'=cmd@acme.example,") && !csv.contains(",=cmd"),
+        "formulas neutralized: {csv}"
+    );
+
+    expect_problem(
+        app.get_as(&gus, &format!("/api/v1/orgs/{acme}/audit"))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_problem(
+        app.get_as(&fiona, &format!("/api/v1/orgs/{globex}/audit.csv"))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_problem(
+        app.get_as(&fiona, &format!("/api/v1/orgs/{acme}/audit?limit=0"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        app.get_as(&fiona, &format!("/api/v1/orgs/{acme}/audit?from=yesterday"))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+}
