@@ -306,7 +306,20 @@ pub struct OrgMember {
     pub roles: Vec<String>,
     /// False while an invited member has not set a password yet.
     pub registered: bool,
+    /// A disabled member can do nothing in the organization (nor sign in, when it is
+    /// their home organization).
+    pub disabled: bool,
     pub joined_at: i64,
+}
+
+/// Changes to a member; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub country: Option<String>,
+    pub disabled: Option<bool>,
 }
 
 /// One page of members.

@@ -30,4 +30,6 @@ CREATE TABLE import_rows (
     PRIMARY KEY (batch_id, number)
 );
 
+-- A disabled member keeps their place but can do nothing in the organization.
+ALTER TABLE org_members ADD COLUMN disabled_at BIGINT;
 CREATE INDEX org_members_org_created ON org_members (org_id, created_at);

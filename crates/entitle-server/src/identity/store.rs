@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{DbError, Executor},
-    on_db,
+    execute, on_db,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,6 +101,43 @@ pub async fn account_by_id(
         .bind(id)
         .fetch_optional(c)
         .await)?)
+}
+
+pub async fn update_person(
+    ex: &mut impl Executor,
+    id: Uuid,
+    first_name: &str,
+    last_name: &str,
+    country: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    execute!(
+        ex,
+        "UPDATE accounts SET first_name = $1, last_name = $2, country = $3, updated_at = $4 WHERE id = $5",
+        first_name,
+        last_name,
+        country,
+        now,
+        id
+    )?;
+    Ok(())
+}
+
+/// `active` or `disabled`: a disabled account cannot sign in.
+pub async fn set_account_status(
+    ex: &mut impl Executor,
+    id: Uuid,
+    status: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    execute!(
+        ex,
+        "UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3",
+        status,
+        now,
+        id
+    )?;
+    Ok(())
 }
 
 pub async fn any_operator(ex: &mut impl Executor) -> Result<bool, DbError> {

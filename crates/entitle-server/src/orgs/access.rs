@@ -31,7 +31,8 @@ impl OrgAccess {
         let org = store::org_by_id(ex, org_id)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let member = store::is_member(ex, org_id, caller.id).await?;
+        // A disabled member is treated as an outsider.
+        let member = store::membership(ex, org_id, caller.id).await? == Some(false);
         if !member && !caller.is_operator {
             return Err(ApiError::NotFound);
         }

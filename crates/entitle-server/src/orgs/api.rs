@@ -3,7 +3,7 @@
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use entitle_proto::{
     AddMemberRequest, AuditPage, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgMember,
-    Problem, SetRolesRequest,
+    Problem, SetRolesRequest, UpdateMemberRequest,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_org))
         .routes(routes!(get_org))
         .routes(routes!(list_members, add_member))
-        .routes(routes!(remove_member))
+        .routes(routes!(remove_member, update_member))
         .routes(routes!(set_member_roles))
         .routes(routes!(list_administrators))
         .routes(routes!(org_audit))
@@ -123,6 +123,33 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     super::members::remove(&state, &current.account, org_id, account_id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Edit a member (name and country, in their home organization) or disable and enable them.
+#[utoipa::path(
+    patch, path = "/api/v1/orgs/{org_id}/members/{account_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)), request_body = UpdateMemberRequest,
+    responses((status = 200, body = OrgMember), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Disabling yourself"), (status = 422, body = Problem))
+)]
+async fn update_member(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+    Json(request): Json<UpdateMemberRequest>,
+) -> ApiResult<Json<OrgMember>> {
+    Ok(Json(
+        super::members::update(
+            &state,
+            &current.account,
+            org_id,
+            account_id,
+            &request,
+            &client,
+        )
+        .await?,
+    ))
 }
 
 /// Replace a member's roles.

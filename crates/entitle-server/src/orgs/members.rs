@@ -1,7 +1,9 @@
 //! The members of an organization: listing with search, sort and pages, and who its
 //! administrators are.
 
-use entitle_proto::{AddMemberRequest, MemberPage, OrgAdministrator, OrgMember};
+use entitle_proto::{
+    AddMemberRequest, MemberPage, OrgAdministrator, OrgMember, UpdateMemberRequest,
+};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -18,6 +20,7 @@ use crate::{
     error::{ApiError, ApiResult},
     identity::{
         flows::{self, actor_of, Fields},
+        person::{CountryCode, PersonName},
         store::{self as accounts, AccountRow},
     },
     on_db,
@@ -130,6 +133,7 @@ struct MemberRow {
     last_name: String,
     country: String,
     registered: bool,
+    disabled: bool,
     joined_at: i64,
 }
 
@@ -143,7 +147,8 @@ async fn page_of(
 ) -> Result<MemberPage, DbError> {
     let sql = format!(
         "SELECT a.id, a.email, a.first_name, a.last_name, a.country, \
-         a.password_hash IS NOT NULL AS registered, m.created_at AS joined_at \
+         a.password_hash IS NOT NULL AS registered, m.disabled_at IS NOT NULL AS disabled, \
+         m.created_at AS joined_at \
          FROM org_members m JOIN accounts a ON a.id = m.account_id \
          WHERE {MATCHES} ORDER BY {} LIMIT $3 OFFSET $4",
         listing.order_by
@@ -173,6 +178,7 @@ async fn page_of(
             last_name: row.last_name,
             country: row.country,
             registered: row.registered,
+            disabled: row.disabled,
             joined_at: row.joined_at,
         });
     }
@@ -260,7 +266,7 @@ fn parse_roles(names: &[String]) -> ApiResult<Vec<Role>> {
     Ok(roles)
 }
 
-fn member_of(account: &AccountRow, roles: &[Role], joined_at: i64) -> OrgMember {
+fn member_of(account: &AccountRow, roles: &[Role], disabled: bool, joined_at: i64) -> OrgMember {
     OrgMember {
         account_id: account.id,
         email: account.email.clone(),
@@ -269,6 +275,7 @@ fn member_of(account: &AccountRow, roles: &[Role], joined_at: i64) -> OrgMember 
         country: account.country.clone(),
         roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
         registered: account.password_hash.is_some(),
+        disabled,
         joined_at,
     }
 }
@@ -325,7 +332,7 @@ pub async fn add(
     if let Some(message) = invitation {
         state.mailer.send_in_background(message);
     }
-    Ok(member_of(&account, &roles, now_ms()))
+    Ok(member_of(&account, &roles, false, now_ms()))
 }
 
 /// A member of `org_id` and their roles, as the caller may change them: 404 when not a
@@ -334,11 +341,11 @@ async fn changeable_member(
     tx: &mut crate::db::Tx,
     access: &OrgAccess,
     account_id: Uuid,
-) -> ApiResult<(AccountRow, Vec<Role>)> {
+) -> ApiResult<(AccountRow, Vec<Role>, bool)> {
     access.require(Action::ManageUsers)?;
-    if !store::is_member(tx, access.org.id, account_id).await? {
-        return Err(ApiError::NotFound);
-    }
+    let disabled = store::membership(tx, access.org.id, account_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let account = accounts::account_by_id(tx, account_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -349,7 +356,7 @@ async fn changeable_member(
         .collect();
     roles.sort();
     access.require_over(&roles)?;
-    Ok((account, roles))
+    Ok((account, roles, disabled))
 }
 
 async fn refuse_losing_last_contact(
@@ -383,7 +390,7 @@ pub async fn set_roles(
     let wanted = parse_roles(names)?;
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
-    let (account, had) = changeable_member(&mut tx, &access, account_id).await?;
+    let (account, had, disabled) = changeable_member(&mut tx, &access, account_id).await?;
     for role in had
         .iter()
         .filter(|r| !wanted.contains(r))
@@ -417,7 +424,104 @@ pub async fn set_roles(
     )
     .await?;
     tx.commit().await?;
-    Ok(member_of(&account, &wanted, now_ms()))
+    Ok(member_of(&account, &wanted, disabled, now_ms()))
+}
+
+/// Edits a member's name or country (only in their home organization, which owns their
+/// account) or disables and enables them. Disabling a member of their home organization
+/// disables their account and signs them out everywhere.
+pub async fn update(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    account_id: Uuid,
+    request: &UpdateMemberRequest,
+    from: &Client,
+) -> ApiResult<OrgMember> {
+    let mut tx = state.db.begin().await?;
+    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    let (account, roles, was_disabled) = changeable_member(&mut tx, &access, account_id).await?;
+    let home = account.home_org_id == Some(org_id);
+    let now = now_ms();
+    let mut fields = Fields::default();
+    let edits_person =
+        request.first_name.is_some() || request.last_name.is_some() || request.country.is_some();
+    if edits_person && !home {
+        return Err(ApiError::forbidden(
+            "not_home_organization",
+            "This person's details belong to their own organization; only it can change them.",
+        ));
+    }
+    let first = fields.check(
+        "first_name",
+        PersonName::parse(request.first_name.as_deref().unwrap_or(&account.first_name)),
+    );
+    let last = fields.check(
+        "last_name",
+        PersonName::parse(request.last_name.as_deref().unwrap_or(&account.last_name)),
+    );
+    let country = fields.check(
+        "country",
+        CountryCode::parse(request.country.as_deref().unwrap_or(&account.country)),
+    );
+    fields.finish()?;
+    let (Some(first), Some(last), Some(country)) = (first, last, country) else {
+        return Err(anyhow::anyhow!("validated fields missing").into());
+    };
+    if caller.id == account.id && request.disabled == Some(true) {
+        return Err(ApiError::conflict(
+            "cannot_disable_self",
+            "You cannot disable yourself.",
+        ));
+    }
+    if edits_person {
+        accounts::update_person(
+            &mut tx,
+            account.id,
+            first.as_str(),
+            last.as_str(),
+            country.as_str(),
+            now,
+        )
+        .await?;
+    }
+    let disabled = request.disabled.unwrap_or(was_disabled);
+    if disabled != was_disabled {
+        store::set_member_disabled(&mut tx, org_id, account.id, disabled.then_some(now)).await?;
+        if home {
+            let status = if disabled { "disabled" } else { "active" };
+            accounts::set_account_status(&mut tx, account.id, status, now).await?;
+        }
+        if disabled {
+            crate::oidc::store::revoke_grants_of(&mut tx, account.id, now).await?;
+            if home {
+                accounts::delete_sessions_of(&mut tx, account.id).await?;
+            }
+        }
+    }
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.member_updated",
+            target_type: "account",
+            target_id: Some(account.id),
+            target_label: Some(&account.email),
+            org_id: Some(org_id),
+            details: json!({
+                "before": {"first_name": account.first_name, "last_name": account.last_name,
+                           "country": account.country, "disabled": was_disabled},
+                "after": {"first_name": first.as_str(), "last_name": last.as_str(),
+                          "country": country.as_str(), "disabled": disabled},
+            }),
+        },
+    )
+    .await?;
+    let updated = accounts::account_by_id(&mut tx, account.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(member_of(&updated, &roles, disabled, now))
 }
 
 /// Takes a member out of the organization. Their sign-ins to clients end, since their
@@ -431,7 +535,7 @@ pub async fn remove(
 ) -> ApiResult<()> {
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
-    let (account, had) = changeable_member(&mut tx, &access, account_id).await?;
+    let (account, had, _) = changeable_member(&mut tx, &access, account_id).await?;
     refuse_losing_last_contact(&mut tx, org_id, &had, false).await?;
     let now = now_ms();
     store::remove_member(&mut tx, org_id, account_id, now).await?;

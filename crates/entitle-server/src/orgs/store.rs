@@ -251,3 +251,35 @@ pub async fn remove_member(
     )?;
     Ok(removed == 1)
 }
+
+/// Whether an account is a member of an organization: `Some(disabled)`, or `None`.
+pub async fn membership(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+) -> Result<Option<bool>, DbError> {
+    let row: Option<(Option<i64>,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT disabled_at FROM org_members WHERE org_id = $1 AND account_id = $2"
+    )
+    .bind(org_id)
+    .bind(account_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.map(|(disabled_at,)| disabled_at.is_some()))
+}
+
+pub async fn set_member_disabled(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_id: Uuid,
+    disabled_at: Option<i64>,
+) -> Result<(), DbError> {
+    execute!(
+        ex,
+        "UPDATE org_members SET disabled_at = $1 WHERE org_id = $2 AND account_id = $3",
+        disabled_at,
+        org_id,
+        account_id
+    )?;
+    Ok(())
+}

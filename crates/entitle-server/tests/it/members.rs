@@ -533,3 +533,119 @@ async fn an_organization_reads_and_exports_its_own_audit_log() {
         StatusCode::BAD_REQUEST
     );
 }
+
+async fn patch(
+    app: &TestApp,
+    token: &str,
+    org: &str,
+    account: &str,
+    body: Value,
+) -> reqwest::Response {
+    entitle_testkit::new_client()
+        .patch(app.url(&format!("/api/v1/orgs/{org}/members/{account}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("patch")
+}
+
+#[tokio::test]
+async fn members_are_edited_and_disabled_in_their_home_organization() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let (uma_id, uma) = member(&app, &fiona, &acme, "Acme", "uma@acme.example", &[]).await;
+
+    let response = patch(
+        &app,
+        &fiona,
+        &acme,
+        &uma_id,
+        json!({"first_name": "Úma", "country": "at"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let edited: Value = response.json().await.expect("member");
+    assert_eq!(
+        (edited["first_name"].as_str(), edited["country"].as_str()),
+        (Some("Úma"), Some("AT"))
+    );
+    expect_problem(
+        patch(&app, &fiona, &acme, &uma_id, json!({"country": "Narnia"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        patch(
+            &app,
+            &fiona,
+            &acme,
+            &uma_id,
+            json!({"email": "x@y.example"})
+        )
+        .await
+        .status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // Disabled: no sign-in, no session, nothing in the organization; enabled again: back.
+    let response = patch(&app, &fiona, &acme, &uma_id, json!({"disabled": true})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_as(&uma, "/api/v1/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = app
+        .post(
+            "/api/v1/session",
+            &json!({"email": "uma@acme.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "the password is right, the account disabled"
+    );
+    let page: Value = app
+        .get_as(&fiona, &format!("/api/v1/orgs/{acme}/members?q=uma"))
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(page["members"][0]["disabled"], true);
+    assert_eq!(
+        patch(&app, &fiona, &acme, &uma_id, json!({"disabled": false}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let uma = app.sign_in("uma@acme.example", PASSWORD).await;
+
+    let fiona_id: Value = app
+        .get_as(&fiona, "/api/v1/me")
+        .await
+        .json()
+        .await
+        .expect("me");
+    expect_problem(
+        patch(
+            &app,
+            &fiona,
+            &acme,
+            fiona_id["id"].as_str().expect("id"),
+            json!({"disabled": true}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "cannot_disable_self",
+    )
+    .await;
+    expect_problem(
+        patch(&app, &uma, &acme, &uma_id, json!({"first_name": "Me"})).await,
+        StatusCode::FORBIDDEN,
+        "role_required",
+    )
+    .await;
+}
