@@ -273,3 +273,121 @@ async fn oversized_unreadable_and_outdated_files_change_nothing() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(crate::count(&app, "org_members").await, before + 999);
 }
+
+/// `entitled serve` as its own process on the test's database.
+fn serve(app: &TestApp, port: u16) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_entitled"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&app.data_dir)
+        .env("ENTITLE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(url) = &app.state.config.database_url {
+        command.arg("--database-url").arg(url);
+    }
+    command.spawn().expect("entitled starts")
+}
+
+async fn ready(base: &str) {
+    for _ in 0..300 {
+        if new_client()
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not start");
+}
+
+#[tokio::test]
+async fn a_commit_killed_midway_leaves_all_rows_or_none() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+    let mut file = String::from("Email,First Name,Last Name,Country,Roles\n");
+    for i in 0..1000 {
+        file.push_str(&format!(
+            "user{i}@acme.example,User,Number {i},DE,User;License Checkout\n"
+        ));
+    }
+    let batch: Value = stage(&app, &fiona, &acme, &file)
+        .await
+        .json()
+        .await
+        .expect("batch");
+    let id = batch["id"].as_str().expect("id").to_owned();
+    let members_before = crate::count(&app, "org_members").await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = serve(&app, port);
+    ready(&base).await;
+    let commit = tokio::spawn({
+        let (base, fiona, acme, id) = (base.clone(), fiona.clone(), acme.clone(), id.clone());
+        async move {
+            new_client()
+                .post(format!("{base}/api/v1/orgs/{acme}/imports/{id}/commit"))
+                .bearer_auth(&fiona)
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    server.kill().expect("SIGKILL");
+    server.wait().expect("killed");
+    let _ = commit.await;
+
+    // Restarted, the server sees the batch committed with every row, or not at all.
+    let mut server = serve(&app, port);
+    ready(&base).await;
+    let batch: Value = new_client()
+        .get(format!("{base}/api/v1/orgs/{acme}/imports/{id}"))
+        .bearer_auth(&fiona)
+        .send()
+        .await
+        .expect("batch")
+        .json()
+        .await
+        .expect("json");
+    let added = crate::count(&app, "org_members").await - members_before;
+    eprintln!(
+        "killed {} the commit finished",
+        if batch["committed_at"].is_null() {
+            "before"
+        } else {
+            "after"
+        }
+    );
+    if batch["committed_at"].is_null() {
+        assert_eq!(added, 0, "an uncommitted batch added nobody");
+        let response = new_client()
+            .post(format!("{base}/api/v1/orgs/{acme}/imports/{id}/commit"))
+            .bearer_auth(&fiona)
+            .send()
+            .await
+            .expect("commit");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            crate::count(&app, "org_members").await - members_before,
+            1000
+        );
+    } else {
+        assert_eq!(added, 1000, "a committed batch added everyone");
+    }
+    server.kill().expect("stop");
+    let _ = server.wait();
+}
