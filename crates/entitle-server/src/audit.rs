@@ -97,28 +97,18 @@ impl From<EventRow> for AuditEvent {
     }
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub actor_id: Option<Uuid>,
-    /// The actor's label: an email address, or `system`.
-    pub actor: Option<String>,
-    pub target_id: Option<Uuid>,
-    pub action: Option<String>,
-    pub org_id: Option<Uuid>,
-    /// Events at or after this time (Unix ms).
-    pub from: Option<i64>,
-    /// Events before this time (Unix ms).
-    pub until: Option<i64>,
-    /// Only events older than this one (ids are time-ordered UUIDv7).
-    pub before: Option<Uuid>,
-    pub limit: i64,
-}
-
 const EVENT_COLUMNS: &str =
     "id, at, actor_id, actor_label, ip, action, target_type, target_id, target_label, org_id, details";
 
-/// Newest first. Unset filters match everything.
-pub async fn list(ex: &mut impl Executor, filter: &Filter) -> Result<Vec<AuditEvent>, DbError> {
+/// Newest first, at most `limit`; unset filters match everything. `org_id` overrides
+/// the query's, so an organization's administrators see only their own events.
+pub async fn list(
+    ex: &mut impl Executor,
+    query: &AuditQuery,
+    org_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, DbError> {
+    let actor = query.actor.as_ref().map(|a| a.trim().to_lowercase());
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM audit_events \
          WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR target_id = $2) \
@@ -128,15 +118,15 @@ pub async fn list(ex: &mut impl Executor, filter: &Filter) -> Result<Vec<AuditEv
          ORDER BY id DESC LIMIT $5"
     );
     let rows: Vec<EventRow> = on_db!(ex, |c| sqlx::query_as(&sql)
-        .bind(filter.actor_id)
-        .bind(filter.target_id)
-        .bind(&filter.action)
-        .bind(filter.before)
-        .bind(filter.limit)
-        .bind(filter.org_id)
-        .bind(filter.from)
-        .bind(filter.until)
-        .bind(&filter.actor)
+        .bind(query.actor_id)
+        .bind(query.target_id)
+        .bind(&query.action)
+        .bind(query.before)
+        .bind(limit)
+        .bind(org_id)
+        .bind(query.from)
+        .bind(query.until)
+        .bind(&actor)
         .fetch_all(c)
         .await)?;
     Ok(rows.into_iter().map(AuditEvent::from).collect())
@@ -178,7 +168,7 @@ pub async fn page(
             "limit must be between 1 and 500.",
         ));
     }
-    let mut events = list(ex, &filter_of(query, org_id, limit + 1)).await?;
+    let mut events = list(ex, query, org_id, limit + 1).await?;
     let next_before = if events.len() as i64 > limit {
         events.truncate(limit as usize);
         events.last().map(|e| e.id)
@@ -193,27 +183,13 @@ pub async fn page(
 
 const MAX_PAGE: i64 = 500;
 
-fn filter_of(query: &AuditQuery, org_id: Option<Uuid>, limit: i64) -> Filter {
-    Filter {
-        actor_id: query.actor_id,
-        actor: query.actor.as_ref().map(|a| a.trim().to_lowercase()),
-        target_id: query.target_id,
-        action: query.action.clone(),
-        org_id,
-        from: query.from,
-        until: query.until,
-        before: query.before,
-        limit,
-    }
-}
-
 /// Every event matching `query` within `org_id` (at most `EXPORT_LIMIT`), as CSV.
 pub async fn export_csv(
     ex: &mut impl Executor,
     query: &AuditQuery,
     org_id: Uuid,
 ) -> Result<String, DbError> {
-    let events = list(ex, &filter_of(query, Some(org_id), EXPORT_LIMIT)).await?;
+    let events = list(ex, query, Some(org_id), EXPORT_LIMIT).await?;
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());

@@ -170,7 +170,7 @@ pub async fn visible_org(state: &AppState, viewer: &AccountRow, org_id: Uuid) ->
         return Err(ApiError::NotFound);
     }
     let fulfillment_contacts =
-        store::members_with_role(&mut conn, org_id, store::FULFILLMENT_CONTACT).await?;
+        store::members_with_role(&mut conn, org_id, Role::FulfillmentContact.as_str()).await?;
     Ok(Org {
         id: org.id,
         name: org.name,

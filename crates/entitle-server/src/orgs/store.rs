@@ -3,14 +3,12 @@
 use entitle_proto::Membership;
 use uuid::Uuid;
 
+use super::roles::Role;
+
 use crate::{
     db::{DbError, Executor},
     execute, on_db,
 };
-
-pub const FULFILLMENT_CONTACT: &str = "fulfillment_contact";
-pub const ADMINISTRATOR: &str = "administrator";
-pub const CO_ADMINISTRATOR: &str = "co_administrator";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
@@ -97,19 +95,13 @@ pub async fn members_with_role(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// Whether an account is a member (enabled or not) of an organization.
 pub async fn is_member(
     ex: &mut impl Executor,
     org_id: Uuid,
     account_id: Uuid,
 ) -> Result<bool, DbError> {
-    let row: Option<(Uuid,)> = on_db!(ex, |c| sqlx::query_as(
-        "SELECT account_id FROM org_members WHERE org_id = $1 AND account_id = $2"
-    )
-    .bind(org_id)
-    .bind(account_id)
-    .fetch_optional(c)
-    .await)?;
-    Ok(row.is_some())
+    Ok(membership(ex, org_id, account_id).await?.is_some())
 }
 
 pub async fn memberships_of(
@@ -154,7 +146,7 @@ pub async fn org_where_last_fulfillment_contact(
          LIMIT 1"
     )
     .bind(account_id)
-    .bind(FULFILLMENT_CONTACT)
+    .bind(Role::FulfillmentContact.as_str())
     .fetch_optional(c)
     .await
     })?;
@@ -190,9 +182,9 @@ pub async fn administers(
     )
     .bind(admin_id)
     .bind(member_id)
-    .bind(FULFILLMENT_CONTACT)
-    .bind(ADMINISTRATOR)
-    .bind(CO_ADMINISTRATOR)
+    .bind(Role::FulfillmentContact.as_str())
+    .bind(Role::Administrator.as_str())
+    .bind(Role::CoAdministrator.as_str())
     .fetch_optional(c)
     .await)?;
     Ok(row.is_some())

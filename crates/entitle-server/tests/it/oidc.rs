@@ -120,6 +120,21 @@ async fn expect_oauth_error(response: Response, status: StatusCode, error: &str)
     body
 }
 
+/// Redeems a desktop-client code at the token endpoint.
+async fn exchange(app: &TestApp, code: &str, verifier: &str) -> Response {
+    token_request(
+        app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", DESKTOP),
+            ("code", code),
+            ("redirect_uri", LOOPBACK),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
 async fn desktop_tokens(app: &TestApp, browser: &Client, scope: &str) -> Value {
     let pkce = pkce();
     let response = authorize(
@@ -129,17 +144,7 @@ async fn desktop_tokens(app: &TestApp, browser: &Client, scope: &str) -> Value {
     )
     .await;
     let code = code_from(app, &response);
-    let response = token_request(
-        app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", DESKTOP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", &pkce.verifier),
-        ],
-    )
-    .await;
+    let response = exchange(app, &code, &pkce.verifier).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("tokens")
 }
@@ -280,17 +285,7 @@ async fn code_flow_with_pkce_signs_a_person_in_after_the_sign_in_page() {
     let response = authorize(&app, &browser, &next).await;
     let code = code_from(&app, &response);
 
-    let response = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", DESKTOP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", &pkce.verifier),
-        ],
-    )
-    .await;
+    let response = exchange(&app, &code, &pkce.verifier).await;
     assert_eq!(response.status(), StatusCode::OK);
     let tokens: Value = response.json().await.expect("tokens");
     assert_eq!(tokens["token_type"], "Bearer");
@@ -558,7 +553,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_verifier_client_and_redir
         .await;
         (code_from(&app, &response), pkce.verifier)
     };
-    let exchange = |code: String, verifier: String, redirect: &'static str| {
+    let redeem = |code: String, verifier: String, redirect: &'static str| {
         let app = &app;
         async move {
             token_request(
@@ -576,7 +571,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_verifier_client_and_redir
     };
     let (code, _) = new_code().await;
     expect_oauth_error(
-        exchange(code.clone(), pkce().verifier, LOOPBACK).await,
+        redeem(code.clone(), pkce().verifier, LOOPBACK).await,
         StatusCode::BAD_REQUEST,
         "invalid_grant",
     )
@@ -598,7 +593,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_verifier_client_and_redir
     )
     .await;
     expect_oauth_error(
-        exchange(
+        redeem(
             code.clone(),
             verifier.clone(),
             "http://127.0.0.1:49153/other",
@@ -611,11 +606,11 @@ async fn codes_are_single_use_short_lived_and_bound_to_verifier_client_and_redir
     assert_eq!(count(&app, "oauth_grants").await, 0, "nothing issued");
 
     // Replayed: the second exchange fails and revokes what the first one issued.
-    let first = exchange(code.clone(), verifier.clone(), LOOPBACK).await;
+    let first = redeem(code.clone(), verifier.clone(), LOOPBACK).await;
     assert_eq!(first.status(), StatusCode::OK);
     let tokens: Value = first.json().await.expect("tokens");
     expect_oauth_error(
-        exchange(code, verifier, LOOPBACK).await,
+        redeem(code, verifier, LOOPBACK).await,
         StatusCode::BAD_REQUEST,
         "invalid_grant",
     )
@@ -646,7 +641,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_verifier_client_and_redir
         .expect("expire");
     }
     expect_oauth_error(
-        exchange(code, verifier, LOOPBACK).await,
+        redeem(code, verifier, LOOPBACK).await,
         StatusCode::BAD_REQUEST,
         "invalid_grant",
     )
