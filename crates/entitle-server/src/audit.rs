@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{now_ms, DbError, Executor},
-    on_db,
+    insert_many, on_db,
 };
 
 /// Who did something: an account (with its email as a label) or the system.
@@ -41,26 +41,35 @@ pub async fn record(
     actor: &Actor,
     entry: Entry<'_>,
 ) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO audit_events (id, at, actor_id, actor_label, ip, action, target_type, target_id, target_label, org_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    )
-    .bind(Uuid::now_v7())
-    .bind(now_ms())
-    .bind(actor.id)
-    .bind(&actor.label)
-    .bind(&actor.ip)
-    .bind(entry.action)
-    .bind(entry.target_type)
-    .bind(entry.target_id)
-    .bind(entry.target_label)
-    .bind(entry.org_id)
-    .bind(entry.details.to_string())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    record_many(ex, actor, &[entry]).await
+}
+
+/// Several events by one actor at once, such as one per person of a committed import.
+pub async fn record_many(
+    ex: &mut impl Executor,
+    actor: &Actor,
+    entries: &[Entry<'_>],
+) -> Result<(), DbError> {
+    let at = now_ms();
+    insert_many!(
+        ex,
+        "INSERT INTO audit_events (id, at, actor_id, actor_label, ip, action, target_type, target_id, target_label, org_id, details)",
+        "",
+        entries,
+        11,
+        |q, entry| q
+            .bind(Uuid::now_v7())
+            .bind(at)
+            .bind(actor.id)
+            .bind(&actor.label)
+            .bind(&actor.ip)
+            .bind(entry.action)
+            .bind(entry.target_type)
+            .bind(entry.target_id)
+            .bind(entry.target_label)
+            .bind(entry.org_id)
+            .bind(entry.details.to_string())
+    )?;
     Ok(())
 }
 

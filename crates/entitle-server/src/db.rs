@@ -57,6 +57,10 @@ pub enum Exec<'a> {
 /// Anything queries can run on: a transaction or a pooled connection.
 pub trait Executor: Send {
     fn exec(&mut self) -> Exec<'_>;
+
+    fn is_sqlite(&mut self) -> bool {
+        matches!(self.exec(), Exec::Sqlite(_))
+    }
 }
 
 impl Executor for Tx {
@@ -98,6 +102,70 @@ macro_rules! execute {
             .await
             .map(|r| r.rows_affected()))
         .map_err($crate::db::DbError::from)
+    };
+}
+
+/// Bound values per statement for multi-row writes: under SQLite's limit of 32,766
+/// (PostgreSQL allows 65,535).
+pub const MAX_BINDS: usize = 32_000;
+
+/// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values, numbered
+/// from `$first`.
+pub fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + row * columns + column).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `(?, ?), (?, ?)`: SQLite looks numbered parameters up by name, which grows with the
+/// square of their number; thousands of anonymous ones cost nothing extra.
+pub fn anonymous_placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// Inserts many rows with as few statements as the bind limit allows:
+/// `insert_many!(ex, "INSERT INTO t (a, b)", "ON CONFLICT DO NOTHING", rows, 2, |q, row| q.bind(row.a).bind(row.b))`.
+/// Yields the rows written.
+#[macro_export]
+macro_rules! insert_many {
+    ($ex:expr, $head:expr, $tail:expr, $rows:expr, $columns:expr, |$query:ident, $row:ident| $bind:expr) => {
+        'insert: {
+            let mut written: u64 = 0;
+            for chunk in $rows.chunks($crate::db::MAX_BINDS / $columns) {
+                let values = if $crate::db::Executor::is_sqlite($ex) {
+                    $crate::db::anonymous_placeholders(chunk.len(), $columns)
+                } else {
+                    $crate::db::placeholders(chunk.len(), $columns, 1)
+                };
+                let sql = format!("{} VALUES {} {}", $head, values, $tail);
+                let result = $crate::on_db!($ex, |c| {
+                    let mut $query = sqlx::query(&sql);
+                    for $row in chunk {
+                        $query = $bind;
+                    }
+                    $query.execute(c).await.map(|r| r.rows_affected())
+                });
+                match result {
+                    Ok(n) => written += n,
+                    Err(e) => break 'insert Err($crate::db::DbError::from(e)),
+                }
+            }
+            Ok::<u64, $crate::db::DbError>(written)
+        }
     };
 }
 

@@ -1,7 +1,7 @@
 //! Outgoing email: SMTP through lettre when configured, otherwise `.eml` files in the
 //! data directory's outbox so a fresh install works without a mail server.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use askama::Template;
@@ -11,13 +11,20 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 
+use tokio::sync::Semaphore;
+
 use crate::config::{Config, SmtpTls};
 
 #[derive(Clone)]
 pub struct Mailer {
     from: Mailbox,
     delivery: Delivery,
+    /// Messages sent at once in the background: a committed import queues 1,000
+    /// invitations, which must not become 1,000 SMTP connections.
+    in_flight: Arc<Semaphore>,
 }
+
+const MAX_IN_FLIGHT: usize = 4;
 
 #[derive(Clone)]
 enum Delivery {
@@ -68,6 +75,7 @@ impl Mailer {
                 Ok(Mailer {
                     from: smtp.from.parse().context("smtp.from is not a mailbox")?,
                     delivery: Delivery::Smtp(builder.build()),
+                    in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 })
             }
             None => Ok(Mailer {
@@ -75,6 +83,7 @@ impl Mailer {
                     .parse()
                     .context("default from")?,
                 delivery: Delivery::Outbox(config.data_dir.join("outbox")),
+                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             }),
         }
     }
@@ -128,6 +137,9 @@ impl Mailer {
     pub fn send_in_background(&self, email: Email) {
         let mailer = self.clone();
         tokio::spawn(async move {
+            let Ok(_permit) = mailer.in_flight.acquire().await else {
+                return;
+            };
             if let Err(error) = mailer.send(&email).await {
                 tracing::error!(subject = %email.subject, error = format!("{error:#}"), "email delivery failed");
             }

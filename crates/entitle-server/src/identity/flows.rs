@@ -97,6 +97,7 @@ fn invalid_link() -> ApiError {
 }
 
 /// A validated new person: email, names and country.
+#[derive(Clone)]
 pub struct Person {
     pub email: Email,
     pub first_name: PersonName,

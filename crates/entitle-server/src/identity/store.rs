@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{DbError, Executor},
-    execute, on_db,
+    execute, insert_many, on_db,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -56,29 +56,56 @@ pub const ACCOUNT_COLUMNS: &str = "id, email, first_name, last_name, country, pa
      email_verified, is_operator, home_org_id, tos_accepted_version, tos_accepted_at, created_at, updated_at";
 
 pub async fn insert_account(ex: &mut impl Executor, a: &AccountRow) -> Result<(), DbError> {
-    let sql = format!(
-        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    );
-    on_db!(ex, |c| sqlx::query(&sql)
-        .bind(a.id)
-        .bind(&a.email)
-        .bind(&a.first_name)
-        .bind(&a.last_name)
-        .bind(&a.country)
-        .bind(&a.password_hash)
-        .bind(&a.status)
-        .bind(a.email_verified)
-        .bind(a.is_operator)
-        .bind(a.home_org_id)
-        .bind(&a.tos_accepted_version)
-        .bind(a.tos_accepted_at)
-        .bind(a.created_at)
-        .bind(a.updated_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    insert_accounts(ex, std::slice::from_ref(a)).await
+}
+
+pub async fn insert_accounts(ex: &mut impl Executor, rows: &[AccountRow]) -> Result<(), DbError> {
+    insert_many!(
+        ex,
+        format!("INSERT INTO accounts ({ACCOUNT_COLUMNS})"),
+        "",
+        rows,
+        14,
+        |q, a| q
+            .bind(a.id)
+            .bind(&a.email)
+            .bind(&a.first_name)
+            .bind(&a.last_name)
+            .bind(&a.country)
+            .bind(&a.password_hash)
+            .bind(&a.status)
+            .bind(a.email_verified)
+            .bind(a.is_operator)
+            .bind(a.home_org_id)
+            .bind(&a.tos_accepted_version)
+            .bind(a.tos_accepted_at)
+            .bind(a.created_at)
+            .bind(a.updated_at)
+    )?;
     Ok(())
+}
+
+/// The accounts of any of `emails` (normalized), found in as few queries as possible.
+pub async fn accounts_by_emails(
+    ex: &mut impl Executor,
+    emails: &[&str],
+) -> Result<Vec<AccountRow>, DbError> {
+    let mut found = Vec::new();
+    for chunk in emails.chunks(500) {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email IN {}",
+            crate::db::placeholders(1, chunk.len(), 1)
+        );
+        let rows: Vec<AccountRow> = on_db!(ex, |c| {
+            let mut query = sqlx::query_as(&sql);
+            for email in chunk {
+                query = query.bind(*email);
+            }
+            query.fetch_all(c).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 pub async fn account_by_email(
@@ -220,21 +247,23 @@ pub async fn set_operator(ex: &mut impl Executor, id: Uuid, now: i64) -> Result<
 
 pub async fn set_home_org_if_none(
     ex: &mut impl Executor,
-    id: Uuid,
+    ids: &[Uuid],
     org_id: Uuid,
     now: i64,
 ) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "UPDATE accounts SET home_org_id = $1, updated_at = $2 WHERE id = $3 AND home_org_id IS NULL"
-    )
-    .bind(org_id)
-    .bind(now)
-    .bind(id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE accounts SET home_org_id = $1, updated_at = $2 WHERE home_org_id IS NULL AND id IN {}",
+            crate::db::placeholders(1, chunk.len(), 3)
+        );
+        on_db!(ex, |c| {
+            let mut query = sqlx::query(&sql).bind(org_id).bind(now);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
     Ok(())
 }
 
@@ -372,18 +401,30 @@ pub async fn insert_token(
     now: i64,
     expires_at: i64,
 ) -> Result<(), DbError> {
-    on_db!(ex, |c| sqlx::query(
-        "INSERT INTO account_tokens (token_hash, purpose, account_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)"
-    )
-    .bind(token_hash)
-    .bind(purpose.as_str())
-    .bind(account_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    insert_tokens(ex, &[(token_hash, account_id)], purpose, now, expires_at).await
+}
+
+/// One token of `purpose` for each `(hash, account)`.
+pub async fn insert_tokens(
+    ex: &mut impl Executor,
+    tokens: &[(&[u8], Uuid)],
+    purpose: TokenPurpose,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), DbError> {
+    insert_many!(
+        ex,
+        "INSERT INTO account_tokens (token_hash, purpose, account_id, created_at, expires_at)",
+        "",
+        tokens,
+        5,
+        |q, token| q
+            .bind(token.0)
+            .bind(purpose.as_str())
+            .bind(token.1)
+            .bind(now)
+            .bind(expires_at)
+    )?;
     Ok(())
 }
 

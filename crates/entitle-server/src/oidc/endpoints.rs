@@ -623,6 +623,7 @@ async fn end_session(
                 chrome: Chrome {
                     csrf: String::new(),
                     email: None,
+                    org: None,
                 },
                 title: "Signed out".to_owned(),
                 paragraphs: vec!["You are signed out.".to_owned()],

@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_org))
         .routes(routes!(get_org))
         .routes(routes!(list_members, add_member))
-        .routes(routes!(remove_member, update_member))
+        .routes(routes!(get_member, remove_member, update_member))
         .routes(routes!(set_member_roles))
         .routes(routes!(list_administrators))
         .routes(routes!(org_audit))
@@ -106,6 +106,21 @@ async fn add_member(
 ) -> ApiResult<(StatusCode, Json<OrgMember>)> {
     let member = super::members::add(&state, &current.account, org_id, &request, &client).await?;
     Ok((StatusCode::CREATED, Json(member)))
+}
+
+/// One member, with their roles.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/members/{account_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)),
+    responses((status = 200, body = OrgMember), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+async fn get_member(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<OrgMember>> {
+    let (member, _) = super::members::get(&state, &current.account, org_id, account_id).await?;
+    Ok(Json(member))
 }
 
 /// Take a member out of the organization.

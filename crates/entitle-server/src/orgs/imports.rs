@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     access::OrgAccess,
     csv_import::{self, FileRow, Known, StagedRow, Status},
-    roles::{Action, Role},
+    roles::Action,
 };
 use crate::{
     app::{AppState, Client},
@@ -22,7 +22,7 @@ use crate::{
         flows::{self, actor_of, Fields},
         store::AccountRow,
     },
-    on_db,
+    insert_many, on_db,
 };
 
 /// What exists for each of `emails` (normalized): an account, a member here, elsewhere.
@@ -73,27 +73,30 @@ async fn classify(
     ))
 }
 
-async fn insert_row(
+async fn insert_rows(
     ex: &mut impl Executor,
     batch_id: Uuid,
-    row: &StagedRow,
+    rows: &[StagedRow],
 ) -> Result<(), DbError> {
-    let f = &row.file;
-    execute!(
+    insert_many!(
         ex,
         "INSERT INTO import_rows (batch_id, number, line, email, first_name, last_name, country, roles, \
-         status, details, removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        batch_id,
-        f.number as i64,
-        f.line as i64,
-        &f.email,
-        &f.first_name,
-        &f.last_name,
-        &f.country,
-        &f.roles,
-        row.status.code(),
-        row.status.describe(),
-        false
+         status, details, removed)",
+        "",
+        rows,
+        11,
+        |q, row| q
+            .bind(batch_id)
+            .bind(row.file.number as i64)
+            .bind(row.file.line as i64)
+            .bind(&row.file.email)
+            .bind(&row.file.first_name)
+            .bind(&row.file.last_name)
+            .bind(&row.file.country)
+            .bind(&row.file.roles)
+            .bind(row.status.code())
+            .bind(row.status.describe())
+            .bind(false)
     )?;
     Ok(())
 }
@@ -133,9 +136,7 @@ pub async fn stage(
         caller.id,
         now_ms()
     )?;
-    for row in &staged {
-        insert_row(&mut tx, id, row).await?;
-    }
+    insert_rows(&mut tx, id, &staged).await?;
     audit::record(
         &mut tx,
         &actor_of(caller, from),
@@ -359,7 +360,7 @@ pub async fn commit(
         ));
     }
     let actor = actor_of(caller, from);
-    let mut invitations = Vec::new();
+    let mut people = Vec::with_capacity(restaged.len());
     for row in &restaged {
         let mut fields = Fields::default();
         let person = flows::parse_person(
@@ -370,23 +371,38 @@ pub async fn commit(
             &row.country,
         )
         .ok_or_else(|| anyhow::anyhow!("a valid row no longer parses"))?;
-        let roles: Vec<Role> = row.roles.clone();
-        let (_, invitation) =
-            super::add_person(&mut tx, state, &access.org, &person, &roles, &actor).await?;
-        let result = if invitation.is_some() {
-            "added; invitation sent"
-        } else {
-            "added"
-        };
-        execute!(
-            &mut tx,
-            "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND number = $3",
-            result,
-            id,
-            row.file.number as i64
-        )?;
-        invitations.extend(invitation);
+        people.push((person, row.roles.clone()));
     }
+    let added = super::add_people(&mut tx, state, &access.org, &people, &actor).await?;
+    let invited: Vec<i64> = restaged
+        .iter()
+        .zip(&added)
+        .filter(|(_, (_, invitation))| invitation.is_some())
+        .map(|(row, _)| row.file.number as i64)
+        .collect();
+    execute!(
+        &mut tx,
+        "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND removed = $3 AND status = $4",
+        "added",
+        id,
+        false,
+        Status::Valid.code()
+    )?;
+    for chunk in invited.chunks(500) {
+        let sql = format!(
+            "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND number IN {}",
+            crate::db::placeholders(1, chunk.len(), 3)
+        );
+        on_db!(&mut tx, |c| {
+            let mut query = sqlx::query(&sql).bind("added; invitation sent").bind(id);
+            for number in chunk {
+                query = query.bind(*number);
+            }
+            query.execute(c).await.map(|r| r.rows_affected())
+        })
+        .map_err(DbError::from)?;
+    }
+    let invitations: Vec<_> = added.into_iter().filter_map(|(_, m)| m).collect();
     let now = now_ms();
     execute!(
         &mut tx,

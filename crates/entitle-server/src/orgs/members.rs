@@ -50,18 +50,30 @@ pub struct MemberQuery {
 
 /// What the query means, checked: only known columns reach the SQL.
 struct Listing {
-    pattern: String,
+    /// The range `[from, to)` of keys starting with the search text.
+    prefix: Option<(String, String)>,
     order_by: &'static str,
     offset: i64,
     limit: i64,
 }
 
 fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
-    let column = match query.sort.as_deref().unwrap_or("email") {
-        "email" => "a.email",
-        "first_name" => "lower(a.first_name)",
-        "last_name" => "lower(a.last_name)",
-        "joined" => "m.created_at",
+    let ascending = match query.order.as_deref().unwrap_or("asc") {
+        "asc" => true,
+        "desc" => false,
+        _ => return Err(ApiError::field("order", "invalid", "Order is asc or desc.")),
+    };
+    // Every order ends with the account id, so pages never overlap or skip a member,
+    // and each matches an index of org_members.
+    let order_by = match (query.sort.as_deref().unwrap_or("email"), ascending) {
+        ("email", true) => "m.email ASC, m.account_id ASC",
+        ("email", false) => "m.email DESC, m.account_id DESC",
+        ("first_name", true) => "m.given_key ASC, m.account_id ASC",
+        ("first_name", false) => "m.given_key DESC, m.account_id DESC",
+        ("last_name", true) => "m.family_key ASC, m.account_id ASC",
+        ("last_name", false) => "m.family_key DESC, m.account_id DESC",
+        ("joined", true) => "m.created_at ASC, m.account_id ASC",
+        ("joined", false) => "m.created_at DESC, m.account_id DESC",
         _ => {
             return Err(ApiError::field(
                 "sort",
@@ -69,11 +81,6 @@ fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
                 "Sort by email, first_name, last_name or joined.",
             ))
         }
-    };
-    let direction = match query.order.as_deref().unwrap_or("asc") {
-        "asc" => "ASC",
-        "desc" => "DESC",
-        _ => return Err(ApiError::field("order", "invalid", "Order is asc or desc.")),
     };
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(50);
@@ -98,31 +105,27 @@ fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
             "Search for at most 200 characters.",
         ));
     }
-    let escaped: String = query
-        .q
-        .trim()
-        .to_lowercase()
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
     Ok(Listing {
-        pattern: format!("%{escaped}%"),
-        order_by: match (column, direction) {
-            ("a.email", "ASC") => "a.email ASC, a.id",
-            ("a.email", _) => "a.email DESC, a.id",
-            ("lower(a.first_name)", "ASC") => "lower(a.first_name) ASC, a.id",
-            ("lower(a.first_name)", _) => "lower(a.first_name) DESC, a.id",
-            ("lower(a.last_name)", "ASC") => "lower(a.last_name) ASC, a.id",
-            ("lower(a.last_name)", _) => "lower(a.last_name) DESC, a.id",
-            (_, "ASC") => "m.created_at ASC, a.id",
-            _ => "m.created_at DESC, a.id",
-        },
+        prefix: search_range(&query.q),
+        order_by,
         offset,
         limit,
     })
+}
+
+/// The search text as a range of keys: everything that starts with it, in any case.
+/// Keys compare bytewise, and no key holds U+10FFFF, so `text + U+10FFFF` bounds them.
+fn search_range(q: &str) -> Option<(String, String)> {
+    let text = q
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    if text.is_empty() {
+        return None;
+    }
+    let to = format!("{text}{}", char::MAX);
+    Some((text, to))
 }
 
 #[derive(sqlx::FromRow)]
@@ -137,41 +140,60 @@ struct MemberRow {
     joined_at: i64,
 }
 
-const MATCHES: &str = "m.org_id = $1 AND (a.email LIKE $2 ESCAPE '\\' \
-    OR lower(a.first_name) LIKE $2 ESCAPE '\\' OR lower(a.last_name) LIKE $2 ESCAPE '\\')";
+/// The member's email address, its domain, "first last" or "last first" starts with
+/// the search text. Each alternative names the organization, so that both databases
+/// answer with one index range scan per key.
+const MATCHES: &str = "(m.org_id = $1 AND m.email >= $2 AND m.email < $3) \
+    OR (m.org_id = $1 AND m.email_domain >= $2 AND m.email_domain < $3) \
+    OR (m.org_id = $1 AND m.given_key >= $2 AND m.given_key < $3) \
+    OR (m.org_id = $1 AND m.family_key >= $2 AND m.family_key < $3)";
 
 async fn page_of(
     ex: &mut impl Executor,
     org_id: Uuid,
     listing: &Listing,
 ) -> Result<MemberPage, DbError> {
+    let (filter, from, to) = match &listing.prefix {
+        Some((from, to)) => (MATCHES, from.as_str(), to.as_str()),
+        // Unused binds keep the placeholders the same in both queries.
+        None => ("m.org_id = $1 AND $2 = $3", "", ""),
+    };
+    // The page is picked from an index alone; only its rows are then joined, so a deep
+    // offset skips index entries, not joined rows. CROSS JOIN keeps SQLite from
+    // scanning every member to join the page (PostgreSQL plans it freely).
     let sql = format!(
         "SELECT a.id, a.email, a.first_name, a.last_name, a.country, \
          a.password_hash IS NOT NULL AS registered, m.disabled_at IS NOT NULL AS disabled, \
          m.created_at AS joined_at \
-         FROM org_members m JOIN accounts a ON a.id = m.account_id \
-         WHERE {MATCHES} ORDER BY {} LIMIT $3 OFFSET $4",
-        listing.order_by
+         FROM (SELECT m.account_id FROM org_members m WHERE {filter} ORDER BY {order} LIMIT $4 OFFSET $5) p \
+         CROSS JOIN org_members m CROSS JOIN accounts a \
+         WHERE m.org_id = $1 AND m.account_id = p.account_id AND a.id = p.account_id ORDER BY {order}",
+        order = listing.order_by
     );
     let rows: Vec<MemberRow> = on_db!(ex, |c| sqlx::query_as(&sql)
         .bind(org_id)
-        .bind(&listing.pattern)
+        .bind(from)
+        .bind(to)
         .bind(listing.limit)
         .bind(listing.offset)
         .fetch_all(c)
         .await)?;
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM org_members m JOIN accounts a ON a.id = m.account_id WHERE {MATCHES}"
-    );
+    let count_sql = match listing.prefix {
+        Some(_) => format!("SELECT COUNT(*) FROM org_members m WHERE {filter}"),
+        None => "SELECT member_count FROM orgs WHERE id = $1 AND $2 = $3".to_owned(),
+    };
     let (total,): (i64,) = on_db!(ex, |c| sqlx::query_as(&count_sql)
         .bind(org_id)
-        .bind(&listing.pattern)
+        .bind(from)
+        .bind(to)
         .fetch_one(c)
         .await)?;
-    let mut members = Vec::with_capacity(rows.len());
-    for row in rows {
-        members.push(OrgMember {
-            roles: store::roles_of(ex, org_id, row.id).await?,
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut roles = store::roles_of_members(ex, org_id, &ids).await?;
+    let members = rows
+        .into_iter()
+        .map(|row| OrgMember {
+            roles: roles.remove(&row.id).unwrap_or_default(),
             account_id: row.id,
             email: row.email,
             first_name: row.first_name,
@@ -180,8 +202,8 @@ async fn page_of(
             registered: row.registered,
             disabled: row.disabled,
             joined_at: row.joined_at,
-        });
-    }
+        })
+        .collect();
     Ok(MemberPage {
         members,
         total,
@@ -202,6 +224,42 @@ pub async fn list(
     let access = OrgAccess::of(&mut conn, caller, org_id).await?;
     access.require(Action::ListUsers)?;
     Ok(page_of(&mut conn, org_id, &listing).await?)
+}
+
+/// One member, for those who may list members; with whether this organization is their
+/// home (only the home organization edits their details).
+pub async fn get(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    account_id: Uuid,
+) -> ApiResult<(OrgMember, bool)> {
+    let mut conn = state.db.reader().await?;
+    let access = OrgAccess::of(&mut conn, caller, org_id).await?;
+    access.require(Action::ListUsers)?;
+    let (joined_at, disabled_at): (i64, Option<i64>) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT created_at, disabled_at FROM org_members WHERE org_id = $1 AND account_id = $2"
+    )
+    .bind(org_id)
+    .bind(account_id)
+    .fetch_optional(c)
+    .await)
+    .map_err(DbError::from)?
+    .ok_or(ApiError::NotFound)?;
+    let account = accounts::account_by_id(&mut conn, account_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut roles: Vec<Role> = store::roles_of(&mut conn, org_id, account_id)
+        .await?
+        .iter()
+        .filter_map(|r| Role::parse(r))
+        .collect();
+    roles.sort();
+    let home = account.home_org_id == Some(org_id);
+    Ok((
+        member_of(&account, &roles, disabled_at.is_some(), joined_at),
+        home,
+    ))
 }
 
 /// The organization's Fulfillment Contacts, Administrators and Co-Administrators, for
@@ -484,6 +542,12 @@ pub async fn update(
             now,
         )
         .await?;
+        let renamed = AccountRow {
+            first_name: first.as_str().to_owned(),
+            last_name: last.as_str().to_owned(),
+            ..account.clone()
+        };
+        store::rekey_member(&mut tx, &renamed).await?;
     }
     let disabled = request.disabled.unwrap_or(was_disabled);
     if disabled != was_disabled {
@@ -564,14 +628,19 @@ mod tests {
     #[test]
     fn queries_are_checked_before_they_reach_sql() {
         let ok = check_query(&MemberQuery {
-            q: " 50%_Off\\ ".into(),
+            q: "  50%_Off\\   Müller ".into(),
             sort: Some("last_name".into()),
             order: Some("desc".into()),
             ..MemberQuery::default()
         })
         .expect("valid");
-        assert_eq!(ok.pattern, "%50\\%\\_off\\\\%");
-        assert_eq!(ok.order_by, "lower(a.last_name) DESC, a.id");
+        // Wildcards are plain text in a range; spaces collapse; case folds, umlauts too.
+        let (from, to) = ok.prefix.expect("a search");
+        assert_eq!(from, "50%_off\\ müller");
+        assert_eq!(to, format!("50%_off\\ müller{}", char::MAX));
+        assert!(from.as_str() < to.as_str() && "50%_off\\ müllerin" < to.as_str());
+        assert_eq!(ok.order_by, "m.family_key DESC, m.account_id DESC");
+        assert!(search_range(" \t ").is_none(), "blank means everyone");
         assert_eq!((ok.offset, ok.limit), (0, 50));
         for bad in [
             MemberQuery {

@@ -10,6 +10,8 @@ pub mod members;
 pub mod roles;
 pub mod store;
 
+use std::collections::HashMap;
+
 use entitle_proto::{CreateOrgRequest, Org};
 use serde_json::json;
 use uuid::Uuid;
@@ -24,6 +26,7 @@ use crate::{
     identity::{
         flows::{self, Fields},
         store::{self as accounts, AccountRow, TokenPurpose},
+        tokens::{self, IssuedToken},
     },
     mail::Email as Message,
 };
@@ -111,23 +114,63 @@ pub async fn add_person(
     roles: &[Role],
     actor: &Actor,
 ) -> ApiResult<(AccountRow, Option<Message>)> {
+    let mut added = add_people(tx, state, org, &[(person.clone(), roles.to_vec())], actor).await?;
+    added
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("add_people returned nobody").into())
+}
+
+/// [`add_person`] for many people at once, in a handful of statements however many
+/// there are (a committed import adds 1,000). Results are in the order of `people`.
+pub async fn add_people(
+    tx: &mut Tx,
+    state: &AppState,
+    org: &store::OrgRow,
+    people: &[(flows::Person, Vec<Role>)],
+    actor: &Actor,
+) -> ApiResult<Vec<(AccountRow, Option<Message>)>> {
     let now = now_ms();
-    let (account, created) = match accounts::account_by_email(tx, person.email.as_str()).await? {
-        Some(existing) => (existing, false),
-        None => {
-            let account = flows::new_account_row(person, None, now);
-            accounts::insert_account(tx, &account).await?;
-            (account, true)
+    let emails: Vec<&str> = people.iter().map(|(p, _)| p.email.as_str()).collect();
+    let mut existing: HashMap<String, AccountRow> = accounts::accounts_by_emails(tx, &emails)
+        .await?
+        .into_iter()
+        .map(|a| (a.email.clone(), a))
+        .collect();
+    let mut added = Vec::with_capacity(people.len());
+    let mut created = Vec::new();
+    for (person, _) in people {
+        match existing.remove(person.email.as_str()) {
+            Some(account) => added.push((account, false)),
+            None => {
+                let mut account = flows::new_account_row(person, None, now);
+                account.home_org_id = Some(org.id);
+                created.push(account.clone());
+                added.push((account, true));
+            }
         }
-    };
-    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-    store::add_member(tx, org.id, account.id, &names, now).await?;
-    accounts::set_home_org_if_none(tx, account.id, org.id, now).await?;
-    audit::record(
-        tx,
-        actor,
-        Entry {
-            action: if created {
+    }
+    accounts::insert_accounts(tx, &created).await?;
+    let joined: Vec<Uuid> = added
+        .iter()
+        .filter(|(_, new)| !new)
+        .map(|(a, _)| a.id)
+        .collect();
+    accounts::set_home_org_if_none(tx, &joined, org.id, now).await?;
+    let role_names: Vec<Vec<&str>> = people
+        .iter()
+        .map(|(_, roles)| roles.iter().map(|r| r.as_str()).collect())
+        .collect();
+    let members: Vec<(&AccountRow, &[&str])> = added
+        .iter()
+        .zip(&role_names)
+        .map(|((account, _), names)| (account, names.as_slice()))
+        .collect();
+    store::add_members(tx, org.id, &members, now).await?;
+    let entries: Vec<Entry> = added
+        .iter()
+        .zip(&role_names)
+        .map(|((account, new), names)| Entry {
+            action: if *new {
                 "account.created"
             } else {
                 "org.member_added"
@@ -137,27 +180,36 @@ pub async fn add_person(
             target_label: Some(&account.email),
             org_id: Some(org.id),
             details: json!({ "roles": names }),
-        },
-    )
-    .await?;
-    let invitation = if account.password_hash.is_none() {
-        let token = flows::issue_account_token(
-            tx,
-            account.id,
-            TokenPurpose::SetPassword,
-            state.config.tokens.invitation_ttl_secs,
-        )
-        .await?;
-        Some(flows::set_password_message(
-            state,
-            &account,
-            &token.secret,
-            Some(&org.name),
-        ))
-    } else {
-        None
-    };
-    Ok((account, invitation))
+        })
+        .collect();
+    audit::record_many(tx, actor, &entries).await?;
+    let invited: Vec<(&AccountRow, IssuedToken)> = added
+        .iter()
+        .filter(|(account, _)| account.password_hash.is_none())
+        .map(|(account, _)| (account, tokens::issue()))
+        .collect();
+    let ttl_ms = state.config.tokens.invitation_ttl_secs * 1000;
+    let hashes: Vec<(&[u8], Uuid)> = invited
+        .iter()
+        .map(|(account, token)| (token.hash.as_slice(), account.id))
+        .collect();
+    accounts::insert_tokens(tx, &hashes, TokenPurpose::SetPassword, now, now + ttl_ms).await?;
+    let mut invitations: HashMap<Uuid, Message> = invited
+        .iter()
+        .map(|(account, token)| {
+            (
+                account.id,
+                flows::set_password_message(state, account, &token.secret, Some(&org.name)),
+            )
+        })
+        .collect();
+    Ok(added
+        .into_iter()
+        .map(|(account, _)| {
+            let invitation = invitations.remove(&account.id);
+            (account, invitation)
+        })
+        .collect())
 }
 
 /// An organization as its members and the operators see it; 404 for anyone else.

@@ -7,7 +7,9 @@ use super::roles::Role;
 
 use crate::{
     db::{DbError, Executor},
-    execute, on_db,
+    execute,
+    identity::store::AccountRow,
+    insert_many, on_db,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,37 +46,96 @@ pub async fn org_by_id(ex: &mut impl Executor, id: Uuid) -> Result<Option<OrgRow
     .await)?)
 }
 
+/// The search and sort keys of a member, from their account: see migration 0003.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MemberKeys {
+    pub email: String,
+    pub email_domain: String,
+    pub given_key: String,
+    pub family_key: String,
+}
+
+impl MemberKeys {
+    pub fn of(account: &AccountRow) -> MemberKeys {
+        let (first, last) = (
+            account.first_name.to_lowercase(),
+            account.last_name.to_lowercase(),
+        );
+        MemberKeys {
+            email: account.email.clone(),
+            email_domain: account
+                .email
+                .rsplit_once('@')
+                .map(|(_, domain)| domain.to_owned())
+                .unwrap_or_default(),
+            given_key: format!("{first} {last}"),
+            family_key: format!("{last} {first}"),
+        }
+    }
+}
+
 pub async fn add_member(
     ex: &mut impl Executor,
     org_id: Uuid,
-    account_id: Uuid,
+    account: &AccountRow,
     roles: &[&str],
     now: i64,
 ) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO org_members (org_id, account_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (org_id, account_id) DO NOTHING"
-    )
-    .bind(org_id)
-    .bind(account_id)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    for role in roles {
-        on_db!(ex, |c| {
-            sqlx::query(
-            "INSERT INTO org_member_roles (org_id, account_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-        )
-        .bind(org_id)
-        .bind(account_id)
-        .bind(*role)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-    }
+    add_members(ex, org_id, &[(account, roles)], now).await
+}
+
+/// Adds each account with its roles; accounts already in the organization keep their
+/// membership and gain the roles.
+pub async fn add_members(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    members: &[(&AccountRow, &[&str])],
+    now: i64,
+) -> Result<(), DbError> {
+    let keyed: Vec<(Uuid, MemberKeys)> = members
+        .iter()
+        .map(|(account, _)| (account.id, MemberKeys::of(account)))
+        .collect();
+    insert_many!(
+        ex,
+        "INSERT INTO org_members (org_id, account_id, created_at, email, email_domain, given_key, family_key)",
+        "ON CONFLICT (org_id, account_id) DO NOTHING",
+        keyed,
+        7,
+        |q, member| q
+            .bind(org_id)
+            .bind(member.0)
+            .bind(now)
+            .bind(&member.1.email)
+            .bind(&member.1.email_domain)
+            .bind(&member.1.given_key)
+            .bind(&member.1.family_key)
+    )?;
+    let roles: Vec<(Uuid, &str)> = members
+        .iter()
+        .flat_map(|(account, roles)| roles.iter().map(|role| (account.id, *role)))
+        .collect();
+    insert_many!(
+        ex,
+        "INSERT INTO org_member_roles (org_id, account_id, role)",
+        "ON CONFLICT DO NOTHING",
+        roles,
+        3,
+        |q, role| q.bind(org_id).bind(role.0).bind(role.1)
+    )?;
+    Ok(())
+}
+
+/// Brings a member's name keys up to date after their account's name changed.
+pub async fn rekey_member(ex: &mut impl Executor, account: &AccountRow) -> Result<(), DbError> {
+    let keys = MemberKeys::of(account);
+    execute!(
+        ex,
+        "UPDATE org_members SET given_key = $1, family_key = $2 WHERE account_id = $3",
+        &keys.given_key,
+        &keys.family_key,
+        account.id
+    )?;
     Ok(())
 }
 
@@ -167,6 +228,32 @@ pub async fn roles_of(
     .fetch_all(c)
     .await)?;
     Ok(rows.into_iter().map(|(r,)| r).collect())
+}
+
+/// The roles of each of `account_ids` in an organization, in one query.
+pub async fn roles_of_members(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<String>>, DbError> {
+    let mut roles: std::collections::HashMap<Uuid, Vec<String>> = Default::default();
+    for chunk in account_ids.chunks(500) {
+        let sql = format!(
+            "SELECT account_id, role FROM org_member_roles WHERE org_id = $1 AND account_id IN {} ORDER BY role",
+            crate::db::placeholders(1, chunk.len(), 2)
+        );
+        let rows: Vec<(Uuid, String)> = on_db!(ex, |c| {
+            let mut query = sqlx::query_as(&sql).bind(org_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(c).await
+        })?;
+        for (id, role) in rows {
+            roles.entry(id).or_default().push(role);
+        }
+    }
+    Ok(roles)
 }
 
 /// Whether `admin` manages users in an organization `member` belongs to.
@@ -274,4 +361,38 @@ pub async fn set_member_disabled(
         account_id
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_keys_fold_case_in_every_script() {
+        let account = AccountRow {
+            id: Uuid::now_v7(),
+            email: "jose@corp.example".into(),
+            first_name: "JOSÉ".into(),
+            last_name: "Ölçer-Παππάς".into(),
+            country: "ES".into(),
+            password_hash: None,
+            status: "active".into(),
+            email_verified: false,
+            is_operator: false,
+            home_org_id: None,
+            tos_accepted_version: None,
+            tos_accepted_at: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(
+            MemberKeys::of(&account),
+            MemberKeys {
+                email: "jose@corp.example".into(),
+                email_domain: "corp.example".into(),
+                given_key: "josé ölçer-παππάς".into(),
+                family_key: "ölçer-παππάς josé".into(),
+            }
+        );
+    }
 }

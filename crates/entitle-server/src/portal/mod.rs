@@ -1,6 +1,7 @@
 //! Server-rendered pages for the identity flows. Each page calls the same functions as
 //! the JSON API; forms carry CSRF tokens and work without JavaScript.
 
+mod admin;
 mod csrf;
 mod pages;
 
@@ -53,12 +54,70 @@ pub fn router() -> Router<AppState> {
         )
         .route("/account/export", get(pages::export))
         .route("/account/erase", post(pages::erase))
+        .route("/static/htmx-2.0.11.min.js", get(admin::htmx))
+        .route("/orgs/{org_id}", get(admin::org_home))
+        .route(
+            "/orgs/{org_id}/members",
+            get(admin::members).post(admin::add_member),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}",
+            get(admin::member).post(admin::edit_member),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}/roles",
+            post(admin::set_member_roles),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}/disable",
+            post(admin::disable_member),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}/enable",
+            post(admin::enable_member),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}/remove",
+            post(admin::remove_member),
+        )
+        .route(
+            "/orgs/{org_id}/imports",
+            get(admin::imports).post(admin::upload).layer(
+                // The file and the form around it.
+                axum::extract::DefaultBodyLimit::max(
+                    crate::orgs::imports_api::MAX_FILE_BYTES + 16 * 1024,
+                ),
+            ),
+        )
+        .route("/orgs/{org_id}/imports/{batch_id}", get(admin::import))
+        .route(
+            "/orgs/{org_id}/imports/{batch_id}/rows/{number}/remove",
+            post(admin::remove_import_row),
+        )
+        .route(
+            "/orgs/{org_id}/imports/{batch_id}/commit",
+            post(admin::commit_import),
+        )
+        .route("/orgs/{org_id}/audit", get(admin::audit_log))
+        .route("/orgs/{org_id}/administrators", get(admin::administrators))
 }
 
 /// What the layout needs on every page.
 pub struct Chrome {
     pub csrf: String,
     pub email: Option<String>,
+    /// On an organization's pages: which organization, and what the header links to.
+    pub org: Option<OrgChrome>,
+}
+
+pub struct OrgChrome {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// The signed-in person's standing: their highest role, or Operator.
+    pub role: String,
+    pub manages: bool,
+    /// The header link of the current page.
+    pub section: &'static str,
 }
 
 /// A page request: cookies, the CSRF token for forms and the session, if any.
@@ -73,6 +132,7 @@ impl Page {
         Chrome {
             csrf: self.csrf.clone(),
             email: self.current.as_ref().map(|c| c.account.email.clone()),
+            org: None,
         }
     }
 }
@@ -113,14 +173,17 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CheckedForm<T> {
             })?;
         let token: CsrfField = serde_urlencoded_from(&bytes)?;
         if !csrf::verify(state, &jar, &token.csrf_token) {
-            return Err(ApiError::forbidden(
-                "csrf_failed",
-                "This form has expired or did not come from this site. Go back, reload the page and try again.",
-            )
-            .into());
+            return Err(csrf_failed().into());
         }
         Ok(CheckedForm(serde_urlencoded_from(&bytes)?))
     }
+}
+
+pub fn csrf_failed() -> ApiError {
+    ApiError::forbidden(
+        "csrf_failed",
+        "This form has expired or did not come from this site. Go back, reload the page and try again.",
+    )
 }
 
 fn serde_urlencoded_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PageError> {
@@ -168,6 +231,7 @@ impl IntoResponse for PageError {
             chrome: Chrome {
                 csrf: String::new(),
                 email: None,
+                org: None,
             },
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             paragraphs: vec![self.0.detail()],

@@ -129,6 +129,61 @@ async fn member_lists_search_sort_and_page_and_refuse_bad_queries() {
     );
     let none: Value = list("q=%25nobody_").await.json().await.expect("page");
     assert_eq!(none["total"], 0);
+
+    // Search matches the start of the email address, its domain, "first last" or
+    // "last first", in any case, non-ASCII included; sorting by name is by those keys.
+    for (email, first, last) in [
+        ("jose@corp.example", "José", "Müller"),
+        ("wang@corp.example", "王", "小明"),
+        ("alexis@acme.example", "Αλέξης", "Παππάς"),
+    ] {
+        let response = app
+            .post_as(
+                &fiona,
+                &format!("/api/v1/orgs/{acme}/members"),
+                &json!({"email": email, "first_name": first, "last_name": last, "country": "DE"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let emails = |page: Value| -> Vec<String> {
+        page["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| m["email"].as_str().expect("email").to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("q=JOSE", vec!["jose@corp.example"]),
+        (
+            "q=corp.example",
+            vec!["jose@corp.example", "wang@corp.example"],
+        ),
+        ("q=m%C3%9CLLER%20jos", vec!["jose@corp.example"]),
+        ("q=%20jos%C3%A9%20%20m%C3%BC%20", vec!["jose@corp.example"]),
+        ("q=%CE%B1%CE%BB%CE%AD%CE%BE", vec!["alexis@acme.example"]),
+        ("q=%E5%B0%8F%E6%98%8E", vec!["wang@corp.example"]),
+        ("q=ller", vec![]),
+        (
+            "sort=first_name",
+            vec![
+                "fiona@acme.example",
+                "jose@corp.example",
+                "alexis@acme.example",
+                "wang@corp.example",
+            ],
+        ),
+        (
+            "sort=email&order=desc&limit=2&offset=1",
+            vec!["jose@corp.example", "fiona@acme.example"],
+        ),
+    ] {
+        let page: Value = list(query).await.json().await.expect("page");
+        assert_eq!(emails(page), expected, "{query}");
+    }
+    let all: Value = list("limit=1").await.json().await.expect("page");
+    assert_eq!(all["total"], 4, "the organization's member count");
     for bad in [
         "sort=password_hash",
         "order=up",
@@ -615,6 +670,16 @@ async fn members_are_edited_and_disabled_in_their_home_organization() {
         .await
         .expect("page");
     assert_eq!(page["members"][0]["disabled"], true);
+    let renamed: Value = app
+        .get_as(
+            &fiona,
+            &format!("/api/v1/orgs/{acme}/members?q=%C3%BAma%20m"),
+        )
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(renamed["total"], 1, "found by the new first name");
     assert_eq!(
         patch(&app, &fiona, &acme, &uma_id, json!({"disabled": false}))
             .await

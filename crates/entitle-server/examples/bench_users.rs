@@ -1,0 +1,359 @@
+//! Benchmark: user management at scale through the HTTP API of a real `entitled`
+//! process. Stages and commits 1,000-row CSV files (in an empty organization and again
+//! once it holds 100,000 users), then measures member-list and search latency at
+//! 100,000 users in one organization.
+//!
+//! Run with `bench/users.sh` (SQLite, then PostgreSQL). Arguments: the `entitled`
+//! binary and optionally a PostgreSQL URL (`ENTITLE_DATABASE_URL` of the server).
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use entitle_proto::{ImportBatch, MemberPage, Org, SignInResponse};
+use entitle_server::{
+    identity::{password, store},
+    AppState, Config,
+};
+
+const EMAIL: &str = "operator@bench.example";
+const PASSWORD: &str = "correct horse battery staple";
+const ROWS_PER_FILE: usize = 1000;
+const TARGET_MEMBERS: usize = 100_000;
+const TIMED_COMMITS: usize = 7;
+const LIST_REQUESTS: usize = 200;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64) * p).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// A file of 1,000 new people, numbered from `first`, with the names and roles a real
+/// upload has.
+fn csv_file(first: usize) -> String {
+    const GIVEN: [&str; 8] = [
+        "José",
+        "Anna",
+        "王",
+        "Αλέξης",
+        "Mary",
+        "Olu",
+        "Pierre",
+        "Sven",
+    ];
+    const FAMILY: [&str; 8] = [
+        "Müller",
+        "Smith",
+        "小明",
+        "Παππάς",
+        "O'Brien",
+        "Adeyemi",
+        "Dubois",
+        "Berg",
+    ];
+    let mut csv = String::from("Email,First Name,Last Name,Country,Roles\r\n");
+    for n in first..first + ROWS_PER_FILE {
+        let roles = if n % 10 == 0 {
+            "license_checkout;usage_reports"
+        } else {
+            ""
+        };
+        csv.push_str(&format!(
+            "user{n:06}@corp{}.example,{},{} {n},DE,{roles}\r\n",
+            n % 7,
+            GIVEN[n % 8],
+            FAMILY[(n / 8) % 8],
+        ));
+    }
+    csv
+}
+
+/// Waits until the invitations of earlier commits are written to the outbox, so that a
+/// timed commit does not share the machine with the previous one's mail.
+async fn wait_for_outbox(data_dir: &std::path::Path, expected: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let written = std::fs::read_dir(data_dir.join("outbox"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if written >= expected {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {written} of {expected} emails were written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    /// Stages and commits one file; the time of both requests together.
+    async fn stage_and_commit(&self, org: uuid::Uuid, first: usize) -> anyhow::Result<f64> {
+        let body = csv_file(first);
+        let started = Instant::now();
+        let staged: ImportBatch = self
+            .http
+            .post(format!(
+                "{}/api/v1/orgs/{org}/imports?file_name=bench.csv",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let committed: ImportBatch = self
+            .http
+            .post(format!(
+                "{}/api/v1/orgs/{org}/imports/{}/commit",
+                self.base, staged.id
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        anyhow::ensure!(
+            committed.committed_at.is_some()
+                && committed.counts.get("valid") == Some(&(ROWS_PER_FILE as i64)),
+            "the batch was not committed whole: {:?}",
+            committed.counts
+        );
+        Ok(elapsed)
+    }
+
+    /// Latency of `LIST_REQUESTS` sequential member-list requests with `query`.
+    async fn list_latency(&self, org: uuid::Uuid, query: &str) -> anyhow::Result<(f64, f64, i64)> {
+        let mut times = Vec::with_capacity(LIST_REQUESTS);
+        let mut total = 0;
+        for _ in 0..LIST_REQUESTS {
+            let started = Instant::now();
+            let page: MemberPage = self
+                .http
+                .get(format!("{}/api/v1/orgs/{org}/members?{query}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            total = page.total;
+        }
+        Ok((
+            percentile(&mut times, 0.5),
+            percentile(&mut times, 0.99),
+            total,
+        ))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let entitled = PathBuf::from(
+        args.get(1)
+            .cloned()
+            .unwrap_or_else(|| "target/release/entitled".into()),
+    );
+    let database_url = args.get(2).cloned().filter(|s| !s.is_empty());
+    let temp = tempfile::tempdir()?;
+    let data_dir = temp.path().join("data");
+    let config = Config {
+        data_dir: data_dir.clone(),
+        database_url: database_url.clone(),
+        ..Config::default()
+    };
+
+    // The operator, written straight into the database the server will use.
+    {
+        let state = AppState::open(config.clone()).await?;
+        let now = entitle_server::db::now_ms();
+        let account = store::AccountRow {
+            id: uuid::Uuid::now_v7(),
+            email: EMAIL.into(),
+            first_name: "Bench".into(),
+            last_name: "Operator".into(),
+            country: "DE".into(),
+            password_hash: Some(password::hash_blocking(&config.password, PASSWORD)?),
+            status: "active".into(),
+            email_verified: true,
+            is_operator: true,
+            home_org_id: None,
+            tos_accepted_version: None,
+            tos_accepted_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut conn = state.db.writer().await?;
+        store::insert_account(&mut conn, &account).await?;
+        drop(conn);
+        state.db.close().await;
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(&entitled);
+    command
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .env(
+            "ENTITLE_LOG",
+            std::env::var("ENTITLE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(url) = &database_url {
+        command.env("ENTITLE_DATABASE_URL", url);
+    }
+    let _server = Server(command.spawn()?);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "server did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let session: SignInResponse = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({ "email": EMAIL, "password": PASSWORD }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let api = Api {
+        http,
+        base,
+        token: session.session_token,
+    };
+    let org: Org = api
+        .http
+        .post(format!("{}/api/v1/orgs", api.base))
+        .bearer_auth(&api.token)
+        .json(&serde_json::json!({
+            "name": "Bench Corp",
+            "fulfillment_contact": { "email": "contact@bench.example", "first_name": "Fay", "last_name": "Contact", "country": "DE" }
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+
+    let backend = if database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("== {backend}");
+    let mut next = 0;
+    let mut small = Vec::new();
+    // One invitation went to the Fulfillment Contact, and one goes to each person added.
+    for _ in 0..TIMED_COMMITS {
+        wait_for_outbox(&data_dir, next + 1).await?;
+        small.push(api.stage_and_commit(org.id, next).await?);
+        next += ROWS_PER_FILE;
+    }
+    let seeding = Instant::now();
+    while next < TARGET_MEMBERS - TIMED_COMMITS * ROWS_PER_FILE {
+        api.stage_and_commit(org.id, next).await?;
+        next += ROWS_PER_FILE;
+    }
+    eprintln!(
+        "seeded {} members in {:.1} s",
+        next,
+        seeding.elapsed().as_secs_f64()
+    );
+    let mut large = Vec::new();
+    for _ in 0..TIMED_COMMITS {
+        wait_for_outbox(&data_dir, next + 1).await?;
+        large.push(api.stage_and_commit(org.id, next).await?);
+        next += ROWS_PER_FILE;
+    }
+    wait_for_outbox(&data_dir, next + 1).await?;
+    println!(
+        "stage + commit of 1,000 rows, median of {TIMED_COMMITS}: {:.0} ms into an empty organization, {:.0} ms into one of ~{}k members",
+        median(&mut small),
+        median(&mut large),
+        (next - ROWS_PER_FILE * TIMED_COMMITS) / 1000
+    );
+
+    if let Some(url) = &database_url {
+        // What autovacuum does within a minute of a bulk load: without it, index-only
+        // scans still visit the table for every row.
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
+    }
+    println!(
+        "member list at {} members ({LIST_REQUESTS} sequential requests each):",
+        next + 1
+    );
+    println!("| query | matches | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (label, query) in [
+        ("first page, by email", "limit=50"),
+        ("page at offset 50,000, by email", "limit=50&offset=50000"),
+        (
+            "last page, by last name, descending",
+            "limit=50&sort=last_name&order=desc&offset=99950",
+        ),
+        (
+            "first page, by joined, descending",
+            "limit=50&sort=joined&order=desc",
+        ),
+        ("search one email", "q=user054321%40corp"),
+        ("search a name prefix (\"jos\")", "q=jos"),
+        ("search a domain (\"corp3.example\")", "q=corp3.example"),
+        ("search with no match", "q=nobody-here"),
+    ] {
+        let (p50, p99, total) = api.list_latency(org.id, query).await?;
+        println!("| {label} | {total} | {p50:.2} | {p99:.2} |");
+    }
+    if std::env::var_os("ENTITLE_BENCH_KEEP").is_some() {
+        eprintln!("data kept in {}", temp.keep().display());
+    }
+    Ok(())
+}
