@@ -668,10 +668,14 @@ pub async fn upload(
 ) -> PageResult {
     let org = org_page!(&state, page, org_id, &format!("/orgs/{org_id}/imports"));
     let malformed = |e: axum::extract::multipart::MultipartError| {
-        PageError(ApiError::bad_request(
-            "invalid_form",
-            format!("The upload is malformed: {}", e.body_text()),
-        ))
+        PageError(if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request(
+                "invalid_form",
+                format!("The upload is malformed: {}", e.body_text()),
+            )
+        })
     };
     let mut token_checked = false;
     let mut file: Option<(String, Vec<u8>)> = None;

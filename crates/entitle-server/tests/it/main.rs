@@ -2,6 +2,7 @@
 //! ENTITLE_TEST_DATABASE_URL) PostgreSQL, with email through a real SMTP server.
 
 mod account;
+mod admin_pages;
 mod cli;
 mod imports;
 mod interop;

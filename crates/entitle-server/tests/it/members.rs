@@ -243,7 +243,7 @@ async fn delete(app: &TestApp, token: &str, org: &str, account: &str) -> reqwest
 }
 
 /// Adds a member with `roles`, who registers from the invitation; returns (id, token).
-async fn member(
+pub async fn member(
     app: &TestApp,
     by: &str,
     org: &str,
