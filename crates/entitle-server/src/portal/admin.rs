@@ -516,56 +516,40 @@ pub async fn set_member_roles(
     }
 }
 
-async fn set_disabled(
-    state: &AppState,
-    page: Page,
-    client: &Client,
-    org_id: Uuid,
-    account_id: Uuid,
+#[derive(Deserialize)]
+pub struct AccessForm {
     disabled: bool,
+}
+
+pub async fn set_member_access(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+    CheckedForm(form): CheckedForm<AccessForm>,
 ) -> PageResult {
     let here = format!("/orgs/{org_id}/members/{account_id}");
-    let org = org_page!(state, page, org_id, &here);
+    let org = org_page!(&state, page, org_id, &here);
     let request = UpdateMemberRequest {
-        disabled: Some(disabled),
+        disabled: Some(form.disabled),
         ..UpdateMemberRequest::default()
     };
     let result = members::update(
-        state,
+        &state,
         &org.current.account,
         org_id,
         account_id,
         &request,
-        client,
+        &client,
     )
     .await;
     match result {
         Ok(_) => Ok(see_other(format!(
             "{here}?done={}",
-            if disabled { "disabled" } else { "enabled" }
+            if form.disabled { "disabled" } else { "enabled" }
         ))),
-        Err(error) => member_page(state, org, account_id, None, None, Some(error)).await,
+        Err(error) => member_page(&state, org, account_id, None, None, Some(error)).await,
     }
-}
-
-pub async fn disable_member(
-    State(state): State<AppState>,
-    page: Page,
-    client: Client,
-    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(_): CheckedForm<HashMap<String, String>>,
-) -> PageResult {
-    set_disabled(&state, page, &client, org_id, account_id, true).await
-}
-
-pub async fn enable_member(
-    State(state): State<AppState>,
-    page: Page,
-    client: Client,
-    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(_): CheckedForm<HashMap<String, String>>,
-) -> PageResult {
-    set_disabled(&state, page, &client, org_id, account_id, false).await
 }
 
 pub async fn remove_member(
@@ -710,19 +694,30 @@ pub async fn upload(
     }
 }
 
+/// A staged row with how the preview shows its status.
 struct PreviewRow {
-    number: i64,
-    line: i64,
-    email: String,
-    first_name: String,
-    last_name: String,
-    country: String,
-    roles: String,
+    row: entitle_proto::ImportRow,
     css: &'static str,
     status: &'static str,
-    details: String,
-    removed: bool,
-    result: String,
+}
+
+fn preview_row(row: &entitle_proto::ImportRow) -> PreviewRow {
+    let (css, status) = if row.removed {
+        ("removed", "Removed")
+    } else {
+        match row.status.as_str() {
+            "valid" => ("valid", "Valid"),
+            "duplicate" => ("duplicate", "Duplicate in this file"),
+            "already_member" => ("already_member", "Already a member"),
+            "other_organization" => ("other_organization", "Belongs to another organization"),
+            _ => ("invalid", "Cannot be added"),
+        }
+    };
+    PreviewRow {
+        row: row.clone(),
+        css,
+        status,
+    }
 }
 
 #[derive(Template)]
@@ -738,35 +733,6 @@ struct ImportPage {
     valid: i64,
     notice: Option<String>,
     form_error: Option<FormError>,
-}
-
-fn preview_row(row: &entitle_proto::ImportRow) -> PreviewRow {
-    let (css, status) = if row.removed {
-        ("removed", "Removed")
-    } else {
-        match row.status.as_str() {
-            "valid" => ("valid", "Valid"),
-            "invalid" => ("invalid", "Cannot be added"),
-            "duplicate" => ("duplicate", "Duplicate in this file"),
-            "already_member" => ("already_member", "Already a member"),
-            "other_organization" => ("other_organization", "Belongs to another organization"),
-            _ => ("invalid", "Unknown"),
-        }
-    };
-    PreviewRow {
-        number: row.number,
-        line: row.line,
-        email: row.email.clone(),
-        first_name: row.first_name.clone(),
-        last_name: row.last_name.clone(),
-        country: row.country.clone(),
-        roles: row.roles.clone(),
-        css,
-        status,
-        details: row.details.clone(),
-        removed: row.removed,
-        result: row.result.clone().unwrap_or_default(),
-    }
 }
 
 async fn import_page(

@@ -69,12 +69,8 @@ pub fn router() -> Router<AppState> {
             post(admin::set_member_roles),
         )
         .route(
-            "/orgs/{org_id}/members/{account_id}/disable",
-            post(admin::disable_member),
-        )
-        .route(
-            "/orgs/{org_id}/members/{account_id}/enable",
-            post(admin::enable_member),
+            "/orgs/{org_id}/members/{account_id}/access",
+            post(admin::set_member_access),
         )
         .route(
             "/orgs/{org_id}/members/{account_id}/remove",
