@@ -7,7 +7,6 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -15,14 +14,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::{median, PASSWORD};
 use entitle_server::{
     config::{Config, PasswordConfig},
-    identity::{password, store},
-    AppState,
+    identity::password,
 };
 
 const EMAIL: &str = "bench@example.com";
-const PASSWORD: &str = "correct horse battery staple";
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -76,11 +76,6 @@ fn bare_rate(
 
 const ROUNDS: usize = 3;
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// `concurrency` clients signing in back to back for `duration`: (rate, failures, peak RSS KiB).
 async fn api_phase(
     client: &reqwest::Client,
@@ -127,15 +122,6 @@ async fn api_phase(
     ))
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -155,66 +141,16 @@ async fn main() -> anyhow::Result<()> {
     let params = PasswordConfig::default();
 
     // One verified account, written straight into the database the server will use.
-    {
-        let state = AppState::open(Config {
-            data_dir: data_dir.clone(),
-            ..Config::default()
-        })
-        .await?;
-        let now = entitle_server::db::now_ms();
-        let account = store::AccountRow {
-            id: uuid::Uuid::now_v7(),
-            email: EMAIL.into(),
-            first_name: "Bench".into(),
-            last_name: "Mark".into(),
-            country: "DE".into(),
-            password_hash: Some(password::hash_blocking(&params, PASSWORD)?),
-            status: "active".into(),
-            email_verified: true,
-            is_operator: false,
-            home_org_id: None,
-            tos_accepted_version: None,
-            tos_accepted_at: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let mut conn = state.db.writer().await?;
-        store::insert_account(&mut conn, &account).await?;
-        drop(conn);
-        state.db.close().await;
-    }
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(&entitled)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .env("ENTITLE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let server = Server(child);
+    let config = Config {
+        data_dir: data_dir.clone(),
+        ..Config::default()
+    };
+    common::insert_account(&config, EMAIL, false).await?;
+    let server = common::serve(&entitled, &data_dir, None).await?;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        anyhow::ensure!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = rss_kib(server.0.id());
+    let idle_rss = rss_kib(server.child.id());
 
     // Alternate the two phases so drift on the machine hits both alike; report medians.
     let mut api_rates = Vec::new();
@@ -224,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
     let mut failures = 0;
     for _ in 0..ROUNDS {
         let (rate, failed, peak) =
-            api_phase(&client, &base, server.0.id(), concurrency, duration).await?;
+            api_phase(&client, &base, server.child.id(), concurrency, duration).await?;
         api_rates.push(rate);
         failures += failed;
         peak_rss = peak_rss.max(peak);

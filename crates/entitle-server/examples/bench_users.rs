@@ -8,36 +8,20 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::{median, PASSWORD};
 use entitle_proto::{ImportBatch, MemberPage, Org, SignInResponse};
-use entitle_server::{
-    identity::{password, store},
-    AppState, Config,
-};
+use entitle_server::Config;
 
 const EMAIL: &str = "operator@bench.example";
-const PASSWORD: &str = "correct horse battery staple";
 const ROWS_PER_FILE: usize = 1000;
 const TARGET_MEMBERS: usize = 100_000;
 const TIMED_COMMITS: usize = 7;
 const LIST_REQUESTS: usize = 200;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -194,67 +178,10 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
 
-    // The operator, written straight into the database the server will use.
-    {
-        let state = AppState::open(config.clone()).await?;
-        let now = entitle_server::db::now_ms();
-        let account = store::AccountRow {
-            id: uuid::Uuid::now_v7(),
-            email: EMAIL.into(),
-            first_name: "Bench".into(),
-            last_name: "Operator".into(),
-            country: "DE".into(),
-            password_hash: Some(password::hash_blocking(&config.password, PASSWORD)?),
-            status: "active".into(),
-            email_verified: true,
-            is_operator: true,
-            home_org_id: None,
-            tos_accepted_version: None,
-            tos_accepted_at: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let mut conn = state.db.writer().await?;
-        store::insert_account(&mut conn, &account).await?;
-        drop(conn);
-        state.db.close().await;
-    }
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = Command::new(&entitled);
-    command
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .env(
-            "ENTITLE_LOG",
-            std::env::var("ENTITLE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(url) = &database_url {
-        command.env("ENTITLE_DATABASE_URL", url);
-    }
-    let _server = Server(command.spawn()?);
+    common::insert_account(&config, EMAIL, true).await?;
+    let server = common::serve(&entitled, &data_dir, database_url.as_deref()).await?;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        anyhow::ensure!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let base = server.base.clone();
     let session: SignInResponse = http
         .post(format!("{base}/api/v1/session"))
         .json(&serde_json::json!({ "email": EMAIL, "password": PASSWORD }))

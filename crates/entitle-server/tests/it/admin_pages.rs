@@ -3,39 +3,18 @@
 //! too), and bad uploads change nothing. (browser/tests/admin.test.js drives the same
 //! pages in Chromium.)
 
-use entitle_testkit::{TestApp, PASSWORD};
+use entitle_testkit::{csrf_token, TestApp, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
 use crate::members::{member, org_with_contact};
 
-fn csrf_token(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("form has a csrf token") + marker.len();
-    html[start..start + html[start..].find('"').expect("end")].to_owned()
-}
-
 /// A cookie-keeping client signed in through the sign-in page.
 async fn browser_as(app: &TestApp, email: &str) -> Client {
     let browser = app.new_client();
-    let page = browser
-        .get(app.url("/sign-in"))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
-    let signed_in = browser
-        .post(app.url("/sign-in"))
-        .form(&[
-            ("csrf_token", csrf_token(&page).as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("sign in");
+    let signed_in = app
+        .page_sign_in(&browser, email, PASSWORD, "/account")
+        .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     browser
 }
@@ -48,7 +27,7 @@ async fn get(app: &TestApp, browser: &Client, path: &str) -> (StatusCode, String
 async fn csrf_of(app: &TestApp, browser: &Client, path: &str) -> String {
     let (status, html) = get(app, browser, path).await;
     assert_eq!(status, StatusCode::OK, "{path}");
-    csrf_token(&html)
+    csrf_token(&html).expect("a form")
 }
 
 async fn total_members(app: &TestApp, token: &str, org: &str) -> i64 {
@@ -156,6 +135,19 @@ async fn organization_pages_are_hidden_from_other_orgs_and_follow_the_roles() {
         .await
         .expect("member");
     assert_eq!(uma["roles"], serde_json::json!(["user"]));
+
+    // Erasing an account takes it out of the organization's count too.
+    assert_eq!(total_members(&app, &fiona, &acme).await, 3);
+    let uma_token = app.sign_in("uma@acme.example", PASSWORD).await;
+    let erased = app
+        .post_as(
+            &uma_token,
+            "/api/v1/me/erase",
+            &serde_json::json!({"password": PASSWORD}),
+        )
+        .await;
+    assert!(erased.status().is_success(), "{}", erased.status());
+    assert_eq!(total_members(&app, &fiona, &acme).await, 2);
 }
 
 #[tokio::test]

@@ -1,19 +1,13 @@
 //! The pages over plain HTTP: forms need their CSRF token, and the flows work end to end
 //! without JavaScript. (The browser test drives the same pages in Chromium.)
 
-use entitle_testkit::{TestApp, PASSWORD};
+use entitle_testkit::{csrf_token, TestApp, PASSWORD};
 use reqwest::{Client, StatusCode};
-
-fn csrf_token(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("form has a csrf token") + marker.len();
-    html[start..start + html[start..].find('"').expect("end")].to_owned()
-}
 
 async fn form_page(app: &TestApp, client: &Client, path: &str) -> String {
     let response = client.get(app.url(path)).send().await.expect("page");
     assert_eq!(response.status(), StatusCode::OK, "{path}");
-    csrf_token(&response.text().await.expect("html"))
+    csrf_token(&response.text().await.expect("html")).expect("a form")
 }
 
 async fn submit(
