@@ -332,6 +332,32 @@ pub struct MemberPage {
     pub limit: i64,
 }
 
+/// Claiming a domain for an organization.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDomainRequest {
+    /// Such as `acme.example` (internationalized names are accepted and stored in their
+    /// ASCII form).
+    pub domain: String,
+}
+
+/// A domain an organization claims, and the DNS record that proves it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrgDomain {
+    pub id: Uuid,
+    pub domain: String,
+    /// Publish a TXT record with `record_value` at this name, then verify.
+    pub record_name: String,
+    pub record_value: String,
+    pub created_at: i64,
+    /// When the record was found; absent while unverified (or after it disappeared).
+    pub verified_at: Option<i64>,
+    /// The last time the record was looked up.
+    pub checked_at: Option<i64>,
+    /// What the last lookup found wrong, if anything.
+    pub check_error: Option<String>,
+}
+
 /// Someone a member can turn to: "How do I find my Administrator?"
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct OrgAdministrator {

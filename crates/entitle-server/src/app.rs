@@ -30,6 +30,8 @@ pub struct Shared {
     /// Keys CSRF tokens; kept in the database so every server process agrees.
     pub csrf_key: [u8; 32],
     pub oidc: Provider,
+    /// Where domain claims are looked up.
+    pub dns: crate::orgs::domains::Dns,
 }
 
 impl Deref for AppState {
@@ -61,6 +63,7 @@ impl AppState {
             oidc,
             hasher: PasswordHasher::new(&config.password)?,
             mailer: Mailer::from_config(&config)?,
+            dns: crate::orgs::domains::Dns::from_config(&config.domains),
             config,
             db,
             csrf_key,

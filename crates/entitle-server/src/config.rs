@@ -28,6 +28,20 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub smtp: Option<SmtpConfig>,
     pub oidc: OidcConfig,
+    pub domains: DomainConfig,
+}
+
+/// Organizations' domain claims, verified by a DNS TXT record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainConfig {
+    /// The DNS server to ask (`address:port`); the system's resolvers when unset. Point
+    /// it at the site's own resolver where the server cannot reach public DNS.
+    pub resolver: Option<SocketAddr>,
+    /// How often verified domains are checked again, in seconds.
+    pub recheck_interval_secs: i64,
+    /// Mail domains anyone can have an address at: never claimable.
+    pub public_mail_domains: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -125,6 +139,46 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             smtp: None,
             oidc: OidcConfig::default(),
+            domains: DomainConfig::default(),
+        }
+    }
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        DomainConfig {
+            resolver: None,
+            recheck_interval_secs: 6 * 3600,
+            public_mail_domains: [
+                "gmail.com",
+                "googlemail.com",
+                "outlook.com",
+                "hotmail.com",
+                "live.com",
+                "msn.com",
+                "yahoo.com",
+                "ymail.com",
+                "icloud.com",
+                "me.com",
+                "mac.com",
+                "aol.com",
+                "proton.me",
+                "protonmail.com",
+                "gmx.com",
+                "gmx.de",
+                "gmx.net",
+                "web.de",
+                "mail.com",
+                "yandex.ru",
+                "mail.ru",
+                "qq.com",
+                "163.com",
+                "zoho.com",
+                "fastmail.com",
+                "tutanota.com",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         }
     }
 }
@@ -217,6 +271,7 @@ impl fmt::Debug for Config {
             .field("throttle", &self.throttle)
             .field("smtp", &self.smtp)
             .field("oidc", &self.oidc)
+            .field("domains", &self.domains)
             .finish()
     }
 }
@@ -459,6 +514,17 @@ device_poll_interval_secs = 5
 # Signature of JWT access tokens: "ES256", "EdDSA" or "RS256". ID tokens are RS256
 # unless a client asks for another.
 access_token_alg = "ES256"
+
+[domains]
+# The DNS server that domain claims are verified against ("address:port"); the system's
+# resolvers when unset.
+# resolver = "10.0.0.53:53"
+# Verified domains are checked again this often (seconds); a domain whose TXT record
+# is gone becomes unverified and its organization's administrators are told.
+recheck_interval_secs = 21600
+# Mail domains anyone can have an address at; they cannot be claimed. Setting this
+# replaces the built-in list (gmail.com, outlook.com, yahoo.com, icloud.com, …).
+# public_mail_domains = ["gmail.com", "outlook.com"]
 
 # Without [smtp], every message is written to <data_dir>/outbox/ as an .eml file.
 # [smtp]

@@ -33,8 +33,8 @@ pub async fn serve(
     served
 }
 
-/// Periodic work of a serving process: pick up keys another process rotated, and
-/// delete codes and tokens that can no longer be used.
+/// Periodic work of a serving process: pick up keys another process rotated, delete
+/// codes and tokens that can no longer be used, and check verified domains again.
 async fn housekeeping(state: AppState) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(
         oidc::keys::KEY_RELOAD_INTERVAL_SECS as u64,
@@ -59,6 +59,9 @@ async fn housekeeping(state: AppState) {
             if let Err(error) = purged {
                 tracing::warn!(error = %error, "purging expired tokens failed");
             }
+        }
+        if let Err(error) = orgs::domains::recheck_due(&state, db::now_ms()).await {
+            tracing::warn!(error = %error.detail(), "re-checking verified domains failed");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! directory, or a new PostgreSQL database when `ENTITLE_TEST_DATABASE_URL` is set),
 //! a real SMTP server that receives its mail, and fixtures for common set-ups.
 
+pub mod dns;
 mod smtp;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ pub struct TestApp {
     pub base_url: String,
     pub state: AppState,
     pub mail: SmtpSink,
+    /// The DNS server domain claims are verified against; it serves every zone under `test.`.
+    pub dns: dns::DnsServer,
     /// Keeps cookies, like a browser.
     pub client: Client,
     pub data_dir: PathBuf,
@@ -46,6 +49,7 @@ impl TestApp {
     async fn try_spawn(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
         let temp = tempfile::tempdir()?;
         let mail = SmtpSink::start().await?;
+        let dns = dns::DnsServer::start().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let base_url = format!("http://{address}");
@@ -61,6 +65,7 @@ impl TestApp {
             password: None,
             from: "entitle <no-reply@entitle.test>".to_owned(),
         });
+        config.domains.resolver = Some(dns.addr);
         adjust(&mut config);
         let data_dir = config.data_dir.clone();
         let state = AppState::open(config).await?;
@@ -76,6 +81,7 @@ impl TestApp {
             base_url,
             state,
             mail,
+            dns,
             client: new_client(),
             data_dir,
             _temp: temp,

@@ -4,6 +4,8 @@
 pub mod access;
 pub mod api;
 pub mod csv_import;
+pub mod domains;
+pub mod domains_api;
 pub mod imports;
 pub mod imports_api;
 pub mod members;

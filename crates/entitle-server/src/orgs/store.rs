@@ -230,6 +230,26 @@ pub async fn roles_of(
     Ok(rows.into_iter().map(|(r,)| r).collect())
 }
 
+/// The email addresses of an organization's enabled Fulfillment Contacts and
+/// Administrators: who is told about the organization's domains and access requests.
+pub async fn administrator_emails(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT DISTINCT a.email FROM org_member_roles r \
+         JOIN org_members m ON m.org_id = r.org_id AND m.account_id = r.account_id \
+         JOIN accounts a ON a.id = r.account_id \
+         WHERE r.org_id = $1 AND r.role IN ($2, $3) AND m.disabled_at IS NULL ORDER BY a.email"
+    )
+    .bind(org_id)
+    .bind(Role::FulfillmentContact.as_str())
+    .bind(Role::Administrator.as_str())
+    .fetch_all(c)
+    .await)?;
+    Ok(rows.into_iter().map(|(email,)| email).collect())
+}
+
 /// The roles of each of `account_ids` in an organization, in one query.
 pub async fn roles_of_members(
     ex: &mut impl Executor,

@@ -4,6 +4,7 @@
 mod account;
 mod admin_pages;
 mod cli;
+mod domains;
 mod imports;
 mod interop;
 mod malformed;

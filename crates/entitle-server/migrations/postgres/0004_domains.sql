@@ -1,0 +1,19 @@
+-- Domains an organization claims, proven by a DNS TXT record.
+
+CREATE TABLE org_domains (
+    id UUID PRIMARY KEY,
+    org_id UUID NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    -- Lowercase ASCII (internationalized names in their xn-- form), no trailing dot.
+    domain TEXT NOT NULL,
+    -- The random value the organization publishes at _entitle-challenge.<domain>.
+    challenge TEXT NOT NULL,
+    created_by UUID REFERENCES accounts (id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    verified_at BIGINT,
+    checked_at BIGINT,
+    check_error TEXT
+);
+CREATE UNIQUE INDEX org_domains_claim ON org_domains (org_id, domain);
+-- A domain is verified for one organization at most.
+CREATE UNIQUE INDEX org_domains_verified ON org_domains (domain) WHERE verified_at IS NOT NULL;
+CREATE INDEX org_domains_recheck ON org_domains (checked_at) WHERE verified_at IS NOT NULL;
