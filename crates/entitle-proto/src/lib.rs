@@ -170,6 +170,9 @@ pub struct Org {
     pub name: String,
     pub created_at: i64,
     pub fulfillment_contacts: Vec<Uuid>,
+    /// People who verify an email address in one of the organization's verified
+    /// domains become Users at once.
+    pub auto_approval: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -356,6 +359,73 @@ pub struct OrgDomain {
     pub checked_at: Option<i64>,
     /// What the last lookup found wrong, if anything.
     pub check_error: Option<String>,
+}
+
+/// Switching Auto Approval on or off.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoApprovalRequest {
+    pub enabled: bool,
+}
+
+/// Asking to join an organization: by its id (an organization with a verified domain
+/// of one's email address) or by the email address of one of its administrators.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccessRequest {
+    #[serde(default)]
+    pub org_id: Option<Uuid>,
+    #[serde(default)]
+    pub administrator_email: Option<String>,
+    /// A few words for the administrators (at most 500 characters).
+    #[serde(default)]
+    pub message: String,
+}
+
+/// An organization a person may ask to join: one with a verified domain of their email.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct JoinableOrg {
+    pub id: Uuid,
+    pub name: String,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AccessRequest {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub account_id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub message: String,
+    pub created_at: i64,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub decided_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Approving or rejecting an access request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessDecision {
+    /// Told to the requester when rejecting.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Something an organization's administrators should do, and where.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RequiredAction {
+    /// `verify_domain`, `enable_auto_approval`, `decide_access_requests` or
+    /// `invited_not_registered`.
+    pub code: String,
+    pub message: String,
+    /// The portal page where it is resolved.
+    pub href: String,
+    /// How many (requests waiting, people invited), where that applies.
+    pub count: Option<i64>,
 }
 
 /// Someone a member can turn to: "How do I find my Administrator?"

@@ -1,4 +1,5 @@
--- Domains an organization claims, proven by a DNS TXT record.
+-- Domains an organization claims, proven by a DNS TXT record; Auto Approval of people
+-- in them; requests to join an organization.
 
 CREATE TABLE org_domains (
     id UUID PRIMARY KEY,
@@ -17,3 +18,22 @@ CREATE UNIQUE INDEX org_domains_claim ON org_domains (org_id, domain);
 -- A domain is verified for one organization at most.
 CREATE UNIQUE INDEX org_domains_verified ON org_domains (domain) WHERE verified_at IS NOT NULL;
 CREATE INDEX org_domains_recheck ON org_domains (checked_at) WHERE verified_at IS NOT NULL;
+
+-- People who verify an email address in a verified domain join at once.
+ALTER TABLE orgs ADD COLUMN auto_approval BOOLEAN NOT NULL DEFAULT FALSE;
+
+CREATE TABLE access_requests (
+    id UUID PRIMARY KEY,
+    org_id UUID NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    account_id UUID NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    message TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    -- pending, approved, rejected
+    status TEXT NOT NULL,
+    decided_by UUID REFERENCES accounts (id) ON DELETE SET NULL,
+    decided_at BIGINT,
+    reason TEXT
+);
+-- One open request per person and organization.
+CREATE UNIQUE INDEX access_requests_pending ON access_requests (org_id, account_id) WHERE status = 'pending';
+CREATE INDEX access_requests_queue ON access_requests (org_id, status, created_at);

@@ -332,11 +332,16 @@ pub async fn verify_email(state: &AppState, token: &str, client: &Client) -> Api
         account_event("account.email_verified", &account, json!({})),
     )
     .await?;
+    let joined = crate::orgs::approval::join_by_domain(&mut tx, state, &account).await?;
     tx.commit().await?;
-    Ok(AccountRow {
-        email_verified: true,
-        ..account
-    })
+    for message in joined {
+        state.mailer.send_in_background(message);
+    }
+    // Read again: Auto Approval may have given the account its organization.
+    let mut conn = state.db.reader().await?;
+    store::account_by_id(&mut conn, account.id)
+        .await?
+        .ok_or_else(invalid_link)
 }
 
 pub struct SignedIn {

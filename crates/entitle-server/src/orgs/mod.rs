@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod api;
+pub mod approval;
+pub mod approval_api;
 pub mod csv_import;
 pub mod domains;
 pub mod domains_api;
@@ -67,6 +69,7 @@ pub async fn create_with_contact(
         id: Uuid::now_v7(),
         name,
         created_at: now,
+        auto_approval: false,
     };
     let actor = flows::actor_of(operator, client);
     let mut tx = state.db.begin().await?;
@@ -102,6 +105,7 @@ pub async fn create_with_contact(
         name: org.name,
         created_at: org.created_at,
         fulfillment_contacts: vec![contact.id],
+        auto_approval: org.auto_approval,
     })
 }
 
@@ -230,5 +234,6 @@ pub async fn visible_org(state: &AppState, viewer: &AccountRow, org_id: Uuid) ->
         name: org.name,
         created_at: org.created_at,
         fulfillment_contacts,
+        auto_approval: org.auto_approval,
     })
 }

@@ -17,6 +17,7 @@ pub struct OrgRow {
     pub id: Uuid,
     pub name: String,
     pub created_at: i64,
+    pub auto_approval: bool,
 }
 
 pub async fn insert_org(
@@ -39,7 +40,7 @@ pub async fn insert_org(
 
 pub async fn org_by_id(ex: &mut impl Executor, id: Uuid) -> Result<Option<OrgRow>, DbError> {
     Ok(on_db!(ex, |c| sqlx::query_as(
-        "SELECT id, name, created_at FROM orgs WHERE id = $1"
+        "SELECT id, name, created_at, auto_approval FROM orgs WHERE id = $1"
     )
     .bind(id)
     .fetch_optional(c)

@@ -26,7 +26,7 @@ async fn verify(app: &TestApp, token: &str, org: &str, id: &str) -> reqwest::Res
 }
 
 /// Claims `domain`, publishes its record and verifies it; returns the domain document.
-async fn claim_and_verify(app: &TestApp, token: &str, org: &str, domain: &str) -> Value {
+pub async fn claim_and_verify(app: &TestApp, token: &str, org: &str, domain: &str) -> Value {
     let response = claim(app, token, org, domain).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let claimed: Value = response.json().await.expect("domain");

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin_pages;
+mod approval;
 mod cli;
 mod domains;
 mod imports;

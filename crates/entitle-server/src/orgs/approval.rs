@@ -1,0 +1,586 @@
+//! Who joins an organization without being added by hand: Auto Approval for people who
+//! verify an email address in one of its verified domains, and requests to join that
+//! its administrators approve or reject. Also the organization's required actions.
+
+use entitle_proto::{AccessRequest, JoinableOrg, NewAccessRequest, Org, RequiredAction};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    access::OrgAccess,
+    roles::{Action, Role},
+    store::{self, OrgRow},
+};
+use crate::{
+    app::{AppState, Client},
+    audit::{self, Actor, Entry},
+    db::{now_ms, DbError, Executor, Tx},
+    error::{ApiError, ApiResult},
+    execute,
+    identity::{
+        flows::actor_of,
+        store::{self as accounts, AccountRow},
+    },
+    mail::Email,
+    on_db,
+};
+
+const MAX_MESSAGE_CHARS: usize = 500;
+
+fn email_domain(email: &str) -> &str {
+    email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+}
+
+async fn has_verified_domain(ex: &mut impl Executor, org_id: Uuid) -> Result<bool, DbError> {
+    let (count,): (i64,) = on_db!(ex, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM org_domains WHERE org_id = $1 AND verified_at IS NOT NULL"
+    )
+    .bind(org_id)
+    .fetch_one(c)
+    .await)?;
+    Ok(count > 0)
+}
+
+/// Organizations with `domain` verified, and whether they approve automatically.
+async fn orgs_with_domain(ex: &mut impl Executor, domain: &str) -> Result<Vec<OrgRow>, DbError> {
+    Ok(on_db!(ex, |c| sqlx::query_as(
+        "SELECT o.id, o.name, o.created_at, o.auto_approval FROM org_domains d \
+         JOIN orgs o ON o.id = d.org_id WHERE d.domain = $1 AND d.verified_at IS NOT NULL"
+    )
+    .bind(domain)
+    .fetch_all(c)
+    .await)?)
+}
+
+/// Switches Auto Approval (Fulfillment Contacts and Administrators); on only while the
+/// organization has a verified domain.
+pub async fn set_auto_approval(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    enabled: bool,
+    from: &Client,
+) -> ApiResult<Org> {
+    let mut tx = state.db.begin().await?;
+    OrgAccess::of(&mut tx, caller, org_id)
+        .await?
+        .require(Action::ToggleAutoApproval)?;
+    if enabled && !has_verified_domain(&mut tx, org_id).await? {
+        return Err(ApiError::conflict(
+            "no_verified_domain",
+            "Auto Approval needs a verified domain: claim and verify one first.",
+        ));
+    }
+    execute!(
+        &mut tx,
+        "UPDATE orgs SET auto_approval = $1 WHERE id = $2",
+        enabled,
+        org_id
+    )?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.auto_approval_changed",
+            target_type: "org",
+            target_id: Some(org_id),
+            target_label: None,
+            org_id: Some(org_id),
+            details: json!({ "enabled": enabled }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    super::visible_org(state, caller, org_id).await
+}
+
+/// Adds `account` as a User of `org`, with `actor` in the audit log.
+async fn join(
+    tx: &mut Tx,
+    org: &OrgRow,
+    account: &AccountRow,
+    actor: &Actor,
+    action: &str,
+) -> ApiResult<()> {
+    let now = now_ms();
+    store::add_member(tx, org.id, account, &[Role::User.as_str()], now).await?;
+    accounts::set_home_org_if_none(tx, &[account.id], org.id, now).await?;
+    audit::record(
+        tx,
+        actor,
+        Entry {
+            action,
+            target_type: "account",
+            target_id: Some(account.id),
+            target_label: Some(&account.email),
+            org_id: Some(org.id),
+            details: json!({ "roles": [Role::User.as_str()] }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn message_to(
+    to: String,
+    subject: String,
+    paragraphs: Vec<String>,
+    action: Option<(String, String)>,
+) -> Email {
+    Email {
+        to,
+        subject,
+        greeting: "Hello,".to_owned(),
+        paragraphs,
+        action,
+    }
+}
+
+/// Called when a person has just verified their email address, inside that
+/// transaction: if an organization has their domain verified and approves
+/// automatically, they become its User. Returns the emails to send after commit.
+pub async fn join_by_domain(
+    tx: &mut Tx,
+    state: &AppState,
+    account: &AccountRow,
+) -> ApiResult<Vec<Email>> {
+    if account.home_org_id.is_some() {
+        return Ok(Vec::new());
+    }
+    let approving: Vec<OrgRow> = orgs_with_domain(tx, email_domain(&account.email))
+        .await?
+        .into_iter()
+        .filter(|o| o.auto_approval)
+        .collect();
+    // The verified-domain index allows one organization per domain.
+    let Some(org) = approving.first() else {
+        return Ok(Vec::new());
+    };
+    let actor = Actor {
+        id: None,
+        label: Some("auto approval".to_owned()),
+        ip: None,
+    };
+    join(tx, org, account, &actor, "org.member_auto_approved").await?;
+    let members = format!("{}/orgs/{}/members", state.config.public_base(), org.id);
+    Ok(store::administrator_emails(tx, org.id)
+        .await?
+        .into_iter()
+        .map(|to| {
+            message_to(
+                to,
+                format!(
+                    "{} joined {} through Auto Approval",
+                    account.email, org.name
+                ),
+                vec![format!(
+                    "{} {} ({}) verified an address in a domain of {} and is now a User of it.",
+                    account.first_name, account.last_name, account.email, org.name
+                )],
+                Some(("See the members".to_owned(), members.clone())),
+            )
+        })
+        .collect())
+}
+
+/// Organizations the caller may ask to join: those with their email's domain verified.
+pub async fn joinable(state: &AppState, caller: &AccountRow) -> ApiResult<Vec<JoinableOrg>> {
+    if !caller.email_verified {
+        return Ok(Vec::new());
+    }
+    let mut conn = state.db.reader().await?;
+    let domain = email_domain(&caller.email);
+    Ok(orgs_with_domain(&mut conn, domain)
+        .await?
+        .into_iter()
+        .map(|o| JoinableOrg {
+            id: o.id,
+            name: o.name,
+            domain: domain.to_owned(),
+        })
+        .collect())
+}
+
+/// The organization where `email` is an enabled Fulfillment Contact, Administrator or
+/// Co-Administrator.
+async fn org_administered_by(
+    ex: &mut impl Executor,
+    email: &str,
+) -> Result<Option<OrgRow>, DbError> {
+    Ok(on_db!(ex, |c| sqlx::query_as(
+        "SELECT o.id, o.name, o.created_at, o.auto_approval FROM accounts a \
+         JOIN org_member_roles r ON r.account_id = a.id \
+         JOIN org_members m ON m.org_id = r.org_id AND m.account_id = r.account_id \
+         JOIN orgs o ON o.id = r.org_id \
+         WHERE a.email = $1 AND r.role IN ($2, $3, $4) AND m.disabled_at IS NULL \
+         ORDER BY o.created_at LIMIT 1"
+    )
+    .bind(email)
+    .bind(Role::FulfillmentContact.as_str())
+    .bind(Role::Administrator.as_str())
+    .bind(Role::CoAdministrator.as_str())
+    .fetch_optional(c)
+    .await)?)
+}
+
+/// Asks to join an organization. Named by an administrator's address, the answer is
+/// the same whether or not that person administers anything, so addresses cannot be
+/// probed; the request then only exists if they do.
+pub async fn request_access(
+    state: &AppState,
+    caller: &AccountRow,
+    request: &NewAccessRequest,
+    from: &Client,
+) -> ApiResult<()> {
+    let message = request.message.trim().to_owned();
+    if message.chars().count() > MAX_MESSAGE_CHARS
+        || message.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::field(
+            "message",
+            "invalid",
+            format!("Write at most {MAX_MESSAGE_CHARS} characters of plain text."),
+        ));
+    }
+    if !caller.email_verified {
+        return Err(ApiError::forbidden(
+            "email_not_verified",
+            "Confirm your email address first: use the link we sent you.",
+        ));
+    }
+    if caller.home_org_id.is_some() {
+        return Err(ApiError::conflict(
+            "already_in_organization",
+            "You already belong to an organization; ask its administrators instead.",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let org = match (&request.org_id, &request.administrator_email) {
+        (Some(org_id), None) => orgs_with_domain(&mut tx, email_domain(&caller.email))
+            .await?
+            .into_iter()
+            .find(|o| o.id == *org_id)
+            .ok_or(ApiError::NotFound)?,
+        (None, Some(email)) => {
+            match org_administered_by(&mut tx, &email.trim().to_lowercase()).await? {
+                Some(org) => org,
+                None => return Ok(()),
+            }
+        }
+        _ => {
+            return Err(ApiError::field(
+                "org_id",
+                "required",
+                "Name the organization, or the email address of one of its administrators (one of the two).",
+            ))
+        }
+    };
+    let id = Uuid::now_v7();
+    let created = execute!(
+        &mut tx,
+        "INSERT INTO access_requests (id, org_id, account_id, message, created_at, status) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, account_id) WHERE status = 'pending' DO NOTHING",
+        id,
+        org.id,
+        caller.id,
+        &message,
+        now_ms(),
+        "pending"
+    )?;
+    if created == 0 {
+        // Asked already and not yet decided: nothing new to tell anyone.
+        return Ok(());
+    }
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.access_requested",
+            target_type: "access_request",
+            target_id: Some(id),
+            target_label: Some(&caller.email),
+            org_id: Some(org.id),
+            details: json!({ "message": message }),
+        },
+    )
+    .await?;
+    let admins = store::administrator_emails(&mut tx, org.id).await?;
+    tx.commit().await?;
+    let queue = format!(
+        "{}/orgs/{}/access-requests",
+        state.config.public_base(),
+        org.id
+    );
+    for to in admins {
+        state.mailer.send_in_background(message_to(
+            to,
+            format!("{} asks to join {}", caller.email, org.name),
+            vec![
+                format!(
+                    "{} {} ({}) asks to join {}.",
+                    caller.first_name, caller.last_name, caller.email, org.name
+                ),
+                if message.is_empty() {
+                    "They left no message.".to_owned()
+                } else {
+                    format!("Their message: {message}")
+                },
+            ],
+            Some(("Approve or reject".to_owned(), queue.clone())),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct RequestRow {
+    id: Uuid,
+    org_id: Uuid,
+    account_id: Uuid,
+    email: String,
+    first_name: String,
+    last_name: String,
+    message: String,
+    created_at: i64,
+    status: String,
+    decided_at: Option<i64>,
+    reason: Option<String>,
+}
+
+impl From<RequestRow> for AccessRequest {
+    fn from(r: RequestRow) -> Self {
+        AccessRequest {
+            id: r.id,
+            org_id: r.org_id,
+            account_id: r.account_id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            message: r.message,
+            created_at: r.created_at,
+            status: r.status,
+            decided_at: r.decided_at,
+            reason: r.reason,
+        }
+    }
+}
+
+const REQUEST_SELECT: &str =
+    "SELECT q.id, q.org_id, q.account_id, a.email, a.first_name, a.last_name, \
+     q.message, q.created_at, q.status, q.decided_at, q.reason \
+     FROM access_requests q JOIN accounts a ON a.id = q.account_id";
+
+/// The organization's requests with `status` (`pending` when not given), oldest first.
+pub async fn list_requests(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    status: Option<&str>,
+) -> ApiResult<Vec<AccessRequest>> {
+    let status = status.unwrap_or("pending");
+    if !["pending", "approved", "rejected"].contains(&status) {
+        return Err(ApiError::field(
+            "status",
+            "invalid",
+            "Status is pending, approved or rejected.",
+        ));
+    }
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::DecideAccessRequests)?;
+    let sql = format!(
+        "{REQUEST_SELECT} WHERE q.org_id = $1 AND q.status = $2 ORDER BY q.created_at LIMIT 500"
+    );
+    let rows: Vec<RequestRow> = on_db!(&mut conn, |c| sqlx::query_as(&sql)
+        .bind(org_id)
+        .bind(status)
+        .fetch_all(c)
+        .await)
+    .map_err(DbError::from)?;
+    Ok(rows.into_iter().map(AccessRequest::from).collect())
+}
+
+/// Approves (the requester becomes a User) or rejects a pending request; the requester
+/// is told either way.
+pub async fn decide(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    request_id: Uuid,
+    approve: bool,
+    reason: Option<&str>,
+    from: &Client,
+) -> ApiResult<AccessRequest> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_MESSAGE_CHARS) {
+        return Err(ApiError::field(
+            "reason",
+            "too_long",
+            format!("Write at most {MAX_MESSAGE_CHARS} characters."),
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    access.require(Action::DecideAccessRequests)?;
+    let sql = format!("{REQUEST_SELECT} WHERE q.org_id = $1 AND q.id = $2");
+    let row: RequestRow = on_db!(&mut tx, |c| sqlx::query_as(&sql)
+        .bind(org_id)
+        .bind(request_id)
+        .fetch_optional(c)
+        .await)
+    .map_err(DbError::from)?
+    .ok_or(ApiError::NotFound)?;
+    if row.status != "pending" {
+        return Err(ApiError::conflict(
+            "already_decided",
+            format!("This request was {} already.", row.status),
+        ));
+    }
+    let requester = accounts::account_by_id(&mut tx, row.account_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let now = now_ms();
+    let status = if approve { "approved" } else { "rejected" };
+    let actor = actor_of(caller, from);
+    if approve {
+        if requester.home_org_id.is_some_and(|home| home != org_id) {
+            return Err(ApiError::conflict(
+                "member_of_other_org",
+                "This person has joined another organization since asking.",
+            ));
+        }
+        if store::membership(&mut tx, org_id, requester.id)
+            .await?
+            .is_none()
+        {
+            join(
+                &mut tx,
+                &access.org,
+                &requester,
+                &actor,
+                "org.access_approved",
+            )
+            .await?;
+        }
+    } else {
+        audit::record(
+            &mut tx,
+            &actor,
+            Entry {
+                action: "org.access_rejected",
+                target_type: "account",
+                target_id: Some(requester.id),
+                target_label: Some(&requester.email),
+                org_id: Some(org_id),
+                details: json!({ "reason": reason }),
+            },
+        )
+        .await?;
+    }
+    execute!(
+        &mut tx,
+        "UPDATE access_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4 \
+         WHERE id = $5 AND status = 'pending'",
+        status,
+        caller.id,
+        now,
+        reason,
+        request_id
+    )?;
+    tx.commit().await?;
+    let org_name = &access.org.name;
+    let message = if approve {
+        message_to(
+            requester.email.clone(),
+            format!("You are now a member of {org_name}"),
+            vec![format!("Your request to join {org_name} was approved.")],
+            Some((
+                "Open your account".to_owned(),
+                format!("{}/account", state.config.public_base()),
+            )),
+        )
+    } else {
+        let mut paragraphs = vec![format!("Your request to join {org_name} was not approved.")];
+        if let Some(reason) = reason {
+            paragraphs.push(format!("The administrator wrote: {reason}"));
+        }
+        message_to(
+            requester.email.clone(),
+            format!("Your request to join {org_name}"),
+            paragraphs,
+            None,
+        )
+    };
+    state.mailer.send_in_background(message);
+    Ok(AccessRequest {
+        status: status.to_owned(),
+        decided_at: Some(now),
+        reason: reason.map(str::to_owned),
+        ..row.into()
+    })
+}
+
+/// What the organization's administrators should do next; each disappears once done.
+pub async fn required_actions(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+) -> ApiResult<Vec<RequiredAction>> {
+    let mut conn = state.db.reader().await?;
+    let access = OrgAccess::of(&mut conn, caller, org_id).await?;
+    access.require(Action::ListUsers)?;
+    let base = format!("/orgs/{org_id}");
+    let mut actions = Vec::new();
+    let verified = has_verified_domain(&mut conn, org_id).await?;
+    if !verified {
+        actions.push(RequiredAction {
+            code: "verify_domain".to_owned(),
+            message:
+                "Verify your organization's email domain, so that your people can be recognized."
+                    .to_owned(),
+            href: format!("{base}/domains"),
+            count: None,
+        });
+    }
+    if !access.org.auto_approval {
+        actions.push(RequiredAction {
+            code: "enable_auto_approval".to_owned(),
+            message: "Auto Approval is off: people of your domain must ask to join.".to_owned(),
+            href: format!("{base}/domains"),
+            count: None,
+        });
+    }
+    let (pending,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM access_requests WHERE org_id = $1 AND status = 'pending'"
+    )
+    .bind(org_id)
+    .fetch_one(c)
+    .await)
+    .map_err(DbError::from)?;
+    if pending > 0 {
+        actions.push(RequiredAction {
+            code: "decide_access_requests".to_owned(),
+            message: format!("{pending} request(s) to join are waiting for a decision."),
+            href: format!("{base}/access-requests"),
+            count: Some(pending),
+        });
+    }
+    let (invited,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM org_members m JOIN accounts a ON a.id = m.account_id \
+         WHERE m.org_id = $1 AND a.password_hash IS NULL AND m.disabled_at IS NULL"
+    )
+    .bind(org_id)
+    .fetch_one(c)
+    .await)
+    .map_err(DbError::from)?;
+    if invited > 0 {
+        actions.push(RequiredAction {
+            code: "invited_not_registered".to_owned(),
+            message: format!("{invited} invited person(s) have not set a password yet."),
+            href: format!("{base}/members"),
+            count: Some(invited),
+        });
+    }
+    Ok(actions)
+}
