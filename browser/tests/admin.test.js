@@ -147,7 +147,7 @@ test('an administrator edits a member, changes roles, disables them, and reads t
 
   await page.getByRole('banner').getByRole('link', { name: 'Audit log' }).click();
   await page.getByRole('heading', { name: 'Audit log' }).waitFor();
-  await page.getByLabel('Action').fill('org.roles_changed');
+  await page.getByLabel('Action', { exact: true }).fill('org.roles_changed');
   await page.getByRole('button', { name: 'Filter' }).click();
   await page.locator('tbody tr', { hasText: 'bob@acme.example' }).waitFor();
   assert.equal(await page.locator('tbody tr').count(), 1);

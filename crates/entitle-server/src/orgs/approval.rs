@@ -530,9 +530,18 @@ pub async fn required_actions(
     let mut conn = state.db.reader().await?;
     let access = OrgAccess::of(&mut conn, caller, org_id).await?;
     access.require(Action::ListUsers)?;
+    Ok(required_actions_of(&mut conn, &access).await?)
+}
+
+/// [`required_actions`] for a caller already authorized (the portal header).
+pub async fn required_actions_of(
+    conn: &mut impl Executor,
+    access: &OrgAccess,
+) -> Result<Vec<RequiredAction>, DbError> {
+    let org_id = access.org.id;
     let base = format!("/orgs/{org_id}");
     let mut actions = Vec::new();
-    let verified = has_verified_domain(&mut conn, org_id).await?;
+    let verified = has_verified_domain(conn, org_id).await?;
     if !verified {
         actions.push(RequiredAction {
             code: "verify_domain".to_owned(),
@@ -551,13 +560,12 @@ pub async fn required_actions(
             count: None,
         });
     }
-    let (pending,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+    let (pending,): (i64,) = on_db!(conn, |c| sqlx::query_as(
         "SELECT COUNT(*) FROM access_requests WHERE org_id = $1 AND status = 'pending'"
     )
     .bind(org_id)
     .fetch_one(c)
-    .await)
-    .map_err(DbError::from)?;
+    .await)?;
     if pending > 0 {
         actions.push(RequiredAction {
             code: "decide_access_requests".to_owned(),
@@ -566,14 +574,13 @@ pub async fn required_actions(
             count: Some(pending),
         });
     }
-    let (invited,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+    let (invited,): (i64,) = on_db!(conn, |c| sqlx::query_as(
         "SELECT COUNT(*) FROM org_members m JOIN accounts a ON a.id = m.account_id \
          WHERE m.org_id = $1 AND a.password_hash IS NULL AND m.disabled_at IS NULL"
     )
     .bind(org_id)
     .fetch_one(c)
-    .await)
-    .map_err(DbError::from)?;
+    .await)?;
     if invited > 0 {
         actions.push(RequiredAction {
             code: "invited_not_registered".to_owned(),

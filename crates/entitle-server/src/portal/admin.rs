@@ -24,7 +24,7 @@ use crate::{
     identity::{flows, session::CurrentSession},
     orgs::{
         access::OrgAccess,
-        imports, members,
+        approval, imports, members,
         roles::{Action, Role},
     },
 };
@@ -36,6 +36,7 @@ struct OrgPage {
     page: Page,
     current: CurrentSession,
     access: OrgAccess,
+    required: Vec<entitle_proto::RequiredAction>,
 }
 
 impl OrgPage {
@@ -62,10 +63,16 @@ impl OrgPage {
         }
         let mut conn = state.db.reader().await?;
         let access = OrgAccess::of(&mut conn, &current.account, org_id).await?;
+        let required = if access.may(Action::ListUsers) {
+            approval::required_actions_of(&mut conn, &access).await?
+        } else {
+            Vec::new()
+        };
         Ok(Ok(OrgPage {
             page,
             current,
             access,
+            required,
         }))
     }
 
@@ -87,6 +94,7 @@ impl OrgPage {
                 role,
                 manages: self.access.may(Action::ManageUsers),
                 section,
+                required: self.required.clone(),
             }),
             ..self.page.chrome()
         }
@@ -111,6 +119,8 @@ macro_rules! org_page {
     };
 }
 
+pub mod domains;
+
 fn see_other(path: String) -> Response {
     Redirect::to(&path).into_response()
 }
@@ -134,6 +144,10 @@ fn notice_text(done: Option<&str>) -> Option<String> {
             "disabled" => "Disabled and signed out everywhere.",
             "enabled" => "Enabled.",
             "committed" => "Committed: everyone valid was added and invited.",
+            "claimed" => "Claimed. Publish the TXT record, then verify.",
+            "verified" => "Verified.",
+            "approved" => "Approved: they are a User now and have been told.",
+            "rejected" => "Rejected; they have been told.",
             _ => return None,
         }
         .to_owned(),

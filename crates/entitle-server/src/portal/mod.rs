@@ -95,6 +95,38 @@ pub fn router() -> Router<AppState> {
             post(admin::commit_import),
         )
         .route("/orgs/{org_id}/audit", get(admin::audit_log))
+        .route(
+            "/orgs/{org_id}/domains",
+            get(admin::domains::list).post(admin::domains::claim),
+        )
+        .route(
+            "/orgs/{org_id}/domains/{domain_id}/verify",
+            post(admin::domains::verify),
+        )
+        .route(
+            "/orgs/{org_id}/domains/{domain_id}/remove",
+            post(admin::domains::remove),
+        )
+        .route(
+            "/orgs/{org_id}/auto-approval",
+            post(admin::domains::auto_approval),
+        )
+        .route(
+            "/orgs/{org_id}/access-requests",
+            get(admin::domains::requests),
+        )
+        .route(
+            "/orgs/{org_id}/access-requests/{request_id}/approve",
+            post(admin::domains::approve),
+        )
+        .route(
+            "/orgs/{org_id}/access-requests/{request_id}/reject",
+            post(admin::domains::reject),
+        )
+        .route(
+            "/join",
+            get(admin::domains::join).post(admin::domains::ask_to_join),
+        )
         .route("/orgs/{org_id}/administrators", get(admin::administrators))
 }
 
@@ -114,6 +146,8 @@ pub struct OrgChrome {
     pub manages: bool,
     /// The header link of the current page.
     pub section: &'static str,
+    /// What the administrators should do next (empty for Users).
+    pub required: Vec<entitle_proto::RequiredAction>,
 }
 
 /// A page request: cookies, the CSRF token for forms and the session, if any.

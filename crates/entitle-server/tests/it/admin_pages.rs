@@ -81,7 +81,15 @@ async fn organization_pages_are_hidden_from_other_orgs_and_follow_the_roles() {
     let fiona_browser = browser_as(&app, "fiona@acme.example").await;
 
     // Org A's administrator: every page of org B is "not found", and so is a form post.
-    for page in ["", "/members", "/imports", "/audit", "/administrators"] {
+    for page in [
+        "",
+        "/members",
+        "/imports",
+        "/audit",
+        "/administrators",
+        "/domains",
+        "/access-requests",
+    ] {
         let (status, _) = get(&app, &fiona_browser, &format!("/orgs/{globex}{page}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
     }
@@ -103,7 +111,13 @@ async fn organization_pages_are_hidden_from_other_orgs_and_follow_the_roles() {
 
     // A User sees who the administrators are, and nothing else.
     let uma_browser = browser_as(&app, "uma@acme.example").await;
-    for page in ["/members", "/imports", "/audit"] {
+    for page in [
+        "/members",
+        "/imports",
+        "/audit",
+        "/domains",
+        "/access-requests",
+    ] {
         let (status, _) = get(&app, &uma_browser, &format!("/orgs/{acme}{page}")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     }
