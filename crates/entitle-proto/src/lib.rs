@@ -428,6 +428,26 @@ pub struct RequiredAction {
     pub count: Option<i64>,
 }
 
+/// Creating a SCIM bearer token for an identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewScimToken {
+    /// What it is for, such as "Okta" (1 to 100 characters).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ScimToken {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// The bearer token: returned once, when it is created, and never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
 /// Someone a member can turn to: "How do I find my Administrator?"
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct OrgAdministrator {

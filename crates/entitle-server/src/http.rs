@@ -43,6 +43,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::orgs::imports_api::router())
         .merge(crate::orgs::domains_api::router())
         .merge(crate::orgs::approval_api::router())
+        .merge(crate::orgs::scim::tokens_api::router())
         .merge(crate::oidc::api::router())
         .split_for_parts()
 }

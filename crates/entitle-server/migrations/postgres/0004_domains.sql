@@ -37,3 +37,16 @@ CREATE TABLE access_requests (
 -- One open request per person and organization.
 CREATE UNIQUE INDEX access_requests_pending ON access_requests (org_id, account_id) WHERE status = 'pending';
 CREATE INDEX access_requests_queue ON access_requests (org_id, status, created_at);
+
+-- Bearer tokens of an organization's SCIM client (an identity provider), stored hashed.
+CREATE TABLE scim_tokens (
+    id UUID PRIMARY KEY,
+    org_id UUID NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_hash BYTEA NOT NULL UNIQUE,
+    created_by UUID REFERENCES accounts (id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX scim_tokens_org ON scim_tokens (org_id, created_at);

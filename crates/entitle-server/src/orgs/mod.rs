@@ -12,6 +12,7 @@ pub mod imports;
 pub mod imports_api;
 pub mod members;
 pub mod roles;
+pub mod scim;
 pub mod store;
 
 use std::collections::HashMap;

@@ -275,3 +275,94 @@ async fn verification_says_so_when_dns_does_not_answer() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn scim_tokens_are_made_and_revoked_by_administrators_of_their_own_organization() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
+    let (_, gus) = org_with_contact(&app, &operator, "Globex", "gus@globex.test").await;
+    let (_, cory) = member(
+        &app,
+        &fiona,
+        &acme,
+        "Acme",
+        "cory@acme.test",
+        &["co_administrator"],
+    )
+    .await;
+    let tokens = format!("/api/v1/orgs/{acme}/scim-tokens");
+
+    let response = app.post_as(&fiona, &tokens, &json!({"name": "Okta"})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.expect("token");
+    let secret = created["token"].as_str().expect("secret shown once");
+    assert!(secret.starts_with("entitle_scim_") && secret.len() == 13 + 43);
+    let listed: Value = app
+        .get_as(&fiona, &tokens)
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(listed[0]["name"], "Okta");
+    assert!(
+        listed[0].get("token").is_none(),
+        "the secret is never shown again"
+    );
+    let mut conn = app.state.db.reader().await.expect("connection");
+    let stored: (Vec<u8>,) = entitle_server::on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT token_hash FROM scim_tokens"
+    )
+    .fetch_one(c)
+    .await)
+    .expect("row");
+    drop(conn);
+    assert_eq!(stored.0.len(), 32, "stored as a SHA-256 hash");
+
+    for (token, status, code) in [
+        (&cory, StatusCode::FORBIDDEN, "role_required"),
+        (&gus, StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        expect_problem(app.get_as(token, &tokens).await, status, code).await;
+        expect_problem(
+            app.post_as(token, &tokens, &json!({"name": "x"})).await,
+            status,
+            code,
+        )
+        .await;
+    }
+    for name in ["", " ", &"x".repeat(101)] {
+        expect_problem(
+            app.post_as(&fiona, &tokens, &json!({ "name": name })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    let id = created["id"].as_str().expect("id");
+    let revoke = |token: &str| {
+        entitle_testkit::new_client()
+            .delete(app.url(&format!("{tokens}/{id}")))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        revoke(&gus).await.expect("delete").status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        revoke(&fiona).await.expect("delete").status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        revoke(&fiona).await.expect("delete").status(),
+        StatusCode::NOT_FOUND
+    );
+    let listed: Value = app
+        .get_as(&fiona, &tokens)
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert!(listed[0]["revoked_at"].is_i64());
+}

@@ -1,0 +1,285 @@
+//! SCIM 2.0 provisioning (RFC 7643/7644): an organization's identity provider manages
+//! its users with a bearer token the organization's administrators create. This part
+//! holds the tokens, the authentication of SCIM requests and SCIM's error documents.
+
+pub mod tokens_api;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use entitle_proto::ScimToken;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{access::OrgAccess, roles::Action};
+use crate::{
+    app::{AppState, Client},
+    audit::{self, Entry},
+    db::{now_ms, DbError},
+    error::{ApiError, ApiResult},
+    execute,
+    identity::{flows::actor_of, store::AccountRow, tokens},
+    on_db,
+};
+
+/// Tokens start with this, so secret scanners and people can tell what they are.
+pub const TOKEN_PREFIX: &str = "entitle_scim_";
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl From<TokenRow> for ScimToken {
+    fn from(r: TokenRow) -> Self {
+        ScimToken {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+            token: None,
+        }
+    }
+}
+
+/// Creates a token; its secret is in the answer and nowhere else.
+pub async fn create_token(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    name: &str,
+    from: &Client,
+) -> ApiResult<ScimToken> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "invalid",
+            "Name the token in 1 to 100 characters, such as the identity provider that uses it.",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    OrgAccess::of(&mut tx, caller, org_id)
+        .await?
+        .require(Action::ManageScimTokens)?;
+    let issued = tokens::issue();
+    let id = Uuid::now_v7();
+    let now = now_ms();
+    execute!(
+        &mut tx,
+        "INSERT INTO scim_tokens (id, org_id, name, token_hash, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        org_id,
+        name,
+        &issued.hash,
+        caller.id,
+        now
+    )?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.scim_token_created",
+            target_type: "scim_token",
+            target_id: Some(id),
+            target_label: Some(name),
+            org_id: Some(org_id),
+            details: json!({ "name": name }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ScimToken {
+        id,
+        name: name.to_owned(),
+        created_at: now,
+        last_used_at: None,
+        revoked_at: None,
+        token: Some(format!("{TOKEN_PREFIX}{}", issued.secret)),
+    })
+}
+
+pub async fn list_tokens(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+) -> ApiResult<Vec<ScimToken>> {
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::ManageScimTokens)?;
+    let rows: Vec<TokenRow> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT id, name, created_at, last_used_at, revoked_at FROM scim_tokens \
+         WHERE org_id = $1 ORDER BY created_at"
+    )
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
+    .map_err(DbError::from)?;
+    Ok(rows.into_iter().map(ScimToken::from).collect())
+}
+
+/// Revokes a token at once: the next request with it is refused.
+pub async fn revoke_token(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    id: Uuid,
+    from: &Client,
+) -> ApiResult<()> {
+    let mut tx = state.db.begin().await?;
+    OrgAccess::of(&mut tx, caller, org_id)
+        .await?
+        .require(Action::ManageScimTokens)?;
+    let revoked = execute!(
+        &mut tx,
+        "UPDATE scim_tokens SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+        now_ms(),
+        id,
+        org_id
+    )?;
+    if revoked == 0 {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.scim_token_revoked",
+            target_type: "scim_token",
+            target_id: Some(id),
+            target_label: None,
+            org_id: Some(org_id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A SCIM error document (RFC 7644 §3.12).
+#[derive(Debug)]
+pub struct ScimError {
+    pub status: StatusCode,
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        ScimError {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        ScimError::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Send an organization's SCIM token as a bearer token.",
+        )
+    }
+}
+
+impl From<ApiError> for ScimError {
+    fn from(error: ApiError) -> Self {
+        if let ApiError::Internal(inner) = &error {
+            tracing::error!(error = format!("{inner:#}"), "internal error in SCIM");
+        }
+        let scim_type = match &error {
+            ApiError::Validation(_) => Some("invalidValue"),
+            ApiError::Conflict { .. } => Some("uniqueness"),
+            _ => None,
+        };
+        ScimError::new(error.status(), scim_type, error.detail())
+    }
+}
+
+impl From<DbError> for ScimError {
+    fn from(error: DbError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": self.status.as_u16().to_string(),
+            "detail": self.detail,
+        });
+        if let Some(scim_type) = self.scim_type {
+            body["scimType"] = json!(scim_type);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/scim+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scim\""),
+            );
+        }
+        response
+    }
+}
+
+/// The organization a SCIM request acts for, from its bearer token.
+pub struct ScimClient {
+    pub org_id: Uuid,
+    pub token_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for ScimClient {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
+        let secret = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.trim().strip_prefix(TOKEN_PREFIX))
+            .filter(|s| tokens::looks_valid(s))
+            .ok_or_else(ScimError::unauthorized)?;
+        let mut conn = state.db.reader().await?;
+        let found: Option<(Uuid, Uuid, Option<i64>)> = on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT id, org_id, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+        )
+        .bind(tokens::hash(secret))
+        .fetch_optional(c)
+        .await)
+        .map_err(DbError::from)?;
+        drop(conn);
+        let (token_id, org_id, last_used_at) = found.ok_or_else(ScimError::unauthorized)?;
+        // Recorded at most once a minute, so provisioning bursts do not write per request.
+        let now = now_ms();
+        if last_used_at.is_none_or(|at| now - at > 60_000) {
+            let mut conn = state.db.writer().await?;
+            execute!(
+                &mut conn,
+                "UPDATE scim_tokens SET last_used_at = $1 WHERE id = $2",
+                now,
+                token_id
+            )?;
+        }
+        Ok(ScimClient { org_id, token_id })
+    }
+}
