@@ -2,6 +2,7 @@
 //! its users with a bearer token the organization's administrators create. This part
 //! holds the tokens, the authentication of SCIM requests and SCIM's error documents.
 
+pub mod filter;
 pub mod tokens_api;
 
 use axum::{
