@@ -66,6 +66,7 @@ pub fn build_router(state: AppState) -> Router {
         )
         .merge(api)
         .merge(crate::portal::router())
+        .merge(crate::orgs::scim::api::router())
         .merge(crate::oidc::endpoints::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -43,10 +43,19 @@ CREATE TABLE scim_tokens (
     id UUID PRIMARY KEY,
     org_id UUID NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     name TEXT NOT NULL,
-    token_hash BYTEA NOT NULL UNIQUE,
+    token_hash BYTEA NOT NULL,
     created_by UUID REFERENCES accounts (id) ON DELETE SET NULL,
     created_at BIGINT NOT NULL,
     last_used_at BIGINT,
     revoked_at BIGINT
 );
+CREATE UNIQUE INDEX scim_tokens_hash ON scim_tokens (token_hash);
 CREATE INDEX scim_tokens_org ON scim_tokens (org_id, created_at);
+
+-- SCIM: the identity provider's userName (the email address unless it sent another),
+-- its lowercase key, unique in the organization, and its externalId.
+ALTER TABLE org_members ADD COLUMN user_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE org_members ADD COLUMN user_name_key TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE org_members ADD COLUMN external_id TEXT;
+UPDATE org_members SET user_name = email, user_name_key = email;
+CREATE UNIQUE INDEX org_members_user_name ON org_members (org_id, user_name_key);

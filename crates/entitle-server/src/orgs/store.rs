@@ -99,10 +99,11 @@ pub async fn add_members(
         .collect();
     insert_many!(
         ex,
-        "INSERT INTO org_members (org_id, account_id, created_at, email, email_domain, given_key, family_key)",
+        "INSERT INTO org_members (org_id, account_id, created_at, email, email_domain, given_key, family_key, \
+         user_name, user_name_key)",
         "ON CONFLICT (org_id, account_id) DO NOTHING",
         keyed,
-        7,
+        9,
         |q, member| q
             .bind(org_id)
             .bind(member.0)
@@ -111,6 +112,8 @@ pub async fn add_members(
             .bind(&member.1.email_domain)
             .bind(&member.1.given_key)
             .bind(&member.1.family_key)
+            .bind(&member.1.email)
+            .bind(&member.1.email)
     )?;
     let roles: Vec<(Uuid, &str)> = members
         .iter()

@@ -15,6 +15,7 @@ mod orgs;
 mod pages;
 mod recovery;
 mod schema;
+mod scim;
 mod signin;
 mod signup;
 mod terms;

@@ -2,8 +2,10 @@
 //! its users with a bearer token the organization's administrators create. This part
 //! holds the tokens, the authentication of SCIM requests and SCIM's error documents.
 
+pub mod api;
 pub mod filter;
 pub mod tokens_api;
+pub mod users;
 
 use axum::{
     extract::FromRequestParts,
