@@ -15,8 +15,8 @@ use super::{
 };
 use crate::{
     app::{AppState, Client},
-    audit::{self, Entry},
-    db::{now_ms, DbError, Executor},
+    audit::{self, Actor, Entry},
+    db::{now_ms, DbError, Executor, Tx},
     error::{ApiError, ApiResult},
     identity::{
         flows::{self, actor_of, Fields},
@@ -551,17 +551,7 @@ pub async fn update(
     }
     let disabled = request.disabled.unwrap_or(was_disabled);
     if disabled != was_disabled {
-        store::set_member_disabled(&mut tx, org_id, account.id, disabled.then_some(now)).await?;
-        if home {
-            let status = if disabled { "disabled" } else { "active" };
-            accounts::set_account_status(&mut tx, account.id, status, now).await?;
-        }
-        if disabled {
-            crate::oidc::store::revoke_grants_of(&mut tx, account.id, now).await?;
-            if home {
-                accounts::delete_sessions_of(&mut tx, account.id).await?;
-            }
-        }
+        set_disabled(&mut tx, org_id, &account, disabled, now).await?;
     }
     audit::record(
         &mut tx,
@@ -588,6 +578,60 @@ pub async fn update(
     Ok(member_of(&updated, &roles, disabled, now))
 }
 
+/// Disables or enables a member. In their home organization this is their account:
+/// disabled, it cannot sign in and its sessions end. Either way their grants to
+/// clients end, since their tokens name the organization.
+pub async fn set_disabled(
+    tx: &mut Tx,
+    org_id: Uuid,
+    account: &AccountRow,
+    disabled: bool,
+    now: i64,
+) -> ApiResult<()> {
+    let home = account.home_org_id == Some(org_id);
+    store::set_member_disabled(tx, org_id, account.id, disabled.then_some(now)).await?;
+    if home {
+        let status = if disabled { "disabled" } else { "active" };
+        accounts::set_account_status(tx, account.id, status, now).await?;
+    }
+    if disabled {
+        crate::oidc::store::revoke_grants_of(tx, account.id, now).await?;
+        if home {
+            accounts::delete_sessions_of(tx, account.id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes a member holding `had` out of the organization (never its last Fulfillment
+/// Contact), ending their grants to clients, with an audit event by `actor`.
+pub async fn remove_member(
+    tx: &mut Tx,
+    org_id: Uuid,
+    account: &AccountRow,
+    had: &[Role],
+    actor: &Actor,
+) -> ApiResult<()> {
+    refuse_losing_last_contact(tx, org_id, had, false).await?;
+    let now = now_ms();
+    store::remove_member(tx, org_id, account.id, now).await?;
+    crate::oidc::store::revoke_grants_of(tx, account.id, now).await?;
+    audit::record(
+        tx,
+        actor,
+        Entry {
+            action: "org.member_removed",
+            target_type: "account",
+            target_id: Some(account.id),
+            target_label: Some(&account.email),
+            org_id: Some(org_id),
+            details: json!({ "roles": had.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Takes a member out of the organization. Their sign-ins to clients end, since their
 /// tokens name the organization.
 pub async fn remove(
@@ -600,23 +644,7 @@ pub async fn remove(
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
     let (account, had, _) = changeable_member(&mut tx, &access, account_id).await?;
-    refuse_losing_last_contact(&mut tx, org_id, &had, false).await?;
-    let now = now_ms();
-    store::remove_member(&mut tx, org_id, account_id, now).await?;
-    crate::oidc::store::revoke_grants_of(&mut tx, account_id, now).await?;
-    audit::record(
-        &mut tx,
-        &actor_of(caller, from),
-        Entry {
-            action: "org.member_removed",
-            target_type: "account",
-            target_id: Some(account.id),
-            target_label: Some(&account.email),
-            org_id: Some(org_id),
-            details: json!({ "roles": had.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
-        },
-    )
-    .await?;
+    remove_member(&mut tx, org_id, &account, &had, &actor_of(caller, from)).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -236,3 +236,214 @@ async fn scim_users_are_listed_filtered_sorted_and_paged_within_the_tokens_organ
     )
     .await;
 }
+
+async fn scim_send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+    if_match: Option<&str>,
+) -> reqwest::Response {
+    let mut request = entitle_testkit::new_client()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json");
+    if let Some(version) = if_match {
+        request = request.header("if-match", version);
+    }
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    request.send().await.expect("scim")
+}
+
+#[tokio::test]
+async fn scim_creates_invites_replaces_patches_and_deletes_users_under_the_portals_rules() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
+    let (globex, gus) = org_with_contact(&app, &operator, "Globex", "gus@globex.test").await;
+    let token = scim_token(&app, &fiona, &acme).await;
+    let globex_scim = scim_token(&app, &gus, &globex).await;
+    let dana = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "okta|1234",
+        "externalId": "00u1",
+        "name": {"givenName": "Dana", "familyName": "Scully"},
+        "emails": [{"value": "Dana@Acme.test", "primary": true, "type": "work"}],
+        "active": true,
+    })
+    .to_string();
+
+    let created = scim_send(
+        &app,
+        &token,
+        Method::POST,
+        "/scim/v2/Users",
+        Some(&dana),
+        None,
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let user: Value = created.json().await.expect("user");
+    let id = user["id"].as_str().expect("id").to_owned();
+    assert!(location.ends_with(&format!("/scim/v2/Users/{id}")));
+    assert_eq!(
+        (
+            user["userName"].as_str(),
+            user["externalId"].as_str(),
+            user["emails"][0]["value"].as_str()
+        ),
+        (Some("okta|1234"), Some("00u1"), Some("dana@acme.test"))
+    );
+    assert_eq!(user["groups"][0]["value"], "user");
+    app.mail.expect("dana@acme.test", "added to Acme").await;
+    let events: Value = app
+        .get_as(
+            &fiona,
+            &format!("/api/v1/orgs/{acme}/audit?action=account.created"),
+        )
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert!(events["events"][0]["actor"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("scim token ")));
+
+    // The same userName, or someone already in an organization: uniqueness.
+    for body in [
+        dana.clone(),
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "fiona@acme.test",
+               "name": {"givenName": "F", "familyName": "C"}}).to_string(),
+    ] {
+        let response = scim_send(&app, &token, Method::POST, "/scim/v2/Users", Some(&body), None).await;
+        expect_scim_error(response, StatusCode::CONFLICT, Some("uniqueness")).await;
+    }
+    let found: Value = scim_get(
+        &app,
+        &token,
+        "/scim/v2/Users?filter=userName%20eq%20%22OKTA%7C1234%22",
+    )
+    .await
+    .json()
+    .await
+    .expect("list");
+    assert_eq!(found["totalResults"], 1, "userName compares without case");
+
+    // PUT needs the current version when If-Match is sent.
+    let path = format!("/scim/v2/Users/{id}");
+    let version = user["meta"]["version"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+    let renamed = dana.replace("Scully", "Mulder");
+    let stale = scim_send(
+        &app,
+        &token,
+        Method::PUT,
+        &path,
+        Some(&renamed),
+        Some("W/\"stale\""),
+    )
+    .await;
+    expect_scim_error(stale, StatusCode::PRECONDITION_FAILED, None).await;
+    let replaced = scim_send(
+        &app,
+        &token,
+        Method::PUT,
+        &path,
+        Some(&renamed),
+        Some(&version),
+    )
+    .await;
+    assert_eq!(replaced.status(), StatusCode::OK);
+    let replaced: Value = replaced.json().await.expect("user");
+    assert_eq!(replaced["name"]["familyName"], "Mulder");
+    assert_ne!(replaced["meta"]["version"], json!(version));
+    let other_email = dana.replace("Dana@Acme.test", "dana@elsewhere.test");
+    expect_scim_error(
+        scim_send(&app, &token, Method::PUT, &path, Some(&other_email), None).await,
+        StatusCode::BAD_REQUEST,
+        Some("mutability"),
+    )
+    .await;
+
+    // PATCH: deactivating disables the member as the portal does.
+    let deactivate = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]})
+    .to_string();
+    let patched = scim_send(&app, &token, Method::PATCH, &path, Some(&deactivate), None).await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let patched: Value = patched.json().await.expect("user");
+    assert_eq!(patched["active"], false);
+    let member: Value = app
+        .get_as(&fiona, &format!("/api/v1/orgs/{acme}/members/{id}"))
+        .await
+        .json()
+        .await
+        .expect("member");
+    assert_eq!(member["disabled"], true);
+    for (body, scim_type) in [
+        ("{not json", "invalidSyntax"),
+        ("[]", "invalidSyntax"),
+        (
+            r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "nickName", "value": "x"}]}"#,
+            "invalidPath",
+        ),
+    ] {
+        expect_scim_error(
+            scim_send(&app, &token, Method::PATCH, &path, Some(body), None).await,
+            StatusCode::BAD_REQUEST,
+            Some(scim_type),
+        )
+        .await;
+    }
+
+    // Another organization's token cannot touch the user.
+    for method in [Method::PATCH, Method::DELETE] {
+        let response = scim_send(&app, &globex_scim, method, &path, Some(&deactivate), None).await;
+        expect_scim_error(response, StatusCode::NOT_FOUND, None).await;
+    }
+
+    // DELETE takes them out of the organization; the last Fulfillment Contact stays.
+    let deleted = scim_send(&app, &token, Method::DELETE, &path, None, None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    expect_scim_error(
+        scim_get(&app, &token, &path).await,
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    expect_scim_error(
+        scim_send(&app, &token, Method::DELETE, &path, None, None).await,
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    let contact: Value = scim_get(
+        &app,
+        &token,
+        "/scim/v2/Users?filter=userName%20eq%20%22fiona@acme.test%22",
+    )
+    .await
+    .json()
+    .await
+    .expect("list");
+    let contact_path = format!(
+        "/scim/v2/Users/{}",
+        contact["Resources"][0]["id"].as_str().expect("id")
+    );
+    expect_scim_error(
+        scim_send(&app, &token, Method::DELETE, &contact_path, None, None).await,
+        StatusCode::CONFLICT,
+        None,
+    )
+    .await;
+}

@@ -2,21 +2,125 @@
 //! confined to that organization.
 
 use axum::{
+    body::Bytes,
     extract::{Query, State},
-    http::{header, HeaderValue},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Router,
 };
 use serde_json::Value;
 
-use super::{users, ScimClient, ScimError};
-use crate::{app::AppState, error::Path};
+use super::{provisioning, users, ScimClient, ScimError};
+use crate::{
+    app::{AppState, Client},
+    error::Path,
+};
+
+/// A SCIM request body: bulk requests aside, one resource or patch is small.
+const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/scim/v2/Users", get(list_users))
-        .route("/scim/v2/Users/{id}", get(get_user))
+        .route("/scim/v2/Users", get(list_users).post(create_user))
+        .route(
+            "/scim/v2/Users/{id}",
+            get(get_user)
+                .put(replace_user)
+                .patch(patch_user)
+                .delete(delete_user),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The JSON body, whatever its content type says (clients send application/scim+json).
+fn json_body(bytes: &Bytes) -> Result<Value, ScimError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            format!("The body is not JSON: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            "The body must be a JSON object.",
+        ));
+    }
+    Ok(value)
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn created(body: Value) -> Response {
+    let location = body["meta"]["location"].as_str().map(str::to_owned);
+    let mut response = scim(body);
+    *response.status_mut() = StatusCode::CREATED;
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = json_body(&body)?;
+    Ok(created(
+        provisioning::create(&state, &client, &from, &body).await?,
+    ))
+}
+
+async fn replace_user(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = json_body(&body)?;
+    let if_match = if_match(&headers);
+    Ok(scim(
+        provisioning::replace(&state, &client, &from, &id, if_match.as_deref(), &body).await?,
+    ))
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = json_body(&body)?;
+    let if_match = if_match(&headers);
+    Ok(scim(
+        provisioning::patch(&state, &client, &from, &id, if_match.as_deref(), &body).await?,
+    ))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ScimError> {
+    let if_match = if_match(&headers);
+    provisioning::delete(&state, &client, &from, &id, if_match.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A SCIM document, with its ETag when it is one resource.

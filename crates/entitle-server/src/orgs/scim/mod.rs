@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod filter;
+pub mod provisioning;
 pub mod tokens_api;
 pub mod users;
 

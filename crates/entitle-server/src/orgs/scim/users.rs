@@ -39,7 +39,7 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
-const USER_SELECT: &str = "SELECT m.account_id AS id, m.user_name, m.external_id, m.email, \
+pub const USER_SELECT: &str = "SELECT m.account_id AS id, m.user_name, m.external_id, m.email, \
      a.first_name, a.last_name, m.disabled_at IS NOT NULL AS disabled, m.created_at, a.updated_at \
      FROM org_members m JOIN accounts a ON a.id = m.account_id";
 
