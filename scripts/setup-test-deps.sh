@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond cargo: Debian's Chromium, the browser
 # tests' npm packages (playwright-core, smtp-server, mailparser) and the independent
-# OpenID Connect relying party (openid-client). Idempotent.
+# OpenID Connect relying party (openid-client) and the SCIM checker scim2-tester
+# (PyPI). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,11 @@ npm_ci() { # directory, a package that must be there
 }
 npm_ci browser playwright-core
 npm_ci interop openid-client
+
+# scim2-tester (PyPI), the SCIM compliance checker, in its own virtual environment.
+scim_venv=interop/scim/.venv
+if [ ! -x "$scim_venv/bin/scim2" ] || [ interop/scim/requirements.txt -nt "$scim_venv/bin/scim2" ]; then
+  python3 -m venv "$scim_venv"
+  "$scim_venv/bin/pip" install --quiet --disable-pip-version-check -r interop/scim/requirements.txt
+  touch "$scim_venv/bin/scim2"
+fi

@@ -150,6 +150,24 @@ pub async fn update_person(
     Ok(())
 }
 
+/// A new email address, not yet confirmed by its owner.
+pub async fn set_email(
+    ex: &mut impl Executor,
+    id: Uuid,
+    email: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    execute!(
+        ex,
+        "UPDATE accounts SET email = $1, email_verified = $2, updated_at = $3 WHERE id = $4",
+        email,
+        false,
+        now,
+        id
+    )?;
+    Ok(())
+}
+
 /// `active` or `disabled`: a disabled account cannot sign in.
 pub async fn set_account_status(
     ex: &mut impl Executor,

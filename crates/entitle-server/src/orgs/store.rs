@@ -130,12 +130,15 @@ pub async fn add_members(
     Ok(())
 }
 
-/// Brings a member's name keys up to date after their account's name changed.
+/// Brings a member's keys up to date after their account's name or email changed.
 pub async fn rekey_member(ex: &mut impl Executor, account: &AccountRow) -> Result<(), DbError> {
     let keys = MemberKeys::of(account);
     execute!(
         ex,
-        "UPDATE org_members SET given_key = $1, family_key = $2 WHERE account_id = $3",
+        "UPDATE org_members SET email = $1, email_domain = $2, given_key = $3, family_key = $4 \
+         WHERE account_id = $5",
+        &keys.email,
+        &keys.email_domain,
         &keys.given_key,
         &keys.family_key,
         account.id

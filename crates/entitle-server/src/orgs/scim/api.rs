@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{provisioning, users, ScimClient, ScimError};
+use super::{discovery, provisioning, users, ScimClient, ScimError};
 use crate::{
     app::{AppState, Client},
     error::Path,
@@ -23,6 +23,10 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/scim/v2/Users", get(list_users).post(create_user))
+        .route("/scim/v2/Users/.search", axum::routing::post(search_users))
+        // Users are the only resources searched, so a search of the root is theirs.
+        .route("/scim/v2/.search", axum::routing::post(search_users))
+        .route("/scim/v2/{*rest}", axum::routing::any(unknown))
         .route(
             "/scim/v2/Users/{id}",
             get(get_user)
@@ -30,7 +34,58 @@ pub fn router() -> Router<AppState> {
                 .patch(patch_user)
                 .delete(delete_user),
         )
+        .route(
+            "/scim/v2/ServiceProviderConfig",
+            get(service_provider_config),
+        )
+        .route("/scim/v2/ResourceTypes", get(resource_types))
+        .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
+        .route("/scim/v2/Schemas", get(schemas))
+        .route("/scim/v2/Schemas/{id}", get(schema))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+async fn service_provider_config(State(state): State<AppState>, _client: ScimClient) -> Response {
+    scim(discovery::service_provider_config(
+        &state.config.public_base(),
+    ))
+}
+
+async fn resource_types(State(state): State<AppState>, _client: ScimClient) -> Response {
+    scim(discovery::list(discovery::resource_types(
+        &state.config.public_base(),
+    )))
+}
+
+/// One item of a discovery list by its id, or 404.
+fn one_of(items: Vec<Value>, id: &str) -> Result<Response, ScimError> {
+    items
+        .into_iter()
+        .find(|item| item["id"].as_str() == Some(id))
+        .map(scim)
+        .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, format!("No {id} here.")))
+}
+
+async fn resource_type(
+    State(state): State<AppState>,
+    _client: ScimClient,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
+    one_of(discovery::resource_types(&state.config.public_base()), &id)
+}
+
+async fn schemas(State(state): State<AppState>, _client: ScimClient) -> Response {
+    scim(discovery::list(discovery::schemas(
+        &state.config.public_base(),
+    )))
+}
+
+async fn schema(
+    State(state): State<AppState>,
+    _client: ScimClient,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
+    one_of(discovery::schemas(&state.config.public_base()), &id)
 }
 
 /// The JSON body, whatever its content type says (clients send application/scim+json).
@@ -159,6 +214,26 @@ async fn get_user(
     State(state): State<AppState>,
     client: ScimClient,
     Path(id): Path<String>,
+    query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    Ok(scim(users::get(&state, client.org_id, &id).await?))
+    let Query(query) = query.map_err(bad_query)?;
+    Ok(scim(users::get(&state, client.org_id, &id, &query).await?))
+}
+
+async fn search_users(
+    State(state): State<AppState>,
+    client: ScimClient,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let query = users::search_query(&json_body(&body)?)?;
+    Ok(scim(users::list(&state, client.org_id, &query).await?))
+}
+
+/// Anything else under /scim/v2: 404 in SCIM's words.
+async fn unknown() -> ScimError {
+    ScimError::new(
+        StatusCode::NOT_FOUND,
+        None,
+        "There is no such SCIM endpoint.",
+    )
 }

@@ -37,6 +37,8 @@ pub struct UserFields {
     pub family_name: String,
     pub active: bool,
     pub external_id: Option<String>,
+    /// The primary email address.
+    pub email: String,
 }
 
 fn bad(scim_type: &'static str, detail: impl Into<String>) -> ScimError {
@@ -74,6 +76,24 @@ fn check_schemas(body: &Json, schema: &str) -> Result<(), ScimError> {
     }
 }
 
+/// The primary (else the first) address of an `emails` value.
+fn primary_email(value: &Json) -> Result<Option<String>, ScimError> {
+    match value {
+        Json::Null => Ok(None),
+        Json::Array(emails) => {
+            let primary = emails
+                .iter()
+                .find(|e| field(e, "primary") == &Json::Bool(true))
+                .or_else(|| emails.first());
+            match primary {
+                Some(e) => text(field(e, "value"), "emails.value"),
+                None => Ok(None),
+            }
+        }
+        _ => Err(bad("invalidValue", "emails must be a list.")),
+    }
+}
+
 /// The fields of a full User resource (POST, PUT), and the email address it names.
 fn fields_of(body: &Json) -> Result<(UserFields, Option<String>), ScimError> {
     check_schemas(body, USER_SCHEMA)?;
@@ -89,20 +109,7 @@ fn fields_of(body: &Json) -> Result<(UserFields, Option<String>), ScimError> {
         _ => return Err(bad("invalidValue", "active must be true or false.")),
     };
     let external_id = text(field(body, "externalId"), "externalId")?;
-    let email = match field(body, "emails") {
-        Json::Null => None,
-        Json::Array(emails) => {
-            let primary = emails
-                .iter()
-                .find(|e| field(e, "primary") == &Json::Bool(true))
-                .or_else(|| emails.first());
-            match primary {
-                Some(e) => text(field(e, "value"), "emails.value")?,
-                None => None,
-            }
-        }
-        _ => return Err(bad("invalidValue", "emails must be a list.")),
-    };
+    let email = primary_email(field(body, "emails"))?;
     Ok((
         UserFields {
             user_name: user_name.trim().to_owned(),
@@ -110,6 +117,7 @@ fn fields_of(body: &Json) -> Result<(UserFields, Option<String>), ScimError> {
             family_name,
             active,
             external_id,
+            email: email.clone().unwrap_or_default(),
         },
         email,
     ))
@@ -298,6 +306,10 @@ async fn current(
             .to_owned(),
         active: resource["active"].as_bool().unwrap_or(true),
         external_id: resource["externalId"].as_str().map(str::to_owned),
+        email: resource["emails"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     };
     Ok((id, fields, resource))
 }
@@ -341,6 +353,31 @@ async fn save(
         };
         store::rekey_member(tx, &renamed).await?;
     }
+    let email = Email::parse(&after.email)
+        .map_err(|e| bad("invalidValue", format!("emails.value: {}", e.message)))?;
+    if before.email != email.as_str() {
+        if account.home_org_id != Some(org.id) {
+            return Err(bad(
+                "mutability",
+                "This person's email address belongs to their own organization; only it can change it.",
+            ));
+        }
+        if accounts::account_by_email(tx, email.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(ScimError::new(
+                StatusCode::CONFLICT,
+                Some("uniqueness"),
+                format!("{} is another person's address.", email.as_str()),
+            ));
+        }
+        accounts::set_email(tx, id, email.as_str(), now).await?;
+        let moved = accounts::account_by_id(tx, id)
+            .await?
+            .ok_or_else(|| not_found(&id.to_string()))?;
+        store::rekey_member(tx, &moved).await?;
+    }
     set_scim_attributes(tx, org.id, id, after).await?;
     if before.active != after.active {
         members::set_disabled(tx, org.id, &account, !after.active, now).await?;
@@ -355,10 +392,10 @@ async fn save(
             target_label: Some(&account.email),
             org_id: Some(org.id),
             details: json!({
-                "before": {"user_name": before.user_name, "first_name": before.given_name,
+                "before": {"user_name": before.user_name, "email": before.email, "first_name": before.given_name,
                            "last_name": before.family_name, "disabled": !before.active,
                            "external_id": before.external_id},
-                "after": {"user_name": after.user_name, "first_name": after.given_name,
+                "after": {"user_name": after.user_name, "email": after.email, "first_name": after.given_name,
                           "last_name": after.family_name, "disabled": !after.active,
                           "external_id": after.external_id},
             }),
@@ -374,7 +411,8 @@ async fn org_of(tx: &mut Tx, client: &ScimClient) -> Result<OrgRow, ScimError> {
         .ok_or_else(|| ScimError::new(StatusCode::UNAUTHORIZED, None, "The organization is gone."))
 }
 
-/// PUT /Users/{id}: replaces what may change; the email address may not.
+/// PUT /Users/{id}: replaces what may change; the email address only in the person's
+/// home organization.
 pub async fn replace(
     state: &AppState,
     client: &ScimClient,
@@ -383,20 +421,12 @@ pub async fn replace(
     if_match: Option<&str>,
     body: &Json,
 ) -> Result<Json, ScimError> {
-    let (after, email) = fields_of(body)?;
+    let (mut after, email) = fields_of(body)?;
     let mut tx = state.db.begin().await?;
     let org = org_of(&mut tx, client).await?;
-    let (id, before, resource) = current(&mut tx, state, org.id, id, if_match).await?;
-    if let Some(email) = email {
-        let same = Email::parse(&email)
-            .map(|e| Some(e.as_str()) == resource["emails"][0]["value"].as_str())
-            .unwrap_or(false);
-        if !same {
-            return Err(bad(
-                "mutability",
-                "The email address of a user cannot change.",
-            ));
-        }
+    let (id, before, _) = current(&mut tx, state, org.id, id, if_match).await?;
+    if email.is_none() {
+        after.email = before.email.clone();
     }
     save(&mut tx, &org, id, &before, &after, &actor(client, from)).await?;
     let updated = resource_of(&mut tx, state, org.id, id).await?;
@@ -467,7 +497,12 @@ fn patch_value(
                 }
             }
         }
-        "emails" | "emails.value" | "displayname" | "name.formatted" | "groups" | "id" | "meta" => {
+        "emails" if remove => return Err(required("emails")),
+        "emails" => {
+            fields.email = primary_email(value)?
+                .ok_or_else(|| bad("invalidValue", "emails needs an address."))?
+        }
+        "displayname" | "groups" | "id" | "meta" => {
             return Err(bad(
                 "mutability",
                 format!("{path} cannot be changed through Users."),
@@ -573,6 +608,7 @@ mod tests {
             family_name: "Silva".to_owned(),
             active: true,
             external_id: Some("00u1".to_owned()),
+            email: "ana@acme.test".to_owned(),
         }
     }
 
@@ -600,6 +636,7 @@ mod tests {
                 family_name: "Souza".to_owned(),
                 active: false,
                 external_id: None,
+                email: "ana@acme.test".to_owned(),
             }
         );
     }
@@ -610,6 +647,10 @@ mod tests {
             (json!([{"op": "remove", "path": "userName"}]), "mutability"),
             (
                 json!([{"op": "replace", "path": "emails", "value": []}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "groups", "value": []}]),
                 "mutability",
             ),
             (

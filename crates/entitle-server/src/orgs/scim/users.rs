@@ -74,10 +74,10 @@ pub fn resource(row: &UserRow, roles: &[String], base: &str) -> Json {
         "name": {
             "givenName": row.first_name,
             "familyName": row.last_name,
-            "formatted": format!("{} {}", row.first_name, row.last_name),
         },
         "displayName": format!("{} {}", row.first_name, row.last_name),
-        "emails": [{ "value": row.email, "type": "work", "primary": true }],
+        // One address per person: type and primary say nothing more, so they are left out.
+        "emails": [{ "value": row.email }],
         "active": !row.disabled,
         "groups": groups,
         "meta": {
@@ -96,6 +96,92 @@ pub fn resource(row: &UserRow, roles: &[String], base: &str) -> Json {
     );
     user["meta"]["version"] = json!(version);
     user
+}
+
+/// Attribute names of an `attributes` / `excludedAttributes` list, lowercase and without
+/// the User schema prefix.
+fn attribute_names(list: &str) -> Vec<String> {
+    let prefix = format!("{}:", USER_SCHEMA.to_ascii_lowercase());
+    list.split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            name.strip_prefix(&prefix)
+                .map(str::to_owned)
+                .unwrap_or(name)
+        })
+        .collect()
+}
+
+/// Always returned, whatever the client asks (RFC 7643 §7: `returned: always`).
+const ALWAYS: [&str; 2] = ["id", "schemas"];
+
+/// `attributes` keeps only the named attributes (and sub-attributes);
+/// `excludedAttributes` drops them. `attributes` wins when both are given.
+pub fn project(mut resource: Json, attributes: Option<&str>, excluded: Option<&str>) -> Json {
+    let Some(object) = resource.as_object_mut() else {
+        return resource;
+    };
+    if let Some(list) = attributes.filter(|l| !l.trim().is_empty()) {
+        let wanted = attribute_names(list);
+        object.retain(|key, value| {
+            let key = key.to_ascii_lowercase();
+            if ALWAYS.contains(&key.as_str()) || wanted.contains(&key) {
+                return true;
+            }
+            let subs: Vec<&str> = wanted
+                .iter()
+                .filter_map(|w| w.strip_prefix(&format!("{key}.")))
+                .collect();
+            if subs.is_empty() {
+                return false;
+            }
+            let keep = |item: &mut Json| {
+                if let Some(inner) = item.as_object_mut() {
+                    inner.retain(|sub, _| subs.contains(&sub.to_ascii_lowercase().as_str()));
+                }
+            };
+            match value {
+                Json::Array(items) => items.iter_mut().for_each(keep),
+                other => keep(other),
+            }
+            true
+        });
+    } else if let Some(list) = excluded {
+        for name in attribute_names(list) {
+            if ALWAYS.contains(&name.as_str()) {
+                continue;
+            }
+            match name.split_once('.') {
+                None => {
+                    let key = object
+                        .keys()
+                        .find(|k| k.eq_ignore_ascii_case(&name))
+                        .cloned();
+                    if let Some(key) = key {
+                        object.remove(&key);
+                    }
+                }
+                Some((parent, sub)) => {
+                    let drop_sub = |item: &mut Json| {
+                        if let Some(inner) = item.as_object_mut() {
+                            inner.retain(|k, _| !k.eq_ignore_ascii_case(sub));
+                        }
+                    };
+                    if let Some((_, value)) = object
+                        .iter_mut()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(parent))
+                    {
+                        match value {
+                            Json::Array(items) => items.iter_mut().for_each(drop_sub),
+                            other => drop_sub(other),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    resource
 }
 
 /// A value bound into the SQL a filter becomes.
@@ -148,7 +234,7 @@ fn column(path: &AttrPath) -> Result<Column, ScimError> {
         "externalid" => Column::Exact("m.external_id"),
         "name.givenname" => Column::Text("a.first_name"),
         "name.familyname" => Column::Text("a.last_name"),
-        "displayname" | "name.formatted" => Column::Text("a.first_name || ' ' || a.last_name"),
+        "displayname" => Column::Text("a.first_name || ' ' || a.last_name"),
         "active" => Column::Active,
         "id" => Column::Id,
         "meta.created" => Column::Time("m.created_at"),
@@ -390,7 +476,7 @@ fn sort_column(sort_by: &str) -> Result<&'static str, ScimError> {
         "emails" | "emails.value" => "m.email",
         "name.givenname" => "m.given_key",
         "name.familyname" => "m.family_key",
-        "displayname" | "name.formatted" => "m.given_key",
+        "displayname" => "m.given_key",
         "meta.created" => "m.created_at",
         "meta.lastmodified" => "a.updated_at",
         "externalid" => "m.external_id",
@@ -509,7 +595,11 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
         .iter()
         .map(|row| {
             let roles = roles.remove(&row.id).unwrap_or_default();
-            resource(row, &roles, &base)
+            project(
+                resource(row, &roles, &base),
+                query.attributes.as_deref(),
+                query.excluded_attributes.as_deref(),
+            )
         })
         .collect();
     Ok(json!({
@@ -522,7 +612,12 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
 }
 
 /// One user of the organization; 404 for anyone else's.
-pub async fn get(state: &AppState, org_id: Uuid, id: &str) -> Result<Json, ScimError> {
+pub async fn get(
+    state: &AppState,
+    org_id: Uuid,
+    id: &str,
+    query: &ListQuery,
+) -> Result<Json, ScimError> {
     let not_found = || ScimError::new(StatusCode::NOT_FOUND, None, format!("No user {id}."));
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     let mut conn = state.db.reader().await?;
@@ -538,7 +633,54 @@ pub async fn get(state: &AppState, org_id: Uuid, id: &str) -> Result<Json, ScimE
         .await?
         .remove(&id)
         .unwrap_or_default();
-    Ok(resource(&row, &roles, &state.config.public_base()))
+    Ok(project(
+        resource(&row, &roles, &state.config.public_base()),
+        query.attributes.as_deref(),
+        query.excluded_attributes.as_deref(),
+    ))
+}
+
+/// POST /Users/.search: the query in a body (RFC 7644 §3.4.3).
+pub fn search_query(body: &Json) -> Result<ListQuery, ScimError> {
+    const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let listed = body["schemas"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(SEARCH_SCHEMA)));
+    if !listed {
+        return Err(ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            format!("The body's schemas must include {SEARCH_SCHEMA}."),
+        ));
+    }
+    let text = |name: &str| -> Result<Option<String>, ScimError> {
+        match &body[name] {
+            Json::Null => Ok(None),
+            Json::String(s) => Ok(Some(s.clone())),
+            Json::Number(n) => Ok(Some(n.to_string())),
+            Json::Array(items) => Ok(Some(
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            _ => Err(ScimError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                format!("{name} has the wrong type."),
+            )),
+        }
+    };
+    Ok(ListQuery {
+        filter: text("filter")?,
+        start_index: text("startIndex")?,
+        count: text("count")?,
+        sort_by: text("sortBy")?,
+        sort_order: text("sortOrder")?,
+        attributes: text("attributes")?,
+        excluded_attributes: text("excludedAttributes")?,
+    })
 }
 
 #[cfg(test)]
