@@ -279,6 +279,58 @@ async fn main() -> anyhow::Result<()> {
         let (p50, p99, total) = api.list_latency(org.id, query).await?;
         println!("| {label} | {total} | {p50:.2} | {p99:.2} |");
     }
+
+    // SCIM, as an identity provider looks a person up before provisioning them.
+    let created: serde_json::Value = api
+        .http
+        .post(format!("{}/api/v1/orgs/{}/scim-tokens", api.base, org.id))
+        .bearer_auth(&api.token)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let scim = created["token"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "SCIM at {} members ({LIST_REQUESTS} sequential requests each):",
+        next + 1
+    );
+    println!("| request | results | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (label, query) in [
+        (
+            "userName eq (a member)",
+            "filter=userName%20eq%20%22user054321@corp1.example%22",
+        ),
+        (
+            "userName eq (nobody)",
+            "filter=userName%20eq%20%22nobody@corp5.example%22",
+        ),
+        ("first page of 100, no filter", "count=100"),
+    ] {
+        let mut times = Vec::with_capacity(LIST_REQUESTS);
+        let mut results = 0;
+        for _ in 0..LIST_REQUESTS {
+            let started = Instant::now();
+            let page: serde_json::Value = api
+                .http
+                .get(format!("{}/scim/v2/Users?{query}", api.base))
+                .bearer_auth(&scim)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            results = page["totalResults"].as_i64().unwrap_or(-1);
+        }
+        println!(
+            "| {label} | {results} | {:.2} | {:.2} |",
+            percentile(&mut times, 0.5),
+            percentile(&mut times, 0.99)
+        );
+    }
     if std::env::var_os("ENTITLE_BENCH_KEEP").is_some() {
         eprintln!("data kept in {}", temp.keep().display());
     }

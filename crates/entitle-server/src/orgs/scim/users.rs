@@ -39,6 +39,9 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
+const USER_COLUMNS: &str = "m.account_id AS id, m.user_name, m.external_id, m.email, \
+     a.first_name, a.last_name, m.disabled_at IS NOT NULL AS disabled, m.created_at, a.updated_at";
+
 pub const USER_SELECT: &str = "SELECT m.account_id AS id, m.user_name, m.external_id, m.email, \
      a.first_name, a.last_name, m.disabled_at IS NOT NULL AS disabled, m.created_at, a.updated_at \
      FROM org_members m JOIN accounts a ON a.id = m.account_id";
@@ -548,17 +551,39 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
         }
     };
     let next = filter.binds.len() + 2;
-    let page_sql = format!(
-        "{USER_SELECT} WHERE m.org_id = $1 AND {} ORDER BY {order} {direction}, m.account_id {direction} \
-         LIMIT ${next} OFFSET ${}",
-        filter.sql,
-        next + 1
-    );
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM org_members m JOIN accounts a ON a.id = m.account_id \
-         WHERE m.org_id = $1 AND {}",
-        filter.sql
-    );
+    let ordering = format!("{order} {direction}, m.account_id {direction}");
+    // Filters and sorts on org_members alone pick the page from an index before joining
+    // accounts (as the member list does), and count without joining.
+    let members_only = !filter.sql.contains("a.") && !order.starts_with("a.");
+    let page_sql = if members_only {
+        format!(
+            "SELECT {USER_COLUMNS} FROM (SELECT m.account_id FROM org_members m \
+             WHERE m.org_id = $1 AND {} ORDER BY {ordering} LIMIT ${next} OFFSET ${}) p \
+             CROSS JOIN org_members m CROSS JOIN accounts a \
+             WHERE m.org_id = $1 AND m.account_id = p.account_id AND a.id = p.account_id \
+             ORDER BY {ordering}",
+            filter.sql,
+            next + 1
+        )
+    } else {
+        format!(
+            "{USER_SELECT} WHERE m.org_id = $1 AND {} ORDER BY {ordering} LIMIT ${next} OFFSET ${}",
+            filter.sql,
+            next + 1
+        )
+    };
+    let count_sql = match (query.filter.as_deref().map(str::trim), members_only) {
+        (None | Some(""), _) => "SELECT member_count FROM orgs WHERE id = $1".to_owned(),
+        (_, true) => format!(
+            "SELECT COUNT(*) FROM org_members m WHERE m.org_id = $1 AND {}",
+            filter.sql
+        ),
+        (_, false) => format!(
+            "SELECT COUNT(*) FROM org_members m JOIN accounts a ON a.id = m.account_id \
+             WHERE m.org_id = $1 AND {}",
+            filter.sql
+        ),
+    };
     let mut conn = state.db.reader().await?;
     let rows: Vec<UserRow> = if count == 0 {
         Vec::new()
