@@ -504,3 +504,146 @@ async fn scim2_tester_passes_every_check() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn scim_bulk_applies_operations_in_order_with_bulk_ids_and_limits() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
+    let token = scim_token(&app, &fiona, &acme).await;
+    let user = |name: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{name}@acme.test"),
+               "name": {"givenName": name, "familyName": "Bulk"}})
+    };
+    let bulk = |operations: Value, fail_on_errors: Option<u64>| {
+        let mut body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": operations});
+        if let Some(n) = fail_on_errors {
+            body["failOnErrors"] = json!(n);
+        }
+        body.to_string()
+    };
+    let deactivate = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+
+    let request = bulk(
+        json!([
+            {"method": "POST", "path": "/Users", "bulkId": "kim", "data": user("kim")},
+            {"method": "PATCH", "path": "/Users/bulkId:kim", "data": deactivate},
+            {"method": "POST", "path": "/Users", "bulkId": "again", "data": user("kim")},
+            {"method": "POST", "path": "/Users", "bulkId": "lee", "data": user("lee")},
+            {"method": "DELETE", "path": "/Users/bulkId:lee"},
+            {"method": "GET", "path": "/Users"},
+        ]),
+        None,
+    );
+    let response = scim_send(
+        &app,
+        &token,
+        Method::POST,
+        "/scim/v2/Bulk",
+        Some(&request),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.expect("bulk");
+    let statuses: Vec<&str> = answer["Operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["201", "200", "409", "201", "204", "400"]);
+    assert_eq!(
+        answer["Operations"][2]["response"]["scimType"],
+        "uniqueness"
+    );
+    let kim: Value = scim_get(
+        &app,
+        &token,
+        "/scim/v2/Users?filter=userName%20eq%20%22kim@acme.test%22",
+    )
+    .await
+    .json()
+    .await
+    .expect("list");
+    assert_eq!(
+        kim["Resources"][0]["active"], false,
+        "patched through its bulkId"
+    );
+    let lee: Value = scim_get(
+        &app,
+        &token,
+        "/scim/v2/Users?filter=userName%20eq%20%22lee@acme.test%22",
+    )
+    .await
+    .json()
+    .await
+    .expect("list");
+    assert_eq!(
+        lee["totalResults"], 0,
+        "created, then deleted through its bulkId"
+    );
+
+    // failOnErrors stops after that many errors.
+    let request = bulk(
+        json!([
+            {"method": "PATCH", "path": "/Users/bulkId:nobody", "data": deactivate},
+            {"method": "POST", "path": "/Users", "bulkId": "max", "data": user("max")},
+        ]),
+        Some(1),
+    );
+    let answer: Value = scim_send(
+        &app,
+        &token,
+        Method::POST,
+        "/scim/v2/Bulk",
+        Some(&request),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .expect("bulk");
+    assert_eq!(answer["Operations"].as_array().map(Vec::len), Some(1));
+
+    // Over 1,000 operations, or not a bulk request at all.
+    let many: Vec<Value> = (0..1001)
+        .map(|n| json!({"method": "DELETE", "path": format!("/Users/{n}")}))
+        .collect();
+    expect_scim_error(
+        scim_send(
+            &app,
+            &token,
+            Method::POST,
+            "/scim/v2/Bulk",
+            Some(&bulk(json!(many), None)),
+            None,
+        )
+        .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Some("tooMany"),
+    )
+    .await;
+    for body in [
+        r#"{"Operations": []}"#,
+        "not json",
+        r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "failOnErrors": 0, "Operations": []}"#,
+    ] {
+        expect_scim_error(
+            scim_send(
+                &app,
+                &token,
+                Method::POST,
+                "/scim/v2/Bulk",
+                Some(body),
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+        )
+        .await;
+    }
+}

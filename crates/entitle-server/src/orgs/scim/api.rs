@@ -26,6 +26,12 @@ pub fn router() -> Router<AppState> {
         .route("/scim/v2/Users/.search", axum::routing::post(search_users))
         // Users are the only resources searched, so a search of the root is theirs.
         .route("/scim/v2/.search", axum::routing::post(search_users))
+        .route(
+            "/scim/v2/Bulk",
+            axum::routing::post(run_bulk).layer(axum::extract::DefaultBodyLimit::max(
+                super::bulk::MAX_PAYLOAD_BYTES,
+            )),
+        )
         .route("/scim/v2/{*rest}", axum::routing::any(unknown))
         .route(
             "/scim/v2/Users/{id}",
@@ -227,6 +233,16 @@ async fn search_users(
 ) -> Result<Response, ScimError> {
     let query = users::search_query(&json_body(&body)?)?;
     Ok(scim(users::list(&state, client.org_id, &query).await?))
+}
+
+async fn run_bulk(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = json_body(&body)?;
+    Ok(scim(super::bulk::run(&state, &client, &from, &body).await?))
 }
 
 /// Anything else under /scim/v2: 404 in SCIM's words.

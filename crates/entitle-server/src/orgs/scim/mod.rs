@@ -3,6 +3,7 @@
 //! holds the tokens, the authentication of SCIM requests and SCIM's error documents.
 
 pub mod api;
+pub mod bulk;
 pub mod discovery;
 pub mod filter;
 pub mod provisioning;
