@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::{
     domains::claim_and_verify,
-    members::{member, org_with_contact},
+    members::{acme_and_globex, TwoOrgs},
 };
 
 async fn required(app: &TestApp, token: &str, org: &str) -> Vec<String> {
@@ -54,17 +54,9 @@ async fn home_org(app: &TestApp, email: &str) -> Value {
 #[tokio::test]
 async fn auto_approval_needs_a_verified_domain_and_adds_people_who_verify_an_address_there() {
     let app = TestApp::spawn().await;
-    let operator = app.operator("olga@vendor.example").await;
-    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
-    let (_, cory) = member(
-        &app,
-        &fiona,
-        &acme,
-        "Acme",
-        "cory@acme.test",
-        &["co_administrator"],
-    )
-    .await;
+    let TwoOrgs {
+        acme, fiona, cory, ..
+    } = acme_and_globex(&app).await;
 
     assert_eq!(
         required(&app, &fiona, &acme).await,
@@ -139,18 +131,14 @@ async fn auto_approval_needs_a_verified_domain_and_adds_people_who_verify_an_add
 #[tokio::test]
 async fn people_ask_to_join_and_administrators_approve_or_reject() {
     let app = TestApp::spawn().await;
-    let operator = app.operator("olga@vendor.example").await;
-    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
-    let (globex, gus) = org_with_contact(&app, &operator, "Globex", "gus@globex.test").await;
-    let (_, cory) = member(
-        &app,
-        &fiona,
-        &acme,
-        "Acme",
-        "cory@acme.test",
-        &["co_administrator"],
-    )
-    .await;
+    let TwoOrgs {
+        acme,
+        fiona,
+        cory,
+        globex,
+        gus,
+        ..
+    } = acme_and_globex(&app).await;
     claim_and_verify(&app, &fiona, &acme, "acme.test").await;
 
     // Someone of the domain finds the organization and asks.

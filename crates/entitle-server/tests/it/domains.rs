@@ -5,7 +5,7 @@ use entitle_testkit::{expect_problem, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::members::{member, org_with_contact};
+use crate::members::{acme_and_globex, member, org_with_contact, TwoOrgs};
 
 async fn claim(app: &TestApp, token: &str, org: &str, domain: &str) -> reqwest::Response {
     app.post_as(
@@ -44,18 +44,14 @@ pub async fn claim_and_verify(app: &TestApp, token: &str, org: &str, domain: &st
 #[tokio::test]
 async fn domains_are_verified_over_dns_and_refused_when_public_taken_or_malformed() {
     let app = TestApp::spawn().await;
-    let operator = app.operator("olga@vendor.example").await;
-    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
-    let (globex, gus) = org_with_contact(&app, &operator, "Globex", "gus@globex.test").await;
-    let (_, cory) = member(
-        &app,
-        &fiona,
-        &acme,
-        "Acme",
-        "cory@acme.test",
-        &["co_administrator"],
-    )
-    .await;
+    let TwoOrgs {
+        acme,
+        fiona,
+        cory,
+        globex,
+        gus,
+        ..
+    } = acme_and_globex(&app).await;
 
     // A Co-Administrator may not claim; the answer says who may.
     expect_problem(

@@ -36,6 +36,39 @@ pub async fn org_with_contact(
     )
 }
 
+/// Acme (Fiona, its Fulfillment Contact, and Cory, a Co-Administrator) and Globex (Gus,
+/// its Fulfillment Contact), all registered and signed in: what most tests of an
+/// organization's rules start from.
+pub struct TwoOrgs {
+    pub acme: String,
+    pub fiona: String,
+    pub cory: String,
+    pub globex: String,
+    pub gus: String,
+}
+
+pub async fn acme_and_globex(app: &TestApp) -> TwoOrgs {
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(app, &operator, "Acme", "fiona@acme.test").await;
+    let (globex, gus) = org_with_contact(app, &operator, "Globex", "gus@globex.test").await;
+    let (_, cory) = member(
+        app,
+        &fiona,
+        &acme,
+        "Acme",
+        "cory@acme.test",
+        &["co_administrator"],
+    )
+    .await;
+    TwoOrgs {
+        acme,
+        fiona,
+        cory,
+        globex,
+        gus,
+    }
+}
+
 #[tokio::test]
 async fn members_are_listed_to_administrators_and_hidden_from_other_orgs() {
     let app = TestApp::spawn().await;
