@@ -59,3 +59,7 @@ ALTER TABLE org_members ADD COLUMN user_name_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE org_members ADD COLUMN external_id TEXT;
 UPDATE org_members SET user_name = email, user_name_key = email;
 CREATE UNIQUE INDEX org_members_user_name ON org_members (org_id, user_name_key);
+
+-- Who holds a role (the Fulfillment Contacts, the administrators to tell) without
+-- walking every member's roles: at 100,000 members that walk cost each SCIM creation 8 ms.
+CREATE INDEX org_member_roles_role ON org_member_roles (org_id, role, account_id);
