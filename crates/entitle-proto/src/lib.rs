@@ -448,6 +448,23 @@ pub struct ScimToken {
     pub token: Option<String>,
 }
 
+/// One of the identity provider's groups, as the organization's administrators see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ScimGroupSummary {
+    pub id: Uuid,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    /// The role the group's members hold because they are in it, if it is mapped.
+    pub role: Option<String>,
+    pub member_count: i64,
+}
+
+/// Maps a group to a role, or (null) unmaps it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MapGroupRequest {
+    pub role: Option<String>,
+}
+
 /// Someone a member can turn to: "How do I find my Administrator?"
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct OrgAdministrator {

@@ -65,3 +65,31 @@ CREATE UNIQUE INDEX org_members_user_name ON org_members (org_id, user_name_key)
 -- The role leads, so that lookups of given members keep the primary key (org_id,
 -- account_id, role): SQLite, without statistics, would otherwise scan this index.
 CREATE INDEX org_member_roles_role ON org_member_roles (role, org_id, account_id);
+
+-- SCIM Groups: the identity provider's own groups. An administrator may map a group to
+-- a role (never Fulfillment Contact); its members then hold that role. A role a group
+-- gave is marked, so that leaving the group takes back only what groups gave.
+CREATE TABLE scim_groups (
+    id BLOB PRIMARY KEY,
+    org_id BLOB NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    display_name TEXT NOT NULL,
+    -- Lowercase displayName, unique in the organization.
+    display_key TEXT NOT NULL,
+    external_id TEXT,
+    role TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    -- Counts changes: the group's version (ETag) without reading its members.
+    revision BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX scim_groups_name ON scim_groups (org_id, display_key);
+CREATE TABLE scim_group_members (
+    group_id BLOB NOT NULL REFERENCES scim_groups (id) ON DELETE CASCADE,
+    org_id BLOB NOT NULL,
+    account_id BLOB NOT NULL,
+    added_at BIGINT NOT NULL,
+    PRIMARY KEY (group_id, account_id),
+    FOREIGN KEY (org_id, account_id) REFERENCES org_members (org_id, account_id) ON DELETE CASCADE
+);
+CREATE INDEX scim_group_members_account ON scim_group_members (org_id, account_id);
+ALTER TABLE org_member_roles ADD COLUMN from_group INTEGER NOT NULL DEFAULT 0;

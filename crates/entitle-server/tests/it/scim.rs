@@ -120,7 +120,7 @@ async fn scim_users_are_listed_filtered_sorted_and_paged_within_the_tokens_organ
     assert_eq!(ann["userName"], "ann@acme.test");
     assert_eq!(ann["emails"], json!([{"value": "ann@acme.test"}]));
     assert_eq!(ann["active"], true);
-    assert_eq!(ann["groups"][0]["value"], "license_checkout");
+    assert_eq!(ann["roles"][0]["value"], "license_checkout");
     assert_eq!(ann["meta"]["resourceType"], "User");
 
     let one = scim_get(&app, &acme_scim, &format!("/scim/v2/Users/{ann_id}")).await;
@@ -299,7 +299,8 @@ async fn scim_creates_invites_replaces_patches_and_deletes_users_under_the_porta
         ),
         (Some("okta|1234"), Some("00u1"), Some("dana@acme.test"))
     );
-    assert_eq!(user["groups"][0]["value"], "user");
+    assert_eq!(user["roles"][0]["value"], "user");
+    assert_eq!(user["groups"], json!([]));
     app.mail.expect("dana@acme.test", "added to Acme").await;
     let events: Value = app
         .get_as(

@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{discovery, provisioning, users, ScimClient, ScimError};
+use super::{discovery, groups, provisioning, query, users, ScimClient, ScimError};
 use crate::{
     app::{AppState, Client},
     error::Path,
@@ -24,8 +24,19 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/scim/v2/Users", get(list_users).post(create_user))
         .route("/scim/v2/Users/.search", axum::routing::post(search_users))
-        // Users are the only resources searched, so a search of the root is theirs.
-        .route("/scim/v2/.search", axum::routing::post(search_users))
+        .route("/scim/v2/.search", axum::routing::post(search_everything))
+        .route("/scim/v2/Groups", get(list_groups).post(create_group))
+        .route(
+            "/scim/v2/Groups/.search",
+            axum::routing::post(search_groups),
+        )
+        .route(
+            "/scim/v2/Groups/{id}",
+            get(get_group)
+                .put(replace_group)
+                .patch(patch_group)
+                .delete(delete_group),
+        )
         .route(
             "/scim/v2/Bulk",
             axum::routing::post(run_bulk).layer(axum::extract::DefaultBodyLimit::max(
@@ -210,7 +221,7 @@ fn bad_query(error: axum::extract::rejection::QueryRejection) -> ScimError {
 async fn list_users(
     State(state): State<AppState>,
     client: ScimClient,
-    query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<query::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
     let Query(query) = query.map_err(bad_query)?;
     Ok(scim(users::list(&state, client.org_id, &query).await?))
@@ -220,7 +231,7 @@ async fn get_user(
     State(state): State<AppState>,
     client: ScimClient,
     Path(id): Path<String>,
-    query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<query::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
     let Query(query) = query.map_err(bad_query)?;
     Ok(scim(users::get(&state, client.org_id, &id, &query).await?))
@@ -231,7 +242,7 @@ async fn search_users(
     client: ScimClient,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let query = users::search_query(&json_body(&body)?)?;
+    let query = query::search_query(&json_body(&body)?)?;
     Ok(scim(users::list(&state, client.org_id, &query).await?))
 }
 
@@ -252,4 +263,114 @@ async fn unknown() -> ScimError {
         None,
         "There is no such SCIM endpoint.",
     )
+}
+
+type ListParams = Result<Query<query::ListQuery>, axum::extract::rejection::QueryRejection>;
+
+async fn list_groups(
+    State(state): State<AppState>,
+    client: ScimClient,
+    params: ListParams,
+) -> Result<Response, ScimError> {
+    let Query(params) = params.map_err(bad_query)?;
+    Ok(scim(groups::list(&state, client.org_id, &params).await?))
+}
+
+async fn search_groups(
+    State(state): State<AppState>,
+    client: ScimClient,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let params = query::search_query(&json_body(&body)?)?;
+    Ok(scim(groups::list(&state, client.org_id, &params).await?))
+}
+
+async fn get_group(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    params: ListParams,
+) -> Result<Response, ScimError> {
+    let Query(params) = params.map_err(bad_query)?;
+    Ok(scim(
+        groups::get(&state, client.org_id, &id, &params).await?,
+    ))
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = json_body(&body)?;
+    Ok(created(
+        groups::create(&state, &client, &from, &body).await?,
+    ))
+}
+
+async fn replace_group(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = json_body(&body)?;
+    let if_match = if_match(&headers);
+    Ok(scim(
+        groups::replace(&state, &client, &from, &id, if_match.as_deref(), &body).await?,
+    ))
+}
+
+async fn patch_group(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: ListParams,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let Query(params) = params.map_err(bad_query)?;
+    let body = json_body(&body)?;
+    let if_match = if_match(&headers);
+    let patched = groups::patch(
+        &state,
+        &client,
+        &from,
+        &id,
+        if_match.as_deref(),
+        &body,
+        &params,
+    )
+    .await?;
+    Ok(match patched {
+        Some(group) => scim(group),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    client: ScimClient,
+    from: Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ScimError> {
+    let if_match = if_match(&headers);
+    groups::delete(&state, &client, &from, &id, if_match.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn search_everything(
+    State(state): State<AppState>,
+    client: ScimClient,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let params = query::search_query(&json_body(&body)?)?;
+    Ok(scim(
+        super::search_everything(&state, client.org_id, &params).await?,
+    ))
 }

@@ -3,7 +3,11 @@
 
 use serde_json::{json, Value as Json};
 
-use super::users::{MAX_COUNT, USER_SCHEMA};
+use super::{
+    groups::GROUP_SCHEMA,
+    query::{LIST_SCHEMA, MAX_COUNT},
+    users::USER_SCHEMA,
+};
 
 pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -36,15 +40,26 @@ pub fn service_provider_config(base: &str) -> Json {
 }
 
 pub fn resource_types(base: &str) -> Vec<Json> {
-    vec![json!({
-        "schemas": [RESOURCE_TYPE_SCHEMA],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "description": "A member of the organization",
-        "schema": USER_SCHEMA,
-        "meta": {"resourceType": "ResourceType", "location": format!("{base}/scim/v2/ResourceTypes/User")},
-    })]
+    vec![
+        json!({
+            "schemas": [RESOURCE_TYPE_SCHEMA],
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "description": "A member of the organization",
+            "schema": USER_SCHEMA,
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/scim/v2/ResourceTypes/User")},
+        }),
+        json!({
+            "schemas": [RESOURCE_TYPE_SCHEMA],
+            "id": "Group",
+            "name": "Group",
+            "endpoint": "/Groups",
+            "description": "A group of the organization's members; mapped to a role, its members hold that role",
+            "schema": GROUP_SCHEMA,
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/scim/v2/ResourceTypes/Group")},
+        }),
+    ]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -111,44 +126,82 @@ pub fn schemas(base: &str) -> Vec<Json> {
             description,
         )
     };
-    vec![json!({
-        "schemas": [SCHEMA_SCHEMA],
-        "id": USER_SCHEMA,
-        "name": "User",
-        "description": "A member of the organization",
-        "attributes": [
-            attribute("userName", "string", false, true, false, "readWrite", "server",
-                "Unique in the organization; the email address unless the identity provider sends another."),
-            required(complex("name", false, "readWrite", "The person's name", vec![
-                string("givenName", true, "readWrite", "First name"),
-                string("familyName", true, "readWrite", "Last name"),
-            ])),
-            string("displayName", false, "readOnly", "First and last name"),
-            required(complex("emails", true, "readWrite",
-                "The person's email address, which they sign in with; changeable only in their home organization", vec![
-                string("value", true, "readWrite", "The address"),
-            ])),
-            attribute("active", "boolean", false, true, false, "readWrite", "none",
-                "False disables the member (and, in their home organization, their account)."),
-            complex("groups", true, "readOnly", "The person's roles in the organization", vec![
-                string("value", false, "readOnly", "The role"),
-                {
-                    let mut reference = attribute("$ref", "reference", false, false, false, "readOnly", "none", "The role's group");
-                    reference["referenceTypes"] = json!(["uri"]);
-                    reference
-                },
-                string("display", false, "readOnly", "The role's name"),
-                string("type", false, "readOnly", "Always direct"),
-            ]),
-        ],
-        "meta": {"resourceType": "Schema", "location": format!("{base}/scim/v2/Schemas/{USER_SCHEMA}")},
-    })]
+    vec![
+        json!({
+            "schemas": [SCHEMA_SCHEMA],
+            "id": USER_SCHEMA,
+            "name": "User",
+            "description": "A member of the organization",
+            "attributes": [
+                attribute("userName", "string", false, true, false, "readWrite", "server",
+                    "Unique in the organization; the email address unless the identity provider sends another."),
+                required(complex("name", false, "readWrite", "The person's name", vec![
+                    string("givenName", true, "readWrite", "First name"),
+                    string("familyName", true, "readWrite", "Last name"),
+                ])),
+                string("displayName", false, "readOnly", "First and last name"),
+                required(complex("emails", true, "readWrite",
+                    "The person's email address, which they sign in with; changeable only in their home organization", vec![
+                    string("value", true, "readWrite", "The address"),
+                ])),
+                attribute("active", "boolean", false, true, false, "readWrite", "none",
+                    "False disables the member (and, in their home organization, their account)."),
+                complex("groups", true, "readOnly", "The groups the person is in; change them through /Groups", vec![
+                    string("value", false, "readOnly", "The group's id"),
+                    reference("$ref", "readOnly", "Group", "The group"),
+                    string("display", false, "readOnly", "The group's displayName"),
+                    string("type", false, "readOnly", "Always direct"),
+                ]),
+                complex("roles", true, "readOnly",
+                    "The person's roles in the organization: given in entitle, or by a group mapped to a role", vec![
+                    string("value", false, "readOnly", "The role, such as co_administrator"),
+                    string("display", false, "readOnly", "The role's name"),
+                ]),
+            ],
+            "meta": {"resourceType": "Schema", "location": format!("{base}/scim/v2/Schemas/{USER_SCHEMA}")},
+        }),
+        json!({
+            "schemas": [SCHEMA_SCHEMA],
+            "id": GROUP_SCHEMA,
+            "name": "Group",
+            "description": "A group of the organization's members",
+            "attributes": [
+                attribute("displayName", "string", false, true, false, "readWrite", "server",
+                    "Unique in the organization. A group named after a role is mapped to it when created."),
+                complex("members", true, "readWrite", "The users in the group", vec![
+                    attribute("value", "string", false, false, true, "immutable", "none", "The user's id"),
+                    reference("$ref", "immutable", "User", "The user"),
+                    {
+                        let mut kind = string("type", false, "immutable", "Always User: groups do not nest");
+                        kind["canonicalValues"] = json!(["User"]);
+                        kind
+                    },
+                ]),
+            ],
+            "meta": {"resourceType": "Schema", "location": format!("{base}/scim/v2/Schemas/{GROUP_SCHEMA}")},
+        }),
+    ]
+}
+
+fn reference(name: &str, mutability: &str, to: &str, description: &str) -> Json {
+    let mut reference = attribute(
+        name,
+        "reference",
+        false,
+        false,
+        false,
+        mutability,
+        "none",
+        description,
+    );
+    reference["referenceTypes"] = json!([to]);
+    reference
 }
 
 /// A list response of every item (discovery lists are small and unfiltered).
 pub fn list(resources: Vec<Json>) -> Json {
     json!({
-        "schemas": [super::users::LIST_SCHEMA],
+        "schemas": [LIST_SCHEMA],
         "totalResults": resources.len(),
         "startIndex": 1,
         "itemsPerPage": resources.len(),

@@ -6,7 +6,9 @@ pub mod api;
 pub mod bulk;
 pub mod discovery;
 pub mod filter;
+pub mod groups;
 pub mod provisioning;
+pub mod query;
 pub mod tokens_api;
 pub mod users;
 
@@ -170,6 +172,53 @@ pub async fn revoke_token(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// POST `/.search` at the root (RFC 7644 §3.4.3): users, then groups, as one list. A
+/// filter naming attributes one type lacks finds none of that type.
+pub async fn search_everything(
+    state: &AppState,
+    org_id: Uuid,
+    query: &query::ListQuery,
+) -> Result<serde_json::Value, ScimError> {
+    let (start, count) = query::paging(query)?;
+    let users = users::list(state, org_id, query).await;
+    let (users_total, mut resources) = part_of_search(&users)?;
+    // The groups' part of the page starts where the users run out.
+    let groups_query = query::ListQuery {
+        start_index: Some((start - users_total).max(1).to_string()),
+        count: Some((count - resources.len() as i64).to_string()),
+        ..query.clone()
+    };
+    let groups = groups::list(state, org_id, &groups_query).await;
+    let (groups_total, group_resources) = part_of_search(&groups)?;
+    if let (Err(error), Err(_)) = (users, groups) {
+        return Err(error);
+    }
+    resources.extend(group_resources);
+    Ok(query::list_response(
+        users_total + groups_total,
+        start,
+        resources,
+    ))
+}
+
+/// One type's total and resources in a root search; none when the filter does not apply.
+fn part_of_search(
+    list: &Result<serde_json::Value, ScimError>,
+) -> Result<(i64, Vec<serde_json::Value>), ScimError> {
+    match list {
+        Ok(list) => Ok((
+            list["totalResults"].as_i64().unwrap_or(0),
+            list["Resources"].as_array().cloned().unwrap_or_default(),
+        )),
+        Err(error) if error.scim_type == Some("invalidFilter") => Ok((0, Vec::new())),
+        Err(error) => Err(ScimError::new(
+            error.status,
+            error.scim_type,
+            error.detail.clone(),
+        )),
+    }
 }
 
 /// A SCIM error document (RFC 7644 §3.12).

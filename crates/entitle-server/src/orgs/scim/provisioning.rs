@@ -7,13 +7,14 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::{
-    users::{self, UserRow, USER_SCHEMA},
+    query,
+    users::{self, USER_SCHEMA},
     ScimClient, ScimError,
 };
 use crate::{
     app::{AppState, Client},
     audit::{self, Actor, Entry},
-    db::{now_ms, DbError, Tx},
+    db::{now_ms, Tx},
     error::ApiError,
     execute,
     identity::{
@@ -21,13 +22,14 @@ use crate::{
         person::{Email, PersonName},
         store as accounts,
     },
-    on_db,
     orgs::{
         members,
         roles::Role,
         store::{self, OrgRow},
     },
 };
+
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// What a SCIM client sets on a user.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,11 +43,11 @@ pub struct UserFields {
     pub email: String,
 }
 
-fn bad(scim_type: &'static str, detail: impl Into<String>) -> ScimError {
+pub(super) fn bad(scim_type: &'static str, detail: impl Into<String>) -> ScimError {
     ScimError::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
 }
 
-fn text(value: &Json, name: &str) -> Result<Option<String>, ScimError> {
+pub(super) fn text(value: &Json, name: &str) -> Result<Option<String>, ScimError> {
     match value {
         Json::Null => Ok(None),
         Json::String(s) => Ok(Some(s.clone())),
@@ -54,7 +56,7 @@ fn text(value: &Json, name: &str) -> Result<Option<String>, ScimError> {
 }
 
 /// Attribute names are case-insensitive (RFC 7643 §2.1).
-fn field<'a>(object: &'a Json, name: &str) -> &'a Json {
+pub(super) fn field<'a>(object: &'a Json, name: &str) -> &'a Json {
     object
         .as_object()
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
@@ -62,7 +64,7 @@ fn field<'a>(object: &'a Json, name: &str) -> &'a Json {
         .unwrap_or(&Json::Null)
 }
 
-fn check_schemas(body: &Json, schema: &str) -> Result<(), ScimError> {
+pub(super) fn check_schemas(body: &Json, schema: &str) -> Result<(), ScimError> {
     let listed = field(body, "schemas")
         .as_array()
         .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(schema)));
@@ -133,16 +135,12 @@ fn checked_names(fields: &UserFields) -> Result<(PersonName, PersonName), ScimEr
     ))
 }
 
-fn actor(client: &ScimClient, from: &Client) -> Actor {
+pub(super) fn actor(client: &ScimClient, from: &Client) -> Actor {
     Actor {
         id: None,
         label: Some(format!("scim token {}", client.token_id)),
         ip: Some(from.ip.clone()),
     }
-}
-
-fn not_found(id: &str) -> ScimError {
-    ScimError::new(StatusCode::NOT_FOUND, None, format!("No user {id}."))
 }
 
 /// The country new people get: that of the organization's first Fulfillment Contact.
@@ -154,18 +152,6 @@ async fn org_country(tx: &mut Tx, org_id: Uuid) -> Result<String, ScimError> {
         }
     }
     Ok("US".to_owned())
-}
-
-async fn load_row(tx: &mut Tx, org_id: Uuid, id: Uuid) -> Result<Option<UserRow>, DbError> {
-    let sql = format!(
-        "{} WHERE m.org_id = $1 AND m.account_id = $2",
-        users::USER_SELECT
-    );
-    Ok(on_db!(tx, |c| sqlx::query_as(&sql)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(c)
-        .await)?)
 }
 
 /// Writes userName and externalId; a userName taken in the organization is a conflict.
@@ -204,11 +190,9 @@ async fn resource_of(
     org_id: Uuid,
     id: Uuid,
 ) -> Result<Json, ScimError> {
-    let row = load_row(tx, org_id, id)
+    users::load(&mut *tx, org_id, id, &state.config.public_base())
         .await?
-        .ok_or_else(|| not_found(&id.to_string()))?;
-    let roles = store::roles_of(tx, org_id, id).await?;
-    Ok(users::resource(&row, &roles, &state.config.public_base()))
+        .ok_or_else(|| users::not_found(&id.to_string()))
 }
 
 /// POST /Users: a new person is created without a password and invited by email; an
@@ -263,7 +247,7 @@ pub async fn create(
     if !fields.active {
         let account = accounts::account_by_id(&mut tx, account.id)
             .await?
-            .ok_or_else(|| not_found("new"))?;
+            .ok_or_else(|| users::not_found("new"))?;
         members::set_disabled(&mut tx, org.id, &account, true, now_ms()).await?;
     }
     let created = resource_of(&mut tx, state, org.id, account.id).await?;
@@ -282,17 +266,15 @@ async fn current(
     id: &str,
     if_match: Option<&str>,
 ) -> Result<(Uuid, UserFields, Json), ScimError> {
-    let id = Uuid::parse_str(id).map_err(|_| not_found(id))?;
+    let id = Uuid::parse_str(id).map_err(|_| users::not_found(id))?;
     let resource = resource_of(tx, state, org_id, id).await?;
-    if let Some(wanted) = if_match {
-        let version = resource["meta"]["version"].as_str().unwrap_or_default();
-        if wanted.trim() != "*" && !wanted.split(',').any(|v| v.trim() == version) {
-            return Err(ScimError::new(
-                StatusCode::PRECONDITION_FAILED,
-                None,
-                "The user has changed since that version: read it again.",
-            ));
-        }
+    let version = resource["meta"]["version"].as_str().unwrap_or_default();
+    if !query::matches_version(if_match, version) {
+        return Err(ScimError::new(
+            StatusCode::PRECONDITION_FAILED,
+            None,
+            "The user has changed since that version: read it again.",
+        ));
     }
     let fields = UserFields {
         user_name: resource["userName"].as_str().unwrap_or_default().to_owned(),
@@ -325,7 +307,7 @@ async fn save(
 ) -> Result<(), ScimError> {
     let account = accounts::account_by_id(tx, id)
         .await?
-        .ok_or_else(|| not_found(&id.to_string()))?;
+        .ok_or_else(|| users::not_found(&id.to_string()))?;
     let now = now_ms();
     if (before.given_name.as_str(), before.family_name.as_str())
         != (after.given_name.as_str(), after.family_name.as_str())
@@ -375,7 +357,7 @@ async fn save(
         accounts::set_email(tx, id, email.as_str(), now).await?;
         let moved = accounts::account_by_id(tx, id)
             .await?
-            .ok_or_else(|| not_found(&id.to_string()))?;
+            .ok_or_else(|| users::not_found(&id.to_string()))?;
         store::rekey_member(tx, &moved).await?;
     }
     set_scim_attributes(tx, org.id, id, after).await?;
@@ -502,7 +484,7 @@ fn patch_value(
             fields.email = primary_email(value)?
                 .ok_or_else(|| bad("invalidValue", "emails needs an address."))?
         }
-        "displayname" | "groups" | "id" | "meta" => {
+        "displayname" | "groups" | "roles" | "id" | "meta" => {
             return Err(bad(
                 "mutability",
                 format!("{path} cannot be changed through Users."),
@@ -520,7 +502,7 @@ fn patch_value(
 
 /// The fields after a PATCH request's operations, in order.
 pub fn apply_patch(mut fields: UserFields, body: &Json) -> Result<UserFields, ScimError> {
-    check_schemas(body, "urn:ietf:params:scim:api:messages:2.0:PatchOp")?;
+    check_schemas(body, PATCH_SCHEMA)?;
     let operations = field(body, "Operations")
         .as_array()
         .filter(|o| !o.is_empty())
@@ -581,7 +563,7 @@ pub async fn delete(
     let (id, _, _) = current(&mut tx, state, org.id, id, if_match).await?;
     let account = accounts::account_by_id(&mut tx, id)
         .await?
-        .ok_or_else(|| not_found(&id.to_string()))?;
+        .ok_or_else(|| users::not_found(&id.to_string()))?;
     let had: Vec<Role> = store::roles_of(&mut tx, org.id, id)
         .await?
         .iter()

@@ -1,0 +1,1286 @@
+//! SCIM Groups (RFC 7643 §4.2): the identity provider's own groups of the organization's
+//! members. Roles are fixed, so a group is not a role; an administrator maps a group to
+//! a role (a group named after one is mapped when it is created), and its members then
+//! hold that role. Leaving the last group mapped to a role takes back a role that groups
+//! gave, never one an administrator gave. The SCIM token acts with an Administrator's
+//! rights: no group gives Fulfillment Contact, and Fulfillment Contacts' roles are left
+//! alone.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::StatusCode;
+use entitle_proto::ScimGroupSummary;
+use serde_json::{json, Value as Json};
+use uuid::Uuid;
+
+use super::{
+    filter::{AttrPath, CompareOp, Filter, Value},
+    provisioning::{actor, bad, check_schemas, field, text, PATCH_SCHEMA},
+    query::{
+        self, compare, invalid_filter, list_response, project, Column, Filterable, ListQuery,
+        SqlFilter,
+    },
+    ScimClient, ScimError,
+};
+use crate::{
+    app::{AppState, Client},
+    audit::{self, Actor, Entry},
+    bind_filter,
+    db::{now_ms, placeholders, DbError, Executor, Tx},
+    error::{ApiError, ApiResult},
+    execute,
+    identity::{flows::actor_of, store::AccountRow},
+    insert_many, on_db,
+    orgs::{access::OrgAccess, roles::Action, roles::Role},
+};
+
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The longest displayName.
+const MAX_NAME_CHARS: usize = 200;
+/// Account ids per `IN (…)` list.
+const CHUNK: usize = 500;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub role: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub revision: i64,
+}
+
+const GROUP_SELECT: &str = "SELECT g.id, g.display_name, g.external_id, g.role, g.created_at, \
+     g.updated_at, g.revision FROM scim_groups g";
+
+/// The Group resource; `members` is `None` when the client left them out. Its version
+/// counts changes, so it is known without reading the members.
+pub fn resource(row: &GroupRow, members: Option<&[Uuid]>, base: &str) -> Json {
+    let mut group = json!({
+        "schemas": [GROUP_SCHEMA],
+        "id": row.id,
+        "displayName": row.display_name,
+        "meta": {
+            "resourceType": "Group",
+            "created": query::timestamp(row.created_at),
+            "lastModified": query::timestamp(row.updated_at),
+            "location": format!("{base}/scim/v2/Groups/{}", row.id),
+            "version": version(row),
+        },
+    });
+    if let Some(members) = members {
+        group["members"] = members
+            .iter()
+            .map(|id| {
+                json!({
+                    "value": id,
+                    "$ref": format!("{base}/scim/v2/Users/{id}"),
+                    "type": "User",
+                })
+            })
+            .collect();
+    }
+    if let Some(external_id) = &row.external_id {
+        group["externalId"] = json!(external_id);
+    }
+    group
+}
+
+fn version(row: &GroupRow) -> String {
+    format!("W/\"{}-{}\"", row.id.simple(), row.revision)
+}
+
+/// Who is in a group, as SQL correlated with `g`.
+const MEMBER_IDS: &str = "SELECT gm.account_id FROM scim_group_members gm WHERE gm.group_id = g.id";
+
+/// The groups' attributes as SQL over `g` (scim_groups).
+pub struct Groups;
+
+impl Filterable for Groups {
+    fn column(path: &AttrPath) -> Result<Column, ScimError> {
+        if let Some(schema) = &path.schema {
+            if !schema.eq_ignore_ascii_case(GROUP_SCHEMA) {
+                return Err(invalid_filter(format!(
+                    "Groups have no attributes of {schema}."
+                )));
+            }
+        }
+        Ok(match path.dotted().as_str() {
+            "displayname" => Column::Folded("g.display_key"),
+            "externalid" => Column::Exact("g.external_id"),
+            "id" => Column::Id("g.id"),
+            "members" | "members.value" => Column::Contains(MEMBER_IDS),
+            "meta.created" => Column::Time("g.created_at"),
+            "meta.lastmodified" => Column::Time("g.updated_at"),
+            other => {
+                return Err(invalid_filter(format!(
+                    "Groups cannot be filtered by \"{other}\"."
+                )))
+            }
+        })
+    }
+
+    /// `members[value eq "…"]`: every member is a User.
+    fn value_filter(
+        out: &mut SqlFilter,
+        first: usize,
+        path: &AttrPath,
+        filter: &Filter,
+    ) -> Result<String, ScimError> {
+        if path.dotted() != "members" {
+            return Err(invalid_filter(format!(
+                "Only members[…] can be filtered by value; not {}.",
+                path.dotted()
+            )));
+        }
+        Ok(match filter {
+            Filter::Compare { path, op, value } => match (path.attribute.as_str(), op, value) {
+                ("value", _, _) => compare(
+                    out,
+                    first,
+                    Column::Contains(MEMBER_IDS),
+                    "members.value",
+                    *op,
+                    value,
+                )?,
+                ("type", CompareOp::Eq, Value::Str(t)) => {
+                    format!(
+                        "{}EXISTS ({MEMBER_IDS})",
+                        if t.eq_ignore_ascii_case("user") {
+                            ""
+                        } else {
+                            "NOT "
+                        }
+                    )
+                }
+                _ => {
+                    return Err(invalid_filter(
+                        "Filter members by value eq \"…\" or type eq \"User\".",
+                    ))
+                }
+            },
+            Filter::Present(_) => format!("EXISTS ({MEMBER_IDS})"),
+            Filter::And(left, right) => format!(
+                "({} AND {})",
+                Self::value_filter(out, first, path, left)?,
+                Self::value_filter(out, first, path, right)?
+            ),
+            Filter::Or(left, right) => format!(
+                "({} OR {})",
+                Self::value_filter(out, first, path, left)?,
+                Self::value_filter(out, first, path, right)?
+            ),
+            Filter::Not(inner) => {
+                format!("NOT ({})", Self::value_filter(out, first, path, inner)?)
+            }
+            Filter::ValuePath { .. } => return Err(invalid_filter("Value filters do not nest.")),
+        })
+    }
+}
+
+fn sort_column(sort_by: &str) -> Result<&'static str, ScimError> {
+    Ok(match sort_by.to_ascii_lowercase().as_str() {
+        "displayname" => "g.display_key",
+        "externalid" => "g.external_id",
+        "meta.created" => "g.created_at",
+        "meta.lastmodified" => "g.updated_at",
+        "id" => "g.id",
+        other => {
+            return Err(ScimError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                format!("Groups cannot be sorted by \"{other}\"."),
+            ))
+        }
+    })
+}
+
+/// The members of each group, oldest first.
+async fn members_of_groups(
+    ex: &mut impl Executor,
+    group_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Uuid>>, DbError> {
+    let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for chunk in group_ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT group_id, account_id FROM scim_group_members WHERE group_id IN {} \
+             ORDER BY group_id, added_at, account_id",
+            placeholders(1, chunk.len(), 1)
+        );
+        let rows: Vec<(Uuid, Uuid)> = on_db!(ex, |c| {
+            let mut query = sqlx::query_as(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(c).await
+        })?;
+        for (group, account) in rows {
+            members.entry(group).or_default().push(account);
+        }
+    }
+    Ok(members)
+}
+
+/// The groups (id, displayName) each of `account_ids` is in.
+pub async fn groups_of_members(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<(Uuid, String)>>, DbError> {
+    let mut groups: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+    for chunk in account_ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT gm.account_id, g.id, g.display_name FROM scim_group_members gm \
+             JOIN scim_groups g ON g.id = gm.group_id \
+             WHERE gm.org_id = $1 AND gm.account_id IN {} ORDER BY g.display_key",
+            placeholders(1, chunk.len(), 2)
+        );
+        let rows: Vec<(Uuid, Uuid, String)> = on_db!(ex, |c| {
+            let mut query = sqlx::query_as(&sql).bind(org_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(c).await
+        })?;
+        for (account, group, name) in rows {
+            groups.entry(account).or_default().push((group, name));
+        }
+    }
+    Ok(groups)
+}
+
+/// A page of the organization's groups matching the query.
+pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<Json, ScimError> {
+    let (start, count) = query::paging(query)?;
+    let filter = query::filter_of::<Groups>(query)?;
+    let (condition, binds) = match &filter {
+        Some(filter) => (filter.sql.as_str(), filter.binds.as_slice()),
+        None => ("1 = 1", &[][..]),
+    };
+    let order = match &query.sort_by {
+        Some(sort_by) => sort_column(sort_by)?,
+        None => "g.created_at",
+    };
+    let direction = query::direction(query)?;
+    let next = binds.len() + 2;
+    let page_sql = format!(
+        "{GROUP_SELECT} WHERE g.org_id = $1 AND {condition} \
+         ORDER BY {order} {direction}, g.id {direction} LIMIT ${next} OFFSET ${}",
+        next + 1
+    );
+    let count_sql =
+        format!("SELECT COUNT(*) FROM scim_groups g WHERE g.org_id = $1 AND {condition}");
+    let mut conn = state.db.reader().await?;
+    let rows: Vec<GroupRow> = if count == 0 {
+        Vec::new()
+    } else {
+        on_db!(&mut conn, |c| bind_filter!(
+            sqlx::query_as(&page_sql).bind(org_id),
+            binds
+        )
+        .bind(count)
+        .bind(start - 1)
+        .fetch_all(c)
+        .await)
+        .map_err(DbError::from)?
+    };
+    let total: i64 = on_db!(&mut conn, |c| bind_filter!(
+        sqlx::query_scalar(&count_sql).bind(org_id),
+        binds
+    )
+    .fetch_one(c)
+    .await)
+    .map_err(DbError::from)?;
+    let with_members = !query::leaves_out(query, GROUP_SCHEMA, "members");
+    let mut members = if with_members {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        members_of_groups(&mut conn, &ids).await?
+    } else {
+        HashMap::new()
+    };
+    let base = state.config.public_base();
+    let resources = rows
+        .iter()
+        .map(|row| {
+            let members = with_members.then(|| members.remove(&row.id).unwrap_or_default());
+            project(
+                resource(row, members.as_deref(), &base),
+                GROUP_SCHEMA,
+                query,
+            )
+        })
+        .collect();
+    Ok(list_response(total, start, resources))
+}
+
+async fn row_of(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<GroupRow>, DbError> {
+    let sql = format!("{GROUP_SELECT} WHERE g.org_id = $1 AND g.id = $2");
+    Ok(on_db!(ex, |c| sqlx::query_as(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
+}
+
+fn not_found(id: &str) -> ScimError {
+    ScimError::new(StatusCode::NOT_FOUND, None, format!("No group {id}."))
+}
+
+/// The group as the query asks for it.
+async fn shown(
+    ex: &mut impl Executor,
+    state: &AppState,
+    row: &GroupRow,
+    query: &ListQuery,
+) -> Result<Json, ScimError> {
+    let members = if query::leaves_out(query, GROUP_SCHEMA, "members") {
+        None
+    } else {
+        Some(
+            members_of_groups(ex, &[row.id])
+                .await?
+                .remove(&row.id)
+                .unwrap_or_default(),
+        )
+    };
+    Ok(project(
+        resource(row, members.as_deref(), &state.config.public_base()),
+        GROUP_SCHEMA,
+        query,
+    ))
+}
+
+/// One group of the organization; 404 for anyone else's.
+pub async fn get(
+    state: &AppState,
+    org_id: Uuid,
+    id: &str,
+    query: &ListQuery,
+) -> Result<Json, ScimError> {
+    let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
+    let mut conn = state.db.reader().await?;
+    let row = row_of(&mut conn, org_id, uuid)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    shown(&mut conn, state, &row, query).await
+}
+
+/// A change to a group's members, in the order the request gives them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    RemoveAll,
+}
+
+/// What a request changes in a group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupChanges {
+    pub display_name: Option<String>,
+    pub external_id: Option<Option<String>>,
+    pub members: Vec<MemberChange>,
+}
+
+fn display_name(value: &Json) -> Result<String, ScimError> {
+    let name = text(value, "displayName")?.unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(bad(
+            "invalidValue",
+            format!("displayName is 1 to {MAX_NAME_CHARS} characters without control characters."),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The `value`s of a `members` list.
+fn member_values(value: &Json) -> Result<Vec<String>, ScimError> {
+    let items = match value {
+        Json::Null => return Ok(Vec::new()),
+        Json::Array(items) => items.as_slice(),
+        // Some identity providers send one member as an object.
+        Json::Object(_) => std::slice::from_ref(value),
+        _ => return Err(bad("invalidValue", "members must be a list.")),
+    };
+    items
+        .iter()
+        .map(|item| {
+            if let Some(kind) = field(item, "type").as_str() {
+                if !kind.eq_ignore_ascii_case("user") {
+                    return Err(bad(
+                        "invalidValue",
+                        "A group's members are users; groups do not nest.",
+                    ));
+                }
+            }
+            text(field(item, "value"), "members.value")?
+                .ok_or_else(|| bad("invalidValue", "Each member needs a value (a user id)."))
+        })
+        .collect()
+}
+
+/// A full Group resource (POST, PUT): its changes from nothing.
+pub fn fields_of(body: &Json) -> Result<GroupChanges, ScimError> {
+    check_schemas(body, GROUP_SCHEMA)?;
+    Ok(GroupChanges {
+        display_name: Some(display_name(field(body, "displayName"))?),
+        external_id: Some(text(field(body, "externalId"), "externalId")?),
+        members: vec![
+            MemberChange::RemoveAll,
+            MemberChange::Add(member_values(field(body, "members"))?),
+        ],
+    })
+}
+
+/// The member ids a `members[value eq "…" or …]` path names.
+fn member_path_values(filter: &str) -> Result<Vec<String>, ScimError> {
+    fn collect(filter: &Filter, out: &mut Vec<String>) -> Result<(), ScimError> {
+        match filter {
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value: Value::Str(id),
+            } if path.attribute.eq_ignore_ascii_case("value") => {
+                out.push(id.clone());
+                Ok(())
+            }
+            Filter::Or(left, right) => {
+                collect(left, out)?;
+                collect(right, out)
+            }
+            _ => Err(bad(
+                "invalidFilter",
+                "Name members to remove with value eq \"…\", joined by or.",
+            )),
+        }
+    }
+    let parsed = super::filter::parse(filter).map_err(|e| bad("invalidFilter", e.0))?;
+    let mut values = Vec::new();
+    collect(&parsed, &mut values)?;
+    Ok(values)
+}
+
+/// Applies one PATCH operation at `path` (lowercase, without the Group schema).
+fn patch_operation(
+    changes: &mut GroupChanges,
+    op: &str,
+    path: &str,
+    value: &Json,
+) -> Result<(), ScimError> {
+    let members_filter = path
+        .strip_prefix("members[")
+        .and_then(|rest| rest.strip_suffix(']'));
+    match (op, path) {
+        (_, "") if op != "remove" => {
+            let object = value.as_object().ok_or_else(|| {
+                bad(
+                    "invalidValue",
+                    "Without a path, the value is an object of attributes.",
+                )
+            })?;
+            for (key, inner) in object {
+                if !key.eq_ignore_ascii_case("schemas") {
+                    patch_operation(changes, op, &key.to_ascii_lowercase(), inner)?;
+                }
+            }
+        }
+        ("remove", "") => return Err(bad("noTarget", "remove needs a path.")),
+        ("remove", "displayname") => {
+            return Err(bad(
+                "mutability",
+                "displayName is required and cannot be removed.",
+            ))
+        }
+        (_, "displayname") => changes.display_name = Some(display_name(value)?),
+        ("remove", "externalid") => changes.external_id = Some(None),
+        (_, "externalid") => changes.external_id = Some(text(value, "externalId")?),
+        ("add", "members") => changes
+            .members
+            .push(MemberChange::Add(member_values(value)?)),
+        ("replace", "members") => {
+            changes.members.push(MemberChange::RemoveAll);
+            changes
+                .members
+                .push(MemberChange::Add(member_values(value)?));
+        }
+        // Azure AD names the members to remove in the value rather than the path.
+        ("remove", "members") if !value.is_null() => changes
+            .members
+            .push(MemberChange::Remove(member_values(value)?)),
+        ("remove", "members") => changes.members.push(MemberChange::RemoveAll),
+        ("remove", _) if members_filter.is_some() => {
+            changes
+                .members
+                .push(MemberChange::Remove(member_path_values(
+                    members_filter.unwrap_or_default(),
+                )?))
+        }
+        (_, "id" | "meta" | "schemas") => {
+            return Err(bad("mutability", format!("{path} cannot be changed.")))
+        }
+        (_, other) => {
+            return Err(bad(
+                "invalidPath",
+                format!("Groups cannot change \"{other}\" that way."),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// A PATCH request's operations as changes, in order.
+pub fn changes_of_patch(body: &Json) -> Result<GroupChanges, ScimError> {
+    check_schemas(body, PATCH_SCHEMA)?;
+    let operations = field(body, "Operations")
+        .as_array()
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| bad("invalidSyntax", "Operations must be a non-empty list."))?;
+    let mut changes = GroupChanges::default();
+    let prefix = format!("{}:", GROUP_SCHEMA.to_ascii_lowercase());
+    for operation in operations {
+        let op = field(operation, "op")
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !matches!(op.as_str(), "add" | "replace" | "remove") {
+            return Err(bad(
+                "invalidSyntax",
+                format!("\"{op}\" is not an operation: use add, replace or remove."),
+            ));
+        }
+        let path = text(field(operation, "path"), "path")?
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let path = path.strip_prefix(&prefix).unwrap_or(&path);
+        patch_operation(&mut changes, &op, path, field(operation, "value"))?;
+    }
+    Ok(changes)
+}
+
+/// The roles groups gave or took back in one change: (account, role).
+#[derive(Debug, Default)]
+pub struct RoleChanges {
+    pub granted: Vec<(Uuid, String)>,
+    pub revoked: Vec<(Uuid, String)>,
+}
+
+impl RoleChanges {
+    fn details(&self) -> Json {
+        let list = |changes: &[(Uuid, String)]| {
+            changes
+                .iter()
+                .map(|(account, role)| json!({"account_id": account, "role": role}))
+                .collect::<Vec<_>>()
+        };
+        json!({"granted": list(&self.granted), "revoked": list(&self.revoked)})
+    }
+}
+
+/// Gives the listed members the roles of the mapped groups they are in, and takes back
+/// the roles groups gave that no group of theirs gives any more. Fulfillment Contacts
+/// are left alone, and a member left without a role is a User.
+pub async fn sync_roles(
+    tx: &mut Tx,
+    org_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<RoleChanges, DbError> {
+    let contact = Role::FulfillmentContact.as_str();
+    let user = Role::User.as_str();
+    let mut changes = RoleChanges::default();
+    for chunk in account_ids.chunks(CHUNK) {
+        let ids = placeholders(1, chunk.len(), 2);
+        let not_contact = format!(
+            "NOT EXISTS (SELECT 1 FROM org_member_roles f WHERE f.org_id = $1 \
+             AND f.account_id = {{account}} AND f.role = '{contact}')"
+        );
+        let grant = format!(
+            "INSERT INTO org_member_roles (org_id, account_id, role, from_group) \
+             SELECT DISTINCT gm.org_id, gm.account_id, g.role, TRUE FROM scim_group_members gm \
+             JOIN scim_groups g ON g.id = gm.group_id \
+             WHERE gm.org_id = $1 AND gm.account_id IN {ids} AND g.role IS NOT NULL AND {} \
+             ON CONFLICT (org_id, account_id, role) DO NOTHING RETURNING account_id, role",
+            not_contact.replace("{account}", "gm.account_id")
+        );
+        let revoke = format!(
+            "DELETE FROM org_member_roles WHERE org_id = $1 AND account_id IN {ids} \
+             AND from_group = TRUE AND {} AND NOT EXISTS (SELECT 1 FROM scim_group_members gm \
+             JOIN scim_groups g ON g.id = gm.group_id WHERE gm.org_id = $1 \
+             AND gm.account_id = org_member_roles.account_id AND g.role = org_member_roles.role) \
+             RETURNING account_id, role",
+            not_contact.replace("{account}", "org_member_roles.account_id")
+        );
+        let fallback = format!(
+            "INSERT INTO org_member_roles (org_id, account_id, role, from_group) \
+             SELECT m.org_id, m.account_id, '{user}', FALSE FROM org_members m \
+             WHERE m.org_id = $1 AND m.account_id IN {ids} AND NOT EXISTS \
+             (SELECT 1 FROM org_member_roles r WHERE r.org_id = $1 AND r.account_id = m.account_id) \
+             RETURNING account_id, role"
+        );
+        let mut run = async |sql: &str| -> Result<Vec<(Uuid, String)>, DbError> {
+            Ok(on_db!(&mut *tx, |c| {
+                let mut query = sqlx::query_as(sql).bind(org_id);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(c).await
+            })?)
+        };
+        changes.granted.extend(run(&grant).await?);
+        let revoked = run(&revoke).await?;
+        let kept: HashSet<(Uuid, String)> = run(&fallback).await?.into_iter().collect();
+        changes
+            .revoked
+            .extend(revoked.into_iter().filter(|change| !kept.contains(change)));
+    }
+    Ok(changes)
+}
+
+/// The organization's members among `values`; anything else is refused by name.
+async fn members_named(
+    tx: &mut Tx,
+    org_id: Uuid,
+    values: &[String],
+) -> Result<Vec<Uuid>, ScimError> {
+    let unknown = |value: &str| {
+        bad(
+            "invalidValue",
+            format!("members: {value} is not a user of this organization."),
+        )
+    };
+    let mut ids = Vec::with_capacity(values.len());
+    let mut seen = HashSet::new();
+    for value in values {
+        let id = Uuid::parse_str(value.trim()).map_err(|_| unknown(value))?;
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT account_id FROM org_members WHERE org_id = $1 AND account_id IN {}",
+            placeholders(1, chunk.len(), 2)
+        );
+        let found: Vec<(Uuid,)> = on_db!(&mut *tx, |c| {
+            let mut query = sqlx::query_as(&sql).bind(org_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(c).await
+        })
+        .map_err(DbError::from)?;
+        let found: HashSet<Uuid> = found.into_iter().map(|(id,)| id).collect();
+        if let Some(missing) = chunk.iter().find(|id| !found.contains(id)) {
+            return Err(unknown(&missing.to_string()));
+        }
+    }
+    Ok(ids)
+}
+
+async fn member_ids(tx: &mut Tx, group_id: Uuid) -> Result<Vec<Uuid>, DbError> {
+    let rows: Vec<(Uuid,)> = on_db!(&mut *tx, |c| sqlx::query_as(
+        "SELECT account_id FROM scim_group_members WHERE group_id = $1"
+    )
+    .bind(group_id)
+    .fetch_all(c)
+    .await)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Applies member changes; returns who joined and who left.
+async fn change_members(
+    tx: &mut Tx,
+    org_id: Uuid,
+    group_id: Uuid,
+    changes: &[MemberChange],
+) -> Result<(Vec<Uuid>, Vec<Uuid>), ScimError> {
+    let mut joined = Vec::new();
+    let mut left = Vec::new();
+    let now = now_ms();
+    for change in changes {
+        match change {
+            MemberChange::Add(values) => {
+                let ids = members_named(tx, org_id, values).await?;
+                let rows: Vec<Uuid> = {
+                    let current: HashSet<Uuid> =
+                        member_ids(tx, group_id).await?.into_iter().collect();
+                    ids.into_iter().filter(|id| !current.contains(id)).collect()
+                };
+                insert_many!(
+                    &mut *tx,
+                    "INSERT INTO scim_group_members (group_id, org_id, account_id, added_at)",
+                    "",
+                    rows,
+                    4,
+                    |query, id| query.bind(group_id).bind(org_id).bind(*id).bind(now)
+                )?;
+                left.retain(|id| !rows.contains(id));
+                joined.extend(rows);
+            }
+            MemberChange::Remove(values) => {
+                let ids: Vec<Uuid> = values
+                    .iter()
+                    .filter_map(|v| Uuid::parse_str(v.trim()).ok())
+                    .collect();
+                for chunk in ids.chunks(CHUNK) {
+                    let sql = format!(
+                        "DELETE FROM scim_group_members WHERE group_id = $1 AND account_id IN {} \
+                         RETURNING account_id",
+                        placeholders(1, chunk.len(), 2)
+                    );
+                    let removed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| {
+                        let mut query = sqlx::query_as(&sql).bind(group_id);
+                        for id in chunk {
+                            query = query.bind(*id);
+                        }
+                        query.fetch_all(c).await
+                    })
+                    .map_err(DbError::from)?;
+                    for (id,) in removed {
+                        joined.retain(|j| *j != id);
+                        left.push(id);
+                    }
+                }
+            }
+            MemberChange::RemoveAll => {
+                let removed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| sqlx::query_as(
+                    "DELETE FROM scim_group_members WHERE group_id = $1 RETURNING account_id"
+                )
+                .bind(group_id)
+                .fetch_all(c)
+                .await)
+                .map_err(DbError::from)?;
+                joined.clear();
+                left.extend(removed.into_iter().map(|(id,)| id));
+            }
+        }
+    }
+    // Someone removed and added back within the request has neither joined nor left.
+    let stayed: HashSet<Uuid> = {
+        let now_in: HashSet<Uuid> = member_ids(tx, group_id).await?.into_iter().collect();
+        left.iter()
+            .filter(|id| now_in.contains(id))
+            .copied()
+            .collect()
+    };
+    left.retain(|id| !stayed.contains(id));
+    joined.retain(|id| !stayed.contains(id));
+    left.sort();
+    left.dedup();
+    Ok((joined, left))
+}
+
+fn taken(name: &str) -> ScimError {
+    ScimError::new(
+        StatusCode::CONFLICT,
+        Some("uniqueness"),
+        format!("A group named {name} exists in this organization."),
+    )
+}
+
+/// Applies changes to a group, with its members' roles and one audit event.
+async fn apply(
+    tx: &mut Tx,
+    org_id: Uuid,
+    before: &GroupRow,
+    changes: &GroupChanges,
+    actor: &Actor,
+    action: &'static str,
+) -> Result<(), ScimError> {
+    let name = changes
+        .display_name
+        .clone()
+        .unwrap_or_else(|| before.display_name.clone());
+    let external_id = changes
+        .external_id
+        .clone()
+        .unwrap_or_else(|| before.external_id.clone());
+    let renamed = execute!(
+        &mut *tx,
+        "UPDATE scim_groups SET display_name = $1, display_key = $2, external_id = $3, \
+         updated_at = $4, revision = revision + 1 WHERE id = $5",
+        &name,
+        name.to_lowercase(),
+        &external_id,
+        now_ms(),
+        before.id
+    );
+    match renamed {
+        Err(error) if error.is_unique_violation() => return Err(taken(&name)),
+        other => other?,
+    };
+    let (joined, left) = change_members(tx, org_id, before.id, &changes.members).await?;
+    let affected: Vec<Uuid> = joined.iter().chain(&left).copied().collect();
+    let roles = sync_roles(tx, org_id, &affected).await?;
+    audit::record(
+        tx,
+        actor,
+        Entry {
+            action,
+            target_type: "scim_group",
+            target_id: Some(before.id),
+            target_label: Some(&name),
+            org_id: Some(org_id),
+            details: json!({
+                "before": {"display_name": before.display_name, "external_id": before.external_id},
+                "after": {"display_name": name, "external_id": external_id},
+                "joined": joined,
+                "left": left,
+                "roles": roles.details(),
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The group a change is for, after checking If-Match.
+async fn current(
+    tx: &mut Tx,
+    org_id: Uuid,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<GroupRow, ScimError> {
+    let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
+    let row = row_of(&mut *tx, org_id, uuid)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if !query::matches_version(if_match, &version(&row)) {
+        return Err(ScimError::new(
+            StatusCode::PRECONDITION_FAILED,
+            None,
+            "The group has changed since that version: read it again.",
+        ));
+    }
+    Ok(row)
+}
+
+/// POST /Groups. A group named after a role (other than Fulfillment Contact) is mapped
+/// to it.
+pub async fn create(
+    state: &AppState,
+    client: &ScimClient,
+    from: &Client,
+    body: &Json,
+) -> Result<Json, ScimError> {
+    let changes = fields_of(body)?;
+    let name = changes.display_name.clone().unwrap_or_default();
+    let role = Role::parse(&name)
+        .filter(|r| *r != Role::FulfillmentContact)
+        .map(Role::as_str);
+    let mut tx = state.db.begin().await?;
+    let id = Uuid::now_v7();
+    let now = now_ms();
+    let inserted = execute!(
+        &mut tx,
+        "INSERT INTO scim_groups (id, org_id, display_name, display_key, role, created_at, \
+         updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, $6, 0)",
+        id,
+        client.org_id,
+        &name,
+        name.to_lowercase(),
+        role,
+        now
+    );
+    match inserted {
+        Err(error) if error.is_unique_violation() => return Err(taken(&name)),
+        other => other?,
+    };
+    let created = row_of(&mut tx, client.org_id, id)
+        .await?
+        .ok_or_else(|| not_found("new"))?;
+    apply(
+        &mut tx,
+        client.org_id,
+        &created,
+        &changes,
+        &actor(client, from),
+        "org.group_created",
+    )
+    .await?;
+    let row = row_of(&mut tx, client.org_id, id)
+        .await?
+        .ok_or_else(|| not_found("new"))?;
+    let shown = shown(&mut tx, state, &row, &ListQuery::default()).await?;
+    tx.commit().await?;
+    Ok(shown)
+}
+
+/// PUT /Groups/{id}: replaces the name, externalId and members; the role mapping stays.
+pub async fn replace(
+    state: &AppState,
+    client: &ScimClient,
+    from: &Client,
+    id: &str,
+    if_match: Option<&str>,
+    body: &Json,
+) -> Result<Json, ScimError> {
+    let changes = fields_of(body)?;
+    let mut tx = state.db.begin().await?;
+    let before = current(&mut tx, client.org_id, id, if_match).await?;
+    apply(
+        &mut tx,
+        client.org_id,
+        &before,
+        &changes,
+        &actor(client, from),
+        "org.group_updated",
+    )
+    .await?;
+    let row = row_of(&mut tx, client.org_id, before.id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let shown = shown(&mut tx, state, &row, &ListQuery::default()).await?;
+    tx.commit().await?;
+    Ok(shown)
+}
+
+/// PATCH /Groups/{id}. Groups can be large, so the answer is 204 without a body unless
+/// the request asks for attributes (RFC 7644 §3.5.2 allows either).
+pub async fn patch(
+    state: &AppState,
+    client: &ScimClient,
+    from: &Client,
+    id: &str,
+    if_match: Option<&str>,
+    body: &Json,
+    query: &ListQuery,
+) -> Result<Option<Json>, ScimError> {
+    let changes = changes_of_patch(body)?;
+    let mut tx = state.db.begin().await?;
+    let before = current(&mut tx, client.org_id, id, if_match).await?;
+    apply(
+        &mut tx,
+        client.org_id,
+        &before,
+        &changes,
+        &actor(client, from),
+        "org.group_updated",
+    )
+    .await?;
+    let shown = if query.attributes.is_some() || query.excluded_attributes.is_some() {
+        let row = row_of(&mut tx, client.org_id, before.id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        Some(shown(&mut tx, state, &row, query).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(shown)
+}
+
+/// DELETE /Groups/{id}: its members lose the roles it alone gave them.
+pub async fn delete(
+    state: &AppState,
+    client: &ScimClient,
+    from: &Client,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ScimError> {
+    let mut tx = state.db.begin().await?;
+    let group = current(&mut tx, client.org_id, id, if_match).await?;
+    let members = member_ids(&mut tx, group.id).await?;
+    execute!(&mut tx, "DELETE FROM scim_groups WHERE id = $1", group.id)?;
+    let roles = sync_roles(&mut tx, client.org_id, &members).await?;
+    audit::record(
+        &mut tx,
+        &actor(client, from),
+        Entry {
+            action: "org.group_deleted",
+            target_type: "scim_group",
+            target_id: Some(group.id),
+            target_label: Some(&group.display_name),
+            org_id: Some(client.org_id),
+            details: json!({"members": members.len(), "roles": roles.details()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: Uuid,
+    display_name: String,
+    external_id: Option<String>,
+    role: Option<String>,
+    member_count: i64,
+}
+
+impl From<SummaryRow> for ScimGroupSummary {
+    fn from(r: SummaryRow) -> Self {
+        ScimGroupSummary {
+            id: r.id,
+            display_name: r.display_name,
+            external_id: r.external_id,
+            role: r.role,
+            member_count: r.member_count,
+        }
+    }
+}
+
+async fn summaries(
+    ex: &mut impl Executor,
+    org_id: Uuid,
+    group_id: Option<Uuid>,
+) -> Result<Vec<ScimGroupSummary>, DbError> {
+    let rows: Vec<SummaryRow> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT g.id, g.display_name, g.external_id, g.role, \
+         (SELECT COUNT(*) FROM scim_group_members gm WHERE gm.group_id = g.id) AS member_count \
+         FROM scim_groups g WHERE g.org_id = $1 AND ($2 IS NULL OR g.id = $2) \
+         ORDER BY g.display_key"
+    )
+    .bind(org_id)
+    .bind(group_id)
+    .fetch_all(c)
+    .await)?;
+    Ok(rows.into_iter().map(ScimGroupSummary::from).collect())
+}
+
+/// The identity provider's groups, for the organization's administrators.
+pub async fn list_for_admins(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+) -> ApiResult<Vec<ScimGroupSummary>> {
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::ListUsers)?;
+    Ok(summaries(&mut conn, org_id, None).await?)
+}
+
+/// The role a group may be mapped to: any the caller may give, but not Fulfillment
+/// Contact, which the SCIM token could not give.
+pub fn mappable_role(name: &str) -> ApiResult<Role> {
+    let role = Role::parse(name).ok_or_else(|| {
+        ApiError::field(
+            "role",
+            "unknown_role",
+            format!(
+                "\"{name}\" is not a role. Use {}.",
+                Role::ALL.map(Role::as_str).join(", ")
+            ),
+        )
+    })?;
+    if role == Role::FulfillmentContact {
+        return Err(ApiError::field(
+            "role",
+            "not_mappable",
+            "Fulfillment Contact is given by hand, never through a group.",
+        ));
+    }
+    Ok(role)
+}
+
+/// Maps a group to a role (or unmaps it, with `None`); its members gain or lose the
+/// role at once. The caller must be allowed to give both the old and the new role.
+pub async fn map_to_role(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    group_id: Uuid,
+    role: Option<&str>,
+    from: &Client,
+) -> ApiResult<ScimGroupSummary> {
+    let role = role.map(mappable_role).transpose()?;
+    let mut tx = state.db.begin().await?;
+    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    access.require(Action::ManageUsers)?;
+    let group = row_of(&mut tx, org_id, group_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let old = group.role.as_deref().and_then(Role::parse);
+    for changed in [old, role].into_iter().flatten() {
+        access.require(Action::AssignRole(changed))?;
+    }
+    let name = role.map(Role::as_str);
+    execute!(
+        &mut tx,
+        "UPDATE scim_groups SET role = $1 WHERE id = $2",
+        name,
+        group_id
+    )?;
+    let members = member_ids(&mut tx, group_id).await?;
+    let roles = sync_roles(&mut tx, org_id, &members).await?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.group_mapped",
+            target_type: "scim_group",
+            target_id: Some(group_id),
+            target_label: Some(&group.display_name),
+            org_id: Some(org_id),
+            details: json!({"before": group.role, "after": name, "roles": roles.details()}),
+        },
+    )
+    .await?;
+    let summary = summaries(&mut tx, org_id, Some(group_id))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(operations: Json) -> Json {
+        json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
+    }
+
+    #[test]
+    fn patches_become_member_changes_in_order() {
+        let changes = changes_of_patch(&ops(json!([
+            {"op": "Add", "path": "members", "value": [{"value": "a"}, {"value": "b", "type": "User"}]},
+            {"op": "remove", "path": "members[value eq \"a\" or value eq \"c\"]"},
+            // Azure AD's form: the members to remove in the value.
+            {"op": "Remove", "path": "members", "value": [{"value": "b"}]},
+            {"op": "replace", "value": {"displayName": " Engineers ", "externalId": "g-1"}},
+            {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:members", "value": [{"value": "d"}]},
+            {"op": "remove", "path": "externalId"},
+        ])))
+        .expect("changes");
+        assert_eq!(
+            changes,
+            GroupChanges {
+                display_name: Some("Engineers".to_owned()),
+                external_id: Some(None),
+                members: vec![
+                    MemberChange::Add(vec!["a".to_owned(), "b".to_owned()]),
+                    MemberChange::Remove(vec!["a".to_owned(), "c".to_owned()]),
+                    MemberChange::Remove(vec!["b".to_owned()]),
+                    MemberChange::RemoveAll,
+                    MemberChange::Add(vec!["d".to_owned()]),
+                ],
+            }
+        );
+        assert_eq!(
+            changes_of_patch(&ops(json!([{"op": "remove", "path": "members"}])))
+                .expect("changes")
+                .members,
+            vec![MemberChange::RemoveAll]
+        );
+    }
+
+    #[test]
+    fn group_patches_that_cannot_apply_say_why() {
+        for (operations, scim_type) in [
+            (
+                json!([{"op": "remove", "path": "displayName"}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "replace", "path": "displayName", "value": ""}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "displayName", "value": "x".repeat(201)}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "path": "members", "value": [{"value": "g", "type": "Group"}]}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "path": "members", "value": [{"display": "no value"}]}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "path": "members", "value": "a"}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "remove", "path": "members[display eq \"x\"]"}]),
+                "invalidFilter",
+            ),
+            (
+                json!([{"op": "remove", "path": "members[value eq \"x\""}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "id", "value": "x"}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "add", "path": "owner", "value": "x"}]),
+                "invalidPath",
+            ),
+            (json!([{"op": "replace", "value": "x"}]), "invalidValue"),
+            (json!([{"op": "remove"}]), "noTarget"),
+            (json!([{"op": "copy", "path": "members"}]), "invalidSyntax"),
+            (json!([]), "invalidSyntax"),
+        ] {
+            let error = changes_of_patch(&ops(operations.clone())).expect_err("refused");
+            assert_eq!(error.scim_type, Some(scim_type), "{operations}");
+        }
+    }
+
+    #[test]
+    fn full_groups_replace_every_member() {
+        let changes = fields_of(&json!({
+            "schemas": [GROUP_SCHEMA],
+            "DISPLAYNAME": "Sales",
+            "members": [{"value": "a"}],
+        }))
+        .expect("fields");
+        assert_eq!(changes.display_name.as_deref(), Some("Sales"));
+        assert_eq!(changes.external_id, Some(None));
+        assert_eq!(
+            changes.members,
+            vec![
+                MemberChange::RemoveAll,
+                MemberChange::Add(vec!["a".to_owned()])
+            ]
+        );
+        for bad in [
+            json!({"schemas": [GROUP_SCHEMA]}),
+            json!({"schemas": [GROUP_SCHEMA], "displayName": 7}),
+            json!({"schemas": [GROUP_SCHEMA], "displayName": "a", "members": 3}),
+            json!({"displayName": "a"}),
+        ] {
+            assert!(fields_of(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_filters_become_sql() {
+        let sql = query::to_sql::<Groups>(r#"displayName eq "Sales""#, 2).expect("sql");
+        assert_eq!(sql.sql, "g.display_key = $2");
+        let member = "0190a5a0-0000-7000-8000-000000000001";
+        let sql = query::to_sql::<Groups>(&format!(r#"id pr and members[value eq "{member}"]"#), 2)
+            .expect("sql");
+        assert_eq!(sql.sql, format!("(1 = 1 AND $2 IN ({MEMBER_IDS}))"));
+        for bad in [
+            r#"role eq "user""#,
+            r#"members[display eq "x"]"#,
+            r#"emails[value eq "x"]"#,
+            r#"displayName gt 3"#,
+        ] {
+            assert!(query::to_sql::<Groups>(bad, 2).is_err(), "{bad}");
+        }
+        assert_eq!(
+            mappable_role("Fulfillment Contact")
+                .expect_err("refused")
+                .status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            mappable_role("co-administrator").ok(),
+            Some(Role::CoAdministrator)
+        );
+    }
+}
