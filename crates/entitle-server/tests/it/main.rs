@@ -16,6 +16,7 @@ mod pages;
 mod recovery;
 mod schema;
 mod scim;
+mod scim_groups;
 mod signin;
 mod signup;
 mod terms;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::members::{member, org_with_contact};
 
-async fn scim_token(app: &TestApp, admin: &str, org: &str) -> String {
+pub async fn scim_token(app: &TestApp, admin: &str, org: &str) -> String {
     let created: Value = app
         .post_as(
             admin,
@@ -21,7 +21,7 @@ async fn scim_token(app: &TestApp, admin: &str, org: &str) -> String {
     created["token"].as_str().expect("secret").to_owned()
 }
 
-async fn scim_get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+pub async fn scim_get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
     entitle_testkit::new_client()
         .get(app.url(path))
         .bearer_auth(token)
@@ -30,7 +30,7 @@ async fn scim_get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
         .expect("scim")
 }
 
-async fn expect_scim_error(
+pub async fn expect_scim_error(
     response: reqwest::Response,
     status: StatusCode,
     scim_type: Option<&str>,
@@ -234,7 +234,7 @@ async fn scim_users_are_listed_filtered_sorted_and_paged_within_the_tokens_organ
     .await;
 }
 
-async fn scim_send(
+pub async fn scim_send(
     app: &TestApp,
     token: &str,
     method: reqwest::Method,

@@ -1,13 +1,13 @@
-//! SCIM `/Bulk` (RFC 7644 §3.7): up to 1,000 operations on Users in one request, each
-//! applied under the same rules as on its own, with `bulkId` references to users
-//! created earlier in the request and `failOnErrors`.
+//! SCIM `/Bulk` (RFC 7644 §3.7): up to 1,000 operations on Users and Groups in one
+//! request, each applied under the same rules as on its own, with `bulkId` references to
+//! resources created earlier in the request and `failOnErrors`.
 
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value as Json};
 
-use super::{provisioning, ScimClient, ScimError};
+use super::{groups, provisioning, query::ListQuery, ScimClient, ScimError};
 use crate::app::{AppState, Client};
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -36,7 +36,7 @@ fn resolve(text: &str, created: &HashMap<String, String>) -> Result<String, Scim
             ScimError::new(
                 StatusCode::CONFLICT,
                 Some("invalidValue"),
-                format!("bulkId {key} names no user created earlier in this request."),
+                format!("bulkId {key} names nothing created earlier in this request."),
             )
         })?;
         out.push_str(id);
@@ -46,11 +46,27 @@ fn resolve(text: &str, created: &HashMap<String, String>) -> Result<String, Scim
     Ok(out)
 }
 
-/// The user id of a `/Users/{id}` path.
-fn user_id(path: &str) -> Result<&str, ScimError> {
-    path.strip_prefix("/Users/")
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-        .ok_or_else(|| bad(format!("\"{path}\" is not a /Users/{{id}} path.")))
+/// What an operation's path names.
+#[derive(Debug, PartialEq)]
+enum Target<'a> {
+    Users,
+    User(&'a str),
+    Groups,
+    Group(&'a str),
+}
+
+fn target(path: &str) -> Option<Target<'_>> {
+    let one = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+    };
+    match path {
+        "/Users" => Some(Target::Users),
+        "/Groups" => Some(Target::Groups),
+        _ => one("/Users/")
+            .map(Target::User)
+            .or_else(|| one("/Groups/").map(Target::Group)),
+    }
 }
 
 /// One operation's outcome in the response.
@@ -136,31 +152,47 @@ pub async fn run(
                 let text = resolve(&operation["data"].to_string(), &created)?;
                 serde_json::from_str(&text).map_err(|e| bad(format!("data: {e}")))
             };
-            match method.as_str() {
-                "POST" if path == "/Users" => {
+            let target = target(&path);
+            let location = |kind: &str, id: &str| Some(format!("{base}/scim/v2/{kind}/{id}"));
+            match (method.as_str(), target) {
+                ("POST", Some(kind @ (Target::Users | Target::Groups))) => {
                     let bulk_id = bulk_id.ok_or_else(|| bad("A POST needs a bulkId."))?;
-                    let user = provisioning::create(state, client, from, &data()?).await?;
-                    let id = user["id"].as_str().unwrap_or_default().to_owned();
+                    let (created_resource, kind) = if kind == Target::Users {
+                        (provisioning::create(state, client, from, &data()?).await?, "Users")
+                    } else {
+                        (groups::create(state, client, from, &data()?).await?, "Groups")
+                    };
+                    let id = created_resource["id"].as_str().unwrap_or_default().to_owned();
                     created.insert(bulk_id.to_owned(), id.clone());
-                    Ok((StatusCode::CREATED, Some(format!("{base}/scim/v2/Users/{id}"))))
+                    Ok((StatusCode::CREATED, location(kind, &id)))
                 }
-                "PUT" => {
-                    let id = user_id(&path)?;
+                ("PUT", Some(Target::User(id))) => {
                     provisioning::replace(state, client, from, id, version, &data()?).await?;
-                    Ok((StatusCode::OK, Some(format!("{base}/scim/v2/Users/{id}"))))
+                    Ok((StatusCode::OK, location("Users", id)))
                 }
-                "PATCH" => {
-                    let id = user_id(&path)?;
+                ("PATCH", Some(Target::User(id))) => {
                     provisioning::patch(state, client, from, id, version, &data()?).await?;
-                    Ok((StatusCode::OK, Some(format!("{base}/scim/v2/Users/{id}"))))
+                    Ok((StatusCode::OK, location("Users", id)))
                 }
-                "DELETE" => {
-                    let id = user_id(&path)?;
+                ("DELETE", Some(Target::User(id))) => {
                     provisioning::delete(state, client, from, id, version).await?;
-                    Ok((StatusCode::NO_CONTENT, Some(format!("{base}/scim/v2/Users/{id}"))))
+                    Ok((StatusCode::NO_CONTENT, location("Users", id)))
+                }
+                ("PUT", Some(Target::Group(id))) => {
+                    groups::replace(state, client, from, id, version, &data()?).await?;
+                    Ok((StatusCode::OK, location("Groups", id)))
+                }
+                ("PATCH", Some(Target::Group(id))) => {
+                    let query = ListQuery::default();
+                    groups::patch(state, client, from, id, version, &data()?, &query).await?;
+                    Ok((StatusCode::NO_CONTENT, location("Groups", id)))
+                }
+                ("DELETE", Some(Target::Group(id))) => {
+                    groups::delete(state, client, from, id, version).await?;
+                    Ok((StatusCode::NO_CONTENT, location("Groups", id)))
                 }
                 _ => Err(bad(format!(
-                    "\"{method} {path}\" is not an operation here: POST /Users, or PUT, PATCH or DELETE /Users/{{id}}."
+                    "\"{method} {path}\" is not an operation here: POST /Users or /Groups, or PUT, PATCH or DELETE /Users/{{id}} or /Groups/{{id}}."
                 ))),
             }
         }
@@ -205,6 +237,10 @@ mod tests {
                 .status,
             StatusCode::CONFLICT
         );
-        assert!(user_id("/Groups/x").is_err() && user_id("/Users/").is_err());
+        assert_eq!(target("/Groups/x"), Some(Target::Group("x")));
+        assert_eq!(target("/Users"), Some(Target::Users));
+        assert_eq!(target("/Users/"), None);
+        assert_eq!(target("/Users/a/b"), None);
+        assert_eq!(target("/Roles"), None);
     }
 }

@@ -1276,7 +1276,7 @@ mod tests {
             mappable_role("Fulfillment Contact")
                 .expect_err("refused")
                 .status(),
-            StatusCode::BAD_REQUEST
+            StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
             mappable_role("co-administrator").ok(),
