@@ -159,7 +159,7 @@ test('an administrator edits a member, changes roles, disables them, and reads t
 
 test('the organization pages fit a phone screen, and signed-out visitors are sent to sign in', async () => {
   const page = await signedInPage(360);
-  for (const where of ['members', 'imports', 'audit']) {
+  for (const where of ['members', 'imports', 'audit', 'domains', 'provisioning']) {
     await page.goto(`${server.baseUrl}/orgs/${orgId}/${where}`);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${where} is ${overflow}px wider than the screen`);

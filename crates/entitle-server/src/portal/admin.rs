@@ -120,6 +120,7 @@ macro_rules! org_page {
 }
 
 pub mod domains;
+pub mod provisioning;
 
 fn see_other(path: String) -> Response {
     Redirect::to(&path).into_response()
@@ -148,6 +149,7 @@ fn notice_text(done: Option<&str>) -> Option<String> {
             "verified" => "Verified.",
             "approved" => "Approved: they are a User now and have been told.",
             "rejected" => "Rejected; they have been told.",
+            "revoked" => "Revoked: requests with that token are refused from now on.",
             _ => return None,
         }
         .to_owned(),

@@ -127,6 +127,22 @@ pub fn router() -> Router<AppState> {
             "/join",
             get(admin::domains::join).post(admin::domains::ask_to_join),
         )
+        .route(
+            "/orgs/{org_id}/provisioning",
+            get(admin::provisioning::show),
+        )
+        .route(
+            "/orgs/{org_id}/provisioning/tokens",
+            post(admin::provisioning::create_token),
+        )
+        .route(
+            "/orgs/{org_id}/provisioning/tokens/{token_id}/revoke",
+            post(admin::provisioning::revoke_token),
+        )
+        .route(
+            "/orgs/{org_id}/provisioning/groups/{group_id}/role",
+            post(admin::provisioning::map_group),
+        )
         .route("/orgs/{org_id}/administrators", get(admin::administrators))
 }
 

@@ -535,3 +535,138 @@ async fn scim_groups_are_filtered_versioned_and_confined_to_the_tokens_organizat
         Some(1)
     );
 }
+
+/// A cookie-keeping client signed in through the sign-in page.
+async fn browser_as(app: &TestApp, email: &str) -> reqwest::Client {
+    let browser = app.new_client();
+    let signed_in = app
+        .page_sign_in(&browser, email, entitle_testkit::PASSWORD, "/account")
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    browser
+}
+
+#[tokio::test]
+async fn the_provisioning_page_makes_tokens_and_maps_groups_for_those_allowed() {
+    let app = TestApp::spawn().await;
+    let TwoOrgs {
+        acme, fiona, gus, ..
+    } = acme_and_globex(&app).await;
+    let (ann, _) = member(&app, &fiona, &acme, "Acme", "ann@acme.test", &[]).await;
+    let page = format!("/orgs/{acme}/provisioning");
+    let browser = browser_as(&app, "fiona@acme.test").await;
+
+    // A token made on the page is shown once, and works.
+    let made = app
+        .submit_form(
+            &browser,
+            &page,
+            &format!("{page}/tokens"),
+            &[("name", "Okta")],
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let html = made.text().await.expect("html");
+    assert!(html.contains(&app.url("/scim/v2")), "the endpoint is shown");
+    let secret = html
+        .split("id=\"new-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the secret is shown")
+        .to_owned();
+    let engineers = create_group(&app, &secret, "Engineers", &[&ann]).await;
+    let engineers_id = engineers["id"].as_str().expect("id");
+    let again = browser.get(app.url(&page)).send().await.expect("page");
+    let html = again.text().await.expect("html");
+    assert!(!html.contains(&secret), "shown once only");
+    assert!(html.contains("Engineers"));
+
+    // Mapping from the page; an empty choice unmaps.
+    let mapped = app
+        .submit_form(
+            &browser,
+            &page,
+            &format!("{page}/groups/{engineers_id}/role"),
+            &[("role", "software_downloads")],
+        )
+        .await;
+    assert_eq!(mapped.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        roles(&app, &fiona, &acme, &ann).await,
+        ["software_downloads", "user"]
+    );
+    let refused = app
+        .submit_form(
+            &browser,
+            &page,
+            &format!("{page}/groups/{engineers_id}/role"),
+            &[("role", "fulfillment_contact")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert!(refused
+        .text()
+        .await
+        .expect("html")
+        .contains("never through a group"));
+    app.submit_form(
+        &browser,
+        &page,
+        &format!("{page}/groups/{engineers_id}/role"),
+        &[("role", "")],
+    )
+    .await;
+    assert_eq!(roles(&app, &fiona, &acme, &ann).await, ["user"]);
+
+    // Revoking from the page stops the token.
+    let tokens: Value = app
+        .get_as(&fiona, &format!("/api/v1/orgs/{acme}/scim-tokens"))
+        .await
+        .json()
+        .await
+        .expect("tokens");
+    let token_id = tokens[0]["id"].as_str().expect("id");
+    let revoked = app
+        .submit_form(
+            &browser,
+            &page,
+            &format!("{page}/tokens/{token_id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        scim_get(&app, &secret, "/scim/v2/Groups").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A Co-Administrator sees the groups but no tokens; a User and another organization
+    // see nothing.
+    let cory = browser_as(&app, "cory@acme.test").await;
+    let html = cory
+        .get(app.url(&page))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("Engineers") && !html.contains("Create token"));
+    let ann_browser = browser_as(&app, "ann@acme.test").await;
+    let status = ann_browser
+        .get(app.url(&page))
+        .send()
+        .await
+        .expect("page")
+        .status();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let gus_browser = browser_as(&app, "gus@globex.test").await;
+    let status = gus_browser
+        .get(app.url(&page))
+        .send()
+        .await
+        .expect("page")
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let _ = gus;
+}
