@@ -6,7 +6,7 @@
 //! rights: no group gives Fulfillment Contact, and Fulfillment Contacts' roles are left
 //! alone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::http::StatusCode;
 use entitle_proto::ScimGroupSummary;
@@ -30,7 +30,7 @@ use crate::{
     error::{ApiError, ApiResult},
     execute,
     identity::{flows::actor_of, store::AccountRow},
-    insert_many, on_db,
+    on_db,
     orgs::{access::OrgAccess, roles::Action, roles::Role},
 };
 
@@ -695,61 +695,51 @@ async fn member_ids(tx: &mut Tx, group_id: Uuid) -> Result<Vec<Uuid>, DbError> {
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Applies member changes; returns who joined and who left.
+/// How a request moved one person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Moved {
+    Joined,
+    Left,
+}
+
+/// Notes a move the database reports; a move back cancels it out.
+fn record(moved: &mut BTreeMap<Uuid, Moved>, id: Uuid, now: Moved) {
+    if moved.get(&id).is_some_and(|before| *before != now) {
+        moved.remove(&id);
+    } else {
+        moved.insert(id, now);
+    }
+}
+
+/// Applies member changes; returns who joined and who left. Only the rows that change
+/// are touched, so adding one person to a large group reads none of the others.
 async fn change_members(
     tx: &mut Tx,
     org_id: Uuid,
     group_id: Uuid,
     changes: &[MemberChange],
 ) -> Result<(Vec<Uuid>, Vec<Uuid>), ScimError> {
-    let mut joined = Vec::new();
-    let mut left = Vec::new();
+    let mut moved = BTreeMap::new();
     let now = now_ms();
     for change in changes {
-        match change {
-            MemberChange::Add(values) => {
-                let ids = members_named(tx, org_id, values).await?;
-                let rows: Vec<Uuid> = {
-                    let current: HashSet<Uuid> =
-                        member_ids(tx, group_id).await?.into_iter().collect();
-                    ids.into_iter().filter(|id| !current.contains(id)).collect()
-                };
-                insert_many!(
-                    &mut *tx,
-                    "INSERT INTO scim_group_members (group_id, org_id, account_id, added_at)",
-                    "",
-                    rows,
-                    4,
-                    |query, id| query.bind(group_id).bind(org_id).bind(*id).bind(now)
-                )?;
-                left.retain(|id| !rows.contains(id));
-                joined.extend(rows);
-            }
-            MemberChange::Remove(values) => {
-                let ids: Vec<Uuid> = values
+        let (ids, sql, direction) = match change {
+            MemberChange::Add(values) => (
+                members_named(tx, org_id, values).await?,
+                "INSERT INTO scim_group_members (group_id, org_id, account_id, added_at) \
+                 SELECT $1, m.org_id, m.account_id, $3 FROM org_members m \
+                 WHERE m.org_id = $2 AND m.account_id IN {ids} \
+                 ON CONFLICT (group_id, account_id) DO NOTHING RETURNING account_id",
+                Moved::Joined,
+            ),
+            MemberChange::Remove(values) => (
+                values
                     .iter()
                     .filter_map(|v| Uuid::parse_str(v.trim()).ok())
-                    .collect();
-                for chunk in ids.chunks(CHUNK) {
-                    let sql = format!(
-                        "DELETE FROM scim_group_members WHERE group_id = $1 AND account_id IN {} \
-                         RETURNING account_id",
-                        placeholders(1, chunk.len(), 2)
-                    );
-                    let removed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| {
-                        let mut query = sqlx::query_as(&sql).bind(group_id);
-                        for id in chunk {
-                            query = query.bind(*id);
-                        }
-                        query.fetch_all(c).await
-                    })
-                    .map_err(DbError::from)?;
-                    for (id,) in removed {
-                        joined.retain(|j| *j != id);
-                        left.push(id);
-                    }
-                }
-            }
+                    .collect(),
+                "DELETE FROM scim_group_members WHERE group_id = $1 AND org_id = $2 \
+                 AND account_id IN {ids} RETURNING account_id",
+                Moved::Left,
+            ),
             MemberChange::RemoveAll => {
                 let removed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| sqlx::query_as(
                     "DELETE FROM scim_group_members WHERE group_id = $1 RETURNING account_id"
@@ -758,24 +748,40 @@ async fn change_members(
                 .fetch_all(c)
                 .await)
                 .map_err(DbError::from)?;
-                joined.clear();
-                left.extend(removed.into_iter().map(|(id,)| id));
+                for (id,) in removed {
+                    record(&mut moved, id, Moved::Left);
+                }
+                continue;
+            }
+        };
+        for chunk in ids.chunks(CHUNK) {
+            // Joining binds the time too, before the ids.
+            let joining = direction == Moved::Joined;
+            let first = if joining { 4 } else { 3 };
+            let sql = sql.replace("{ids}", &placeholders(1, chunk.len(), first));
+            let changed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| {
+                let mut query = sqlx::query_as(&sql).bind(group_id).bind(org_id);
+                if joining {
+                    query = query.bind(now);
+                }
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(c).await
+            })
+            .map_err(DbError::from)?;
+            for (id,) in changed {
+                record(&mut moved, id, direction);
             }
         }
     }
-    // Someone removed and added back within the request has neither joined nor left.
-    let stayed: HashSet<Uuid> = {
-        let now_in: HashSet<Uuid> = member_ids(tx, group_id).await?.into_iter().collect();
-        left.iter()
-            .filter(|id| now_in.contains(id))
-            .copied()
-            .collect()
-    };
-    left.retain(|id| !stayed.contains(id));
-    joined.retain(|id| !stayed.contains(id));
-    left.sort();
-    left.dedup();
-    Ok((joined, left))
+    let (joined, left): (Vec<_>, Vec<_>) = moved
+        .into_iter()
+        .partition(|(_, direction)| *direction == Moved::Joined);
+    Ok((
+        joined.into_iter().map(|(id, _)| id).collect(),
+        left.into_iter().map(|(id, _)| id).collect(),
+    ))
 }
 
 fn taken(name: &str) -> ScimError {
@@ -1173,6 +1179,21 @@ mod tests {
                 .expect("changes")
                 .members,
             vec![MemberChange::RemoveAll]
+        );
+    }
+
+    #[test]
+    fn a_move_back_within_a_request_is_no_move() {
+        let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut moved = BTreeMap::new();
+        record(&mut moved, ann, Moved::Left);
+        record(&mut moved, ann, Moved::Joined);
+        record(&mut moved, bob, Moved::Joined);
+        record(&mut moved, bob, Moved::Left);
+        record(&mut moved, bob, Moved::Joined);
+        assert_eq!(
+            moved.into_iter().collect::<Vec<_>>(),
+            [(bob, Moved::Joined)]
         );
     }
 
