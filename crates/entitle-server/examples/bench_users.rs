@@ -1,7 +1,9 @@
 //! Benchmark: user management at scale through the HTTP API of a real `entitled`
 //! process. Stages and commits 1,000-row CSV files (in an empty organization and again
 //! once it holds 100,000 users), then measures member-list and search latency at
-//! 100,000 users in one organization.
+//! 100,000 users in one organization: member lists, SCIM lookups, a 1,000-operation
+//! SCIM /Bulk, and SCIM Groups (one of 100,000 members, changed one person at a time,
+//! and mapped to a role).
 //!
 //! Run with `bench/users.sh` (SQLite, then PostgreSQL). Arguments: the `entitled`
 //! binary and optionally a PostgreSQL URL (`ENTITLE_DATABASE_URL` of the server).
@@ -376,8 +378,169 @@ async fn main() -> anyhow::Result<()> {
         "SCIM /Bulk of 1,000 user creations, median of 3: {median_ms:.0} ms ({:.2} ms per operation)",
         median_ms / 1000.0
     );
+    bench_groups(&api, &scim, org.id).await?;
     if std::env::var_os("ENTITLE_BENCH_KEEP").is_some() {
         eprintln!("data kept in {}", temp.keep().display());
     }
+    Ok(())
+}
+
+/// Times a request `LIST_REQUESTS` times: (p50, p99) in ms.
+async fn timed<F, Fut>(mut request: F) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut times = Vec::with_capacity(LIST_REQUESTS);
+    for n in 0..LIST_REQUESTS {
+        let started = Instant::now();
+        request(n).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok((percentile(&mut times, 0.5), percentile(&mut times, 0.99)))
+}
+
+/// A group holding every member: filled 1,000 at a time, changed one person at a time,
+/// looked up by member, and mapped to a role and back.
+async fn bench_groups(api: &Api, scim: &str, org: uuid::Uuid) -> anyhow::Result<()> {
+    let send = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        api.http
+            .request(method, format!("{}{path}", api.base))
+            .bearer_auth(scim)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let page: serde_json::Value = api
+            .http
+            .get(format!(
+                "{}/scim/v2/Users?attributes=id&count=1000&startIndex={}",
+                api.base,
+                ids.len() + 1
+            ))
+            .bearer_auth(scim)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let found = page["Resources"].as_array().cloned().unwrap_or_default();
+        if found.is_empty() {
+            break;
+        }
+        ids.extend(
+            found
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned)),
+        );
+    }
+    let group: serde_json::Value = send(
+        reqwest::Method::POST,
+        "/scim/v2/Groups".into(),
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"}),
+    )
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
+    let group_id = group["id"].as_str().unwrap_or_default().to_owned();
+    let patch = |operations: serde_json::Value| serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations});
+    let filling = Instant::now();
+    let mut batches = Vec::new();
+    for chunk in ids.chunks(1000) {
+        let members: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|id| serde_json::json!({"value": id}))
+            .collect();
+        let started = Instant::now();
+        send(
+            reqwest::Method::PATCH,
+            format!("/scim/v2/Groups/{group_id}"),
+            patch(serde_json::json!([{"op": "add", "path": "members", "value": members}])),
+        )
+        .await?
+        .error_for_status()?;
+        batches.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "SCIM Group of {} members, filled by PATCH add of 1,000 members per request: {:.1} s in all, {:.0} ms median per request",
+        ids.len(),
+        filling.elapsed().as_secs_f64(),
+        median(&mut batches)
+    );
+    println!("| request, on that group | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    let (p50, p99) = timed(|n| {
+        let body = patch(serde_json::json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[n])}]));
+        let request = send(reqwest::Method::PATCH, format!("/scim/v2/Groups/{group_id}"), body);
+        async move {
+            request.await?.error_for_status()?;
+            Ok(())
+        }
+    })
+    .await?;
+    println!("| PATCH remove one member | {p50:.2} | {p99:.2} |");
+    let (p50, p99) = timed(|n| {
+        let body = patch(
+            serde_json::json!([{"op": "add", "path": "members", "value": [{"value": ids[n]}]}]),
+        );
+        let request = send(
+            reqwest::Method::PATCH,
+            format!("/scim/v2/Groups/{group_id}"),
+            body,
+        );
+        async move {
+            request.await?.error_for_status()?;
+            Ok(())
+        }
+    })
+    .await?;
+    println!("| PATCH add one member | {p50:.2} | {p99:.2} |");
+    let (p50, p99) = timed(|n| {
+        let request = api
+            .http
+            .get(format!(
+                "{}/scim/v2/Groups?excludedAttributes=members&filter=members%5Bvalue%20eq%20%22{}%22%5D",
+                api.base,
+                ids[n * 97 % ids.len()]
+            ))
+            .bearer_auth(scim)
+            .send();
+        async move {
+            let page: serde_json::Value = request.await?.error_for_status()?.json().await?;
+            anyhow::ensure!(page["totalResults"] == 1, "the member's group is found");
+            Ok(())
+        }
+    })
+    .await?;
+    println!("| GET /Groups?filter=members[value eq …]&excludedAttributes=members | {p50:.2} | {p99:.2} |");
+    let mut mapping = Vec::new();
+    let mut unmapping = Vec::new();
+    for _ in 0..3 {
+        for (role, times) in [
+            (serde_json::json!("usage_reports"), &mut mapping),
+            (serde_json::Value::Null, &mut unmapping),
+        ] {
+            let started = Instant::now();
+            api.http
+                .put(format!(
+                    "{}/api/v1/orgs/{org}/scim-groups/{group_id}/role",
+                    api.base
+                ))
+                .bearer_auth(&api.token)
+                .json(&serde_json::json!({ "role": role }))
+                .send()
+                .await?
+                .error_for_status()?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    println!(
+        "mapping that group to a role (every member gains it), median of 3: {:.0} ms; unmapping (every member loses it): {:.0} ms",
+        median(&mut mapping),
+        median(&mut unmapping)
+    );
     Ok(())
 }

@@ -92,7 +92,11 @@ fn version(row: &GroupRow) -> String {
 }
 
 /// Who is in a group, as SQL correlated with `g`.
-const MEMBER_IDS: &str = "SELECT gm.account_id FROM scim_group_members gm WHERE gm.group_id = g.id";
+const MEMBER_ROWS: &str = "SELECT 1 FROM scim_group_members gm WHERE gm.group_id = g.id";
+const MEMBERS: Column = Column::Contains {
+    rows: MEMBER_ROWS,
+    column: "gm.account_id",
+};
 
 /// The groups' attributes as SQL over `g` (scim_groups).
 pub struct Groups;
@@ -110,7 +114,7 @@ impl Filterable for Groups {
             "displayname" => Column::Folded("g.display_key"),
             "externalid" => Column::Exact("g.external_id"),
             "id" => Column::Id("g.id"),
-            "members" | "members.value" => Column::Contains(MEMBER_IDS),
+            "members" | "members.value" => MEMBERS,
             "meta.created" => Column::Time("g.created_at"),
             "meta.lastmodified" => Column::Time("g.updated_at"),
             other => {
@@ -136,23 +140,15 @@ impl Filterable for Groups {
         }
         Ok(match filter {
             Filter::Compare { path, op, value } => match (path.attribute.as_str(), op, value) {
-                ("value", _, _) => compare(
-                    out,
-                    first,
-                    Column::Contains(MEMBER_IDS),
-                    "members.value",
-                    *op,
-                    value,
-                )?,
+                ("value", _, _) => compare(out, first, MEMBERS, "members.value", *op, value)?,
+                // Every member is a User.
                 ("type", CompareOp::Eq, Value::Str(t)) => {
-                    format!(
-                        "{}EXISTS ({MEMBER_IDS})",
-                        if t.eq_ignore_ascii_case("user") {
-                            ""
-                        } else {
-                            "NOT "
-                        }
-                    )
+                    let not = if t.eq_ignore_ascii_case("user") {
+                        ""
+                    } else {
+                        "NOT "
+                    };
+                    format!("{not}EXISTS ({MEMBER_ROWS})")
                 }
                 _ => {
                     return Err(invalid_filter(
@@ -160,7 +156,7 @@ impl Filterable for Groups {
                     ))
                 }
             },
-            Filter::Present(_) => format!("EXISTS ({MEMBER_IDS})"),
+            Filter::Present(_) => format!("EXISTS ({MEMBER_ROWS})"),
             Filter::And(left, right) => format!(
                 "({} AND {})",
                 Self::value_filter(out, first, path, left)?,
@@ -573,16 +569,33 @@ pub struct RoleChanges {
     pub revoked: Vec<(Uuid, String)>,
 }
 
+/// The most people or role changes one audit event lists; beyond it, it gives counts.
+const MAX_AUDITED_CHANGES: usize = 1000;
+
 impl RoleChanges {
     fn details(&self) -> Json {
         let list = |changes: &[(Uuid, String)]| {
             changes
                 .iter()
+                .take(MAX_AUDITED_CHANGES)
                 .map(|(account, role)| json!({"account_id": account, "role": role}))
                 .collect::<Vec<_>>()
         };
-        json!({"granted": list(&self.granted), "revoked": list(&self.revoked)})
+        json!({
+            "granted": list(&self.granted),
+            "granted_count": self.granted.len(),
+            "revoked": list(&self.revoked),
+            "revoked_count": self.revoked.len(),
+        })
     }
+}
+
+/// Whose roles to bring in line with their groups.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Accounts(&'a [Uuid]),
+    /// Everyone in a group, without reading them out: a group may hold 100,000 people.
+    MembersOf(Uuid),
 }
 
 /// Gives the listed members the roles of the mapped groups they are in, and takes back
@@ -591,13 +604,23 @@ impl RoleChanges {
 pub async fn sync_roles(
     tx: &mut Tx,
     org_id: Uuid,
-    account_ids: &[Uuid],
+    scope: Scope<'_>,
 ) -> Result<RoleChanges, DbError> {
     let contact = Role::FulfillmentContact.as_str();
     let user = Role::User.as_str();
+    // Batches of (the members as SQL, their ids to bind from $2).
+    let batches: Vec<(String, &[Uuid])> = match scope {
+        Scope::Accounts(ids) => ids
+            .chunks(CHUNK)
+            .map(|chunk| (placeholders(1, chunk.len(), 2), chunk))
+            .collect(),
+        Scope::MembersOf(_) => vec![(
+            "(SELECT account_id FROM scim_group_members WHERE group_id = $2)".to_owned(),
+            &[][..],
+        )],
+    };
     let mut changes = RoleChanges::default();
-    for chunk in account_ids.chunks(CHUNK) {
-        let ids = placeholders(1, chunk.len(), 2);
+    for (ids, chunk) in batches {
         let not_contact = format!(
             "NOT EXISTS (SELECT 1 FROM org_member_roles f WHERE f.org_id = $1 \
              AND f.account_id = {{account}} AND f.role = '{contact}')"
@@ -628,6 +651,9 @@ pub async fn sync_roles(
         let mut run = async |sql: &str| -> Result<Vec<(Uuid, String)>, DbError> {
             Ok(on_db!(&mut *tx, |c| {
                 let mut query = sqlx::query_as(sql).bind(org_id);
+                if let Scope::MembersOf(group_id) = scope {
+                    query = query.bind(group_id);
+                }
                 for id in chunk {
                     query = query.bind(*id);
                 }
@@ -685,14 +711,13 @@ async fn members_named(
     Ok(ids)
 }
 
-async fn member_ids(tx: &mut Tx, group_id: Uuid) -> Result<Vec<Uuid>, DbError> {
-    let rows: Vec<(Uuid,)> = on_db!(&mut *tx, |c| sqlx::query_as(
-        "SELECT account_id FROM scim_group_members WHERE group_id = $1"
+async fn member_count(tx: &mut Tx, group_id: Uuid) -> Result<i64, DbError> {
+    Ok(on_db!(&mut *tx, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM scim_group_members WHERE group_id = $1"
     )
     .bind(group_id)
-    .fetch_all(c)
-    .await)?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    .fetch_one(c)
+    .await)?)
 }
 
 /// How a request moved one person.
@@ -825,7 +850,7 @@ async fn apply(
     };
     let (joined, left) = change_members(tx, org_id, before.id, &changes.members).await?;
     let affected: Vec<Uuid> = joined.iter().chain(&left).copied().collect();
-    let roles = sync_roles(tx, org_id, &affected).await?;
+    let roles = sync_roles(tx, org_id, Scope::Accounts(&affected)).await?;
     audit::record(
         tx,
         actor,
@@ -838,8 +863,10 @@ async fn apply(
             details: json!({
                 "before": {"display_name": before.display_name, "external_id": before.external_id},
                 "after": {"display_name": name, "external_id": external_id},
-                "joined": joined,
-                "left": left,
+                "joined": &joined[..joined.len().min(MAX_AUDITED_CHANGES)],
+                "joined_count": joined.len(),
+                "left": &left[..left.len().min(MAX_AUDITED_CHANGES)],
+                "left_count": left.len(),
                 "roles": roles.details(),
             }),
         },
@@ -994,9 +1021,15 @@ pub async fn delete(
 ) -> Result<(), ScimError> {
     let mut tx = state.db.begin().await?;
     let group = current(&mut tx, client.org_id, id, if_match).await?;
-    let members = member_ids(&mut tx, group.id).await?;
+    // Unmapped first, so its members' roles are brought in line while it still holds them.
+    execute!(
+        &mut tx,
+        "UPDATE scim_groups SET role = NULL WHERE id = $1",
+        group.id
+    )?;
+    let roles = sync_roles(&mut tx, client.org_id, Scope::MembersOf(group.id)).await?;
+    let members = member_count(&mut tx, group.id).await?;
     execute!(&mut tx, "DELETE FROM scim_groups WHERE id = $1", group.id)?;
-    let roles = sync_roles(&mut tx, client.org_id, &members).await?;
     audit::record(
         &mut tx,
         &actor(client, from),
@@ -1006,7 +1039,7 @@ pub async fn delete(
             target_id: Some(group.id),
             target_label: Some(&group.display_name),
             org_id: Some(client.org_id),
-            details: json!({"members": members.len(), "roles": roles.details()}),
+            details: json!({"members": members, "roles": roles.details()}),
         },
     )
     .await?;
@@ -1117,8 +1150,7 @@ pub async fn map_to_role(
         name,
         group_id
     )?;
-    let members = member_ids(&mut tx, group_id).await?;
-    let roles = sync_roles(&mut tx, org_id, &members).await?;
+    let roles = sync_roles(&mut tx, org_id, Scope::MembersOf(group_id)).await?;
     audit::record(
         &mut tx,
         &actor_of(caller, from),
@@ -1284,7 +1316,10 @@ mod tests {
         let member = "0190a5a0-0000-7000-8000-000000000001";
         let sql = query::to_sql::<Groups>(&format!(r#"id pr and members[value eq "{member}"]"#), 2)
             .expect("sql");
-        assert_eq!(sql.sql, format!("(1 = 1 AND $2 IN ({MEMBER_IDS}))"));
+        assert_eq!(
+            sql.sql,
+            "(1 = 1 AND EXISTS (SELECT 1 FROM scim_group_members gm WHERE gm.group_id = g.id AND gm.account_id = $2))"
+        );
         for bad in [
             r#"role eq "user""#,
             r#"members[display eq "x"]"#,

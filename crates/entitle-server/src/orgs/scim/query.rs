@@ -109,8 +109,12 @@ pub enum Column {
     },
     /// A UUID.
     Id(&'static str),
-    /// A list of UUIDs, as a correlated subquery: equal means "one of them is".
-    Contains(&'static str),
+    /// A list of UUIDs: the correlated subquery of its `rows`, and the `column` in them
+    /// that holds the UUID. Equal means "one of them is".
+    Contains {
+        rows: &'static str,
+        column: &'static str,
+    },
 }
 
 /// How one resource type's attributes become SQL.
@@ -214,7 +218,7 @@ pub fn compare(
                 )))
             }
         },
-        Column::Id(col) | Column::Contains(col) => {
+        Column::Id(_) | Column::Contains { .. } => {
             let raw = text()?;
             let wanted = match op {
                 CompareOp::Eq => true,
@@ -222,19 +226,17 @@ pub fn compare(
                 _ => return Err(invalid_filter(format!("Compare {name} with eq or ne."))),
             };
             match (Uuid::parse_str(&raw), column) {
-                (Ok(id), Column::Id(_)) => {
+                (Ok(id), Column::Id(col)) => {
                     let placeholder = out.bind(Bind::Id(id), first);
                     format!("{col} {} {placeholder}", if wanted { "=" } else { "<>" })
                 }
-                (Ok(id), _) => {
+                (Ok(id), Column::Contains { rows, column }) => {
                     let placeholder = out.bind(Bind::Id(id), first);
-                    format!(
-                        "{placeholder} {}IN ({col})",
-                        if wanted { "" } else { "NOT " }
-                    )
+                    let not = if wanted { "" } else { "NOT " };
+                    format!("{not}EXISTS ({rows} AND {column} = {placeholder})")
                 }
                 // No resource has an id that is not a UUID.
-                (Err(_), _) => if wanted { "1 = 0" } else { "1 = 1" }.to_owned(),
+                _ => if wanted { "1 = 0" } else { "1 = 1" }.to_owned(),
             }
         }
     })
@@ -245,7 +247,7 @@ fn present(column: Column) -> String {
         Column::Folded(col) | Column::Text(col) | Column::Exact(col) => {
             format!("({col} IS NOT NULL AND {col} <> '')")
         }
-        Column::Contains(col) => format!("EXISTS ({col})"),
+        Column::Contains { rows, .. } => format!("EXISTS ({rows})"),
         // Every resource has these.
         Column::Time(_) | Column::Flag { .. } | Column::Id(_) => "1 = 1".to_owned(),
     }
