@@ -169,6 +169,69 @@ macro_rules! insert_many {
     };
 }
 
+/// Values per `IN (…)` list of a chunked query.
+pub const IN_LIST_CHUNK: usize = 500;
+
+/// Runs a query once per 500 of `values`: `{values}` in `sql` becomes that chunk's
+/// placeholders, numbered from `$first`, bound after what `lead` binds. Yields every row:
+/// `fetch_in_chunks!(ex, "SELECT … WHERE org_id = $1 AND id IN {values}", ids, 2, |q| q.bind(org_id))`.
+#[macro_export]
+macro_rules! fetch_in_chunks {
+    ($ex:expr, $sql:expr, $values:expr, $first:expr, |$query:ident| $lead:expr) => {
+        'chunks: {
+            let mut rows = Vec::new();
+            for chunk in $values.chunks($crate::db::IN_LIST_CHUNK) {
+                let sql = $sql.replace(
+                    "{values}",
+                    &$crate::db::placeholders(1, chunk.len(), $first),
+                );
+                let fetched = $crate::on_db!($ex, |c| {
+                    let $query = sqlx::query_as(&sql);
+                    let mut query = $lead;
+                    for value in chunk {
+                        query = query.bind(value);
+                    }
+                    query.fetch_all(c).await
+                });
+                match fetched {
+                    Ok(mut found) => rows.append(&mut found),
+                    Err(e) => break 'chunks Err($crate::db::DbError::from(e)),
+                }
+            }
+            Ok(rows)
+        }
+    };
+}
+
+/// [`fetch_in_chunks!`] for statements that return no rows; yields the rows changed.
+#[macro_export]
+macro_rules! execute_in_chunks {
+    ($ex:expr, $sql:expr, $values:expr, $first:expr, |$query:ident| $lead:expr) => {
+        'chunks: {
+            let mut changed: u64 = 0;
+            for chunk in $values.chunks($crate::db::IN_LIST_CHUNK) {
+                let sql = $sql.replace(
+                    "{values}",
+                    &$crate::db::placeholders(1, chunk.len(), $first),
+                );
+                let result = $crate::on_db!($ex, |c| {
+                    let $query = sqlx::query(&sql);
+                    let mut query = $lead;
+                    for value in chunk {
+                        query = query.bind(value);
+                    }
+                    query.execute(c).await.map(|r| r.rows_affected())
+                });
+                match result {
+                    Ok(n) => changed += n,
+                    Err(e) => break 'chunks Err($crate::db::DbError::from(e)),
+                }
+            }
+            Ok::<u64, $crate::db::DbError>(changed)
+        }
+    };
+}
+
 impl Db {
     /// Opens (creating if needed) the database: PostgreSQL for `postgres://` URLs,
     /// otherwise SQLite at `sqlite:` URL or `<data_dir>/entitle.db`.

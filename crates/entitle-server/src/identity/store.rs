@@ -90,22 +90,13 @@ pub async fn accounts_by_emails(
     ex: &mut impl Executor,
     emails: &[&str],
 ) -> Result<Vec<AccountRow>, DbError> {
-    let mut found = Vec::new();
-    for chunk in emails.chunks(500) {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email IN {}",
-            crate::db::placeholders(1, chunk.len(), 1)
-        );
-        let rows: Vec<AccountRow> = on_db!(ex, |c| {
-            let mut query = sqlx::query_as(&sql);
-            for email in chunk {
-                query = query.bind(*email);
-            }
-            query.fetch_all(c).await
-        })?;
-        found.extend(rows);
-    }
-    Ok(found)
+    crate::fetch_in_chunks!(
+        ex,
+        format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email IN {{values}}"),
+        emails,
+        1,
+        |query| query
+    )
 }
 
 pub async fn account_by_email(
@@ -269,19 +260,13 @@ pub async fn set_home_org_if_none(
     org_id: Uuid,
     now: i64,
 ) -> Result<(), DbError> {
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "UPDATE accounts SET home_org_id = $1, updated_at = $2 WHERE home_org_id IS NULL AND id IN {}",
-            crate::db::placeholders(1, chunk.len(), 3)
-        );
-        on_db!(ex, |c| {
-            let mut query = sqlx::query(&sql).bind(org_id).bind(now);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
+    crate::execute_in_chunks!(
+        ex,
+        "UPDATE accounts SET home_org_id = $1, updated_at = $2 WHERE home_org_id IS NULL AND id IN {values}",
+        ids,
+        3,
+        |query| query.bind(org_id).bind(now)
+    )?;
     Ok(())
 }
 

@@ -31,30 +31,23 @@ async fn known_emails(
     org_id: Uuid,
     emails: &[String],
 ) -> Result<HashMap<String, Known>, DbError> {
+    let rows: Vec<(String, Option<Uuid>, bool)> = crate::fetch_in_chunks!(
+        ex,
+        "SELECT a.email, a.home_org_id, \
+         EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = $1 AND m.account_id = a.id) AS here \
+         FROM accounts a WHERE a.email IN {values}",
+        emails,
+        2,
+        |query| query.bind(org_id)
+    )?;
     let mut known = HashMap::new();
-    for chunk in emails.chunks(500) {
-        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT a.email, a.home_org_id, \
-             EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = $1 AND m.account_id = a.id) AS here \
-             FROM accounts a WHERE a.email IN ({})",
-            placeholders.join(", ")
-        );
-        let rows: Vec<(String, Option<Uuid>, bool)> = on_db!(ex, |c| {
-            let mut query = sqlx::query_as(&sql).bind(org_id);
-            for email in chunk {
-                query = query.bind(email);
-            }
-            query.fetch_all(c).await
-        })?;
-        for (email, home, here) in rows {
-            let status = match (here, home) {
-                (true, _) => Known::MemberHere,
-                (false, Some(_)) => Known::MemberElsewhere,
-                (false, None) => Known::Unaffiliated,
-            };
-            known.insert(email, status);
-        }
+    for (email, home, here) in rows {
+        let status = match (here, home) {
+            (true, _) => Known::MemberHere,
+            (false, Some(_)) => Known::MemberElsewhere,
+            (false, None) => Known::Unaffiliated,
+        };
+        known.insert(email, status);
     }
     Ok(known)
 }
@@ -388,20 +381,13 @@ pub async fn commit(
         false,
         Status::Valid.code()
     )?;
-    for chunk in invited.chunks(500) {
-        let sql = format!(
-            "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND number IN {}",
-            crate::db::placeholders(1, chunk.len(), 3)
-        );
-        on_db!(&mut tx, |c| {
-            let mut query = sqlx::query(&sql).bind("added; invitation sent").bind(id);
-            for number in chunk {
-                query = query.bind(*number);
-            }
-            query.execute(c).await.map(|r| r.rows_affected())
-        })
-        .map_err(DbError::from)?;
-    }
+    crate::execute_in_chunks!(
+        &mut tx,
+        "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND number IN {values}",
+        invited,
+        3,
+        |query| query.bind("added; invitation sent").bind(id)
+    )?;
     let invitations: Vec<_> = added.into_iter().filter_map(|(_, m)| m).collect();
     let now = now_ms();
     execute!(

@@ -263,22 +263,16 @@ pub async fn roles_of_members(
     org_id: Uuid,
     account_ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, Vec<String>>, DbError> {
+    let rows: Vec<(Uuid, String)> = crate::fetch_in_chunks!(
+        ex,
+        "SELECT account_id, role FROM org_member_roles WHERE org_id = $1 AND account_id IN {values} ORDER BY role",
+        account_ids,
+        2,
+        |query| query.bind(org_id)
+    )?;
     let mut roles: std::collections::HashMap<Uuid, Vec<String>> = Default::default();
-    for chunk in account_ids.chunks(500) {
-        let sql = format!(
-            "SELECT account_id, role FROM org_member_roles WHERE org_id = $1 AND account_id IN {} ORDER BY role",
-            crate::db::placeholders(1, chunk.len(), 2)
-        );
-        let rows: Vec<(Uuid, String)> = on_db!(ex, |c| {
-            let mut query = sqlx::query_as(&sql).bind(org_id);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.fetch_all(c).await
-        })?;
-        for (id, role) in rows {
-            roles.entry(id).or_default().push(role);
-        }
+    for (id, role) in rows {
+        roles.entry(id).or_default().push(role);
     }
     Ok(roles)
 }

@@ -28,7 +28,7 @@ use crate::{
     bind_filter,
     db::{now_ms, placeholders, DbError, Executor, Tx},
     error::{ApiError, ApiResult},
-    execute,
+    execute, fetch_in_chunks,
     identity::{flows::actor_of, store::AccountRow},
     on_db,
     orgs::{access::OrgAccess, roles::Action, roles::Role},
@@ -37,8 +37,6 @@ use crate::{
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// The longest displayName.
 const MAX_NAME_CHARS: usize = 200;
-/// Account ids per `IN (…)` list.
-const CHUNK: usize = 500;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupRow {
@@ -197,23 +195,17 @@ async fn members_of_groups(
     ex: &mut impl Executor,
     group_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>, DbError> {
+    let rows: Vec<(Uuid, Uuid)> = fetch_in_chunks!(
+        ex,
+        "SELECT group_id, account_id FROM scim_group_members WHERE group_id IN {values} \
+         ORDER BY group_id, added_at, account_id",
+        group_ids,
+        1,
+        |query| query
+    )?;
     let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for chunk in group_ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT group_id, account_id FROM scim_group_members WHERE group_id IN {} \
-             ORDER BY group_id, added_at, account_id",
-            placeholders(1, chunk.len(), 1)
-        );
-        let rows: Vec<(Uuid, Uuid)> = on_db!(ex, |c| {
-            let mut query = sqlx::query_as(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.fetch_all(c).await
-        })?;
-        for (group, account) in rows {
-            members.entry(group).or_default().push(account);
-        }
+    for (group, account) in rows {
+        members.entry(group).or_default().push(account);
     }
     Ok(members)
 }
@@ -224,24 +216,18 @@ pub async fn groups_of_members(
     org_id: Uuid,
     account_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<(Uuid, String)>>, DbError> {
+    let rows: Vec<(Uuid, Uuid, String)> = fetch_in_chunks!(
+        ex,
+        "SELECT gm.account_id, g.id, g.display_name FROM scim_group_members gm \
+         JOIN scim_groups g ON g.id = gm.group_id \
+         WHERE gm.org_id = $1 AND gm.account_id IN {values} ORDER BY g.display_key",
+        account_ids,
+        2,
+        |query| query.bind(org_id)
+    )?;
     let mut groups: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
-    for chunk in account_ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT gm.account_id, g.id, g.display_name FROM scim_group_members gm \
-             JOIN scim_groups g ON g.id = gm.group_id \
-             WHERE gm.org_id = $1 AND gm.account_id IN {} ORDER BY g.display_key",
-            placeholders(1, chunk.len(), 2)
-        );
-        let rows: Vec<(Uuid, Uuid, String)> = on_db!(ex, |c| {
-            let mut query = sqlx::query_as(&sql).bind(org_id);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.fetch_all(c).await
-        })?;
-        for (account, group, name) in rows {
-            groups.entry(account).or_default().push((group, name));
-        }
+    for (account, group, name) in rows {
+        groups.entry(account).or_default().push((group, name));
     }
     Ok(groups)
 }
@@ -611,7 +597,7 @@ pub async fn sync_roles(
     // Batches of (the members as SQL, their ids to bind from $2).
     let batches: Vec<(String, &[Uuid])> = match scope {
         Scope::Accounts(ids) => ids
-            .chunks(CHUNK)
+            .chunks(crate::db::IN_LIST_CHUNK)
             .map(|chunk| (placeholders(1, chunk.len(), 2), chunk))
             .collect(),
         Scope::MembersOf(_) => vec![(
@@ -690,23 +676,16 @@ async fn members_named(
             ids.push(id);
         }
     }
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT account_id FROM org_members WHERE org_id = $1 AND account_id IN {}",
-            placeholders(1, chunk.len(), 2)
-        );
-        let found: Vec<(Uuid,)> = on_db!(&mut *tx, |c| {
-            let mut query = sqlx::query_as(&sql).bind(org_id);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.fetch_all(c).await
-        })
-        .map_err(DbError::from)?;
-        let found: HashSet<Uuid> = found.into_iter().map(|(id,)| id).collect();
-        if let Some(missing) = chunk.iter().find(|id| !found.contains(id)) {
-            return Err(unknown(&missing.to_string()));
-        }
+    let found: Vec<(Uuid,)> = fetch_in_chunks!(
+        &mut *tx,
+        "SELECT account_id FROM org_members WHERE org_id = $1 AND account_id IN {values}",
+        ids,
+        2,
+        |query| query.bind(org_id)
+    )?;
+    let found: HashSet<Uuid> = found.into_iter().map(|(id,)| id).collect();
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+        return Err(unknown(&missing.to_string()));
     }
     Ok(ids)
 }
@@ -747,57 +726,49 @@ async fn change_members(
     let mut moved = BTreeMap::new();
     let now = now_ms();
     for change in changes {
-        let (ids, sql, direction) = match change {
-            MemberChange::Add(values) => (
-                members_named(tx, org_id, values).await?,
-                "INSERT INTO scim_group_members (group_id, org_id, account_id, added_at) \
-                 SELECT $1, m.org_id, m.account_id, $3 FROM org_members m \
-                 WHERE m.org_id = $2 AND m.account_id IN {ids} \
-                 ON CONFLICT (group_id, account_id) DO NOTHING RETURNING account_id",
-                Moved::Joined,
-            ),
-            MemberChange::Remove(values) => (
-                values
+        let (changed, direction): (Vec<(Uuid,)>, _) = match change {
+            MemberChange::Add(values) => {
+                let ids = members_named(tx, org_id, values).await?;
+                let joined = fetch_in_chunks!(
+                    &mut *tx,
+                    "INSERT INTO scim_group_members (group_id, org_id, account_id, added_at) \
+                     SELECT $1, m.org_id, m.account_id, $3 FROM org_members m \
+                     WHERE m.org_id = $2 AND m.account_id IN {values} \
+                     ON CONFLICT (group_id, account_id) DO NOTHING RETURNING account_id",
+                    ids,
+                    4,
+                    |query| query.bind(group_id).bind(org_id).bind(now)
+                )?;
+                (joined, Moved::Joined)
+            }
+            MemberChange::Remove(values) => {
+                let ids: Vec<Uuid> = values
                     .iter()
                     .filter_map(|v| Uuid::parse_str(v.trim()).ok())
-                    .collect(),
-                "DELETE FROM scim_group_members WHERE group_id = $1 AND org_id = $2 \
-                 AND account_id IN {ids} RETURNING account_id",
-                Moved::Left,
-            ),
+                    .collect();
+                let left = fetch_in_chunks!(
+                    &mut *tx,
+                    "DELETE FROM scim_group_members WHERE group_id = $1 AND org_id = $2 \
+                     AND account_id IN {values} RETURNING account_id",
+                    ids,
+                    3,
+                    |query| query.bind(group_id).bind(org_id)
+                )?;
+                (left, Moved::Left)
+            }
             MemberChange::RemoveAll => {
-                let removed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| sqlx::query_as(
+                let left = on_db!(&mut *tx, |c| sqlx::query_as(
                     "DELETE FROM scim_group_members WHERE group_id = $1 RETURNING account_id"
                 )
                 .bind(group_id)
                 .fetch_all(c)
                 .await)
                 .map_err(DbError::from)?;
-                for (id,) in removed {
-                    record(&mut moved, id, Moved::Left);
-                }
-                continue;
+                (left, Moved::Left)
             }
         };
-        for chunk in ids.chunks(CHUNK) {
-            // Joining binds the time too, before the ids.
-            let joining = direction == Moved::Joined;
-            let first = if joining { 4 } else { 3 };
-            let sql = sql.replace("{ids}", &placeholders(1, chunk.len(), first));
-            let changed: Vec<(Uuid,)> = on_db!(&mut *tx, |c| {
-                let mut query = sqlx::query_as(&sql).bind(group_id).bind(org_id);
-                if joining {
-                    query = query.bind(now);
-                }
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.fetch_all(c).await
-            })
-            .map_err(DbError::from)?;
-            for (id,) in changed {
-                record(&mut moved, id, direction);
-            }
+        for (id,) in changed {
+            record(&mut moved, id, direction);
         }
     }
     let (joined, left): (Vec<_>, Vec<_>) = moved
