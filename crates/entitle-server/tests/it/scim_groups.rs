@@ -165,6 +165,40 @@ async fn groups_mapped_to_roles_give_them_and_take_back_only_what_they_gave() {
     )
     .await;
 
+    // A Co-Administrator's mapping leaves alone the members they could not change by
+    // hand.
+    let (adam, _) = member(
+        &app,
+        &fiona,
+        &acme,
+        "Acme",
+        "adam@acme.test",
+        &["administrator"],
+    )
+    .await;
+    let auditors = create_group(&app, &token, "Auditors", &[&bob, &adam]).await;
+    let auditors_id = auditors["id"].as_str().expect("id");
+    expect_status(
+        map(&app, &cory, &acme, auditors_id, json!("usage_reports")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(roles(&app, &fiona, &acme, &adam).await, ["administrator"]);
+    assert_eq!(
+        roles(&app, &fiona, &acme, &bob).await,
+        ["usage_reports", "user"]
+    );
+    let deleted = scim_send(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/scim/v2/Groups/{auditors_id}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
     // Leaving a group takes back the role it gave, not the same role given by hand.
     let checkout = create_group(&app, &token, "license checkout", &[&ann, &bob]).await;
     let checkout_id = checkout["id"].as_str().expect("id");
@@ -233,7 +267,7 @@ async fn groups_mapped_to_roles_give_them_and_take_back_only_what_they_gave() {
         .json()
         .await
         .expect("audit");
-    assert_eq!(audit["events"].as_array().map(Vec::len), Some(2), "{audit}");
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(3), "{audit}");
 }
 
 #[tokio::test]

@@ -31,7 +31,10 @@ use crate::{
     execute, fetch_in_chunks,
     identity::{flows::actor_of, store::AccountRow},
     on_db,
-    orgs::{access::OrgAccess, roles::Action, roles::Role},
+    orgs::{
+        access::OrgAccess,
+        roles::{may_change, Action, Role},
+    },
 };
 
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -584,15 +587,33 @@ pub enum Scope<'a> {
     MembersOf(Uuid),
 }
 
+/// The roles whose holders someone holding `actor` may not change: always Fulfillment
+/// Contact, whose roles groups never touch.
+fn outranking(actor: &[Role]) -> Vec<Role> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| *r == Role::FulfillmentContact || !may_change(actor, &[*r]))
+        .collect()
+}
+
+/// The SCIM token acts with an Administrator's rights.
+const TOKEN_RIGHTS: &[Role] = &[Role::Administrator];
+
 /// Gives the listed members the roles of the mapped groups they are in, and takes back
-/// the roles groups gave that no group of theirs gives any more. Fulfillment Contacts
-/// are left alone, and a member left without a role is a User.
+/// the roles groups gave that no group of theirs gives any more. Members whose roles
+/// `actor` may not change (Fulfillment Contacts always) are left alone, and a member
+/// left without a role is a User.
 pub async fn sync_roles(
     tx: &mut Tx,
     org_id: Uuid,
     scope: Scope<'_>,
+    actor: &[Role],
 ) -> Result<RoleChanges, DbError> {
-    let contact = Role::FulfillmentContact.as_str();
+    let protected = outranking(actor)
+        .iter()
+        .map(|r| format!("'{}'", r.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let user = Role::User.as_str();
     // Batches of (the members as SQL, their ids to bind from $2).
     let batches: Vec<(String, &[Uuid])> = match scope {
@@ -609,7 +630,7 @@ pub async fn sync_roles(
     for (ids, chunk) in batches {
         let not_contact = format!(
             "NOT EXISTS (SELECT 1 FROM org_member_roles f WHERE f.org_id = $1 \
-             AND f.account_id = {{account}} AND f.role = '{contact}')"
+             AND f.account_id = {{account}} AND f.role IN ({protected}))"
         );
         let grant = format!(
             "INSERT INTO org_member_roles (org_id, account_id, role, from_group) \
@@ -821,7 +842,7 @@ async fn apply(
     };
     let (joined, left) = change_members(tx, org_id, before.id, &changes.members).await?;
     let affected: Vec<Uuid> = joined.iter().chain(&left).copied().collect();
-    let roles = sync_roles(tx, org_id, Scope::Accounts(&affected)).await?;
+    let roles = sync_roles(tx, org_id, Scope::Accounts(&affected), TOKEN_RIGHTS).await?;
     audit::record(
         tx,
         actor,
@@ -998,7 +1019,13 @@ pub async fn delete(
         "UPDATE scim_groups SET role = NULL WHERE id = $1",
         group.id
     )?;
-    let roles = sync_roles(&mut tx, client.org_id, Scope::MembersOf(group.id)).await?;
+    let roles = sync_roles(
+        &mut tx,
+        client.org_id,
+        Scope::MembersOf(group.id),
+        TOKEN_RIGHTS,
+    )
+    .await?;
     let members = member_count(&mut tx, group.id).await?;
     execute!(&mut tx, "DELETE FROM scim_groups WHERE id = $1", group.id)?;
     audit::record(
@@ -1121,7 +1148,13 @@ pub async fn map_to_role(
         name,
         group_id
     )?;
-    let roles = sync_roles(&mut tx, org_id, Scope::MembersOf(group_id)).await?;
+    // An operator acts as a Fulfillment Contact would.
+    let rights = if access.operator {
+        &[Role::FulfillmentContact][..]
+    } else {
+        &access.roles[..]
+    };
+    let roles = sync_roles(&mut tx, org_id, Scope::MembersOf(group_id), rights).await?;
     audit::record(
         &mut tx,
         &actor_of(caller, from),
