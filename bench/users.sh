@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # User management at 100,000 users in one organization, on SQLite and on PostgreSQL:
-# stage + commit of 1,000-row CSV files (median of 7) and member list/search p50/p99.
+# stage + commit of 1,000-row CSV files (median of 7), member list/search p50/p99, SCIM
+# lookups, a 1,000-operation /Bulk, and a SCIM Group of 100,000 members.
 # Usage: bench/users.sh [sqlite|postgres|both]   (default both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
