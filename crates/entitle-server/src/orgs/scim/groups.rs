@@ -25,7 +25,6 @@ use super::{
 use crate::{
     app::{AppState, Client},
     audit::{self, Actor, Entry},
-    bind_filter,
     db::{now_ms, placeholders, DbError, Executor, Tx},
     error::{ApiError, ApiResult},
     execute, fetch_in_chunks,
@@ -257,26 +256,15 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
     let count_sql =
         format!("SELECT COUNT(*) FROM scim_groups g WHERE g.org_id = $1 AND {condition}");
     let mut conn = state.db.reader().await?;
-    let rows: Vec<GroupRow> = if count == 0 {
-        Vec::new()
-    } else {
-        on_db!(&mut conn, |c| bind_filter!(
-            sqlx::query_as(&page_sql).bind(org_id),
-            binds
-        )
-        .bind(count)
-        .bind(start - 1)
-        .fetch_all(c)
-        .await)
-        .map_err(DbError::from)?
-    };
-    let total: i64 = on_db!(&mut conn, |c| bind_filter!(
-        sqlx::query_scalar(&count_sql).bind(org_id),
-        binds
+    let (rows, total): (Vec<GroupRow>, i64) = query::page_and_total(
+        &mut conn,
+        &page_sql,
+        &count_sql,
+        org_id,
+        binds,
+        (start, count),
     )
-    .fetch_one(c)
-    .await)
-    .map_err(DbError::from)?;
+    .await?;
     let with_members = !query::leaves_out(query, GROUP_SCHEMA, "members");
     let mut members = if with_members {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -338,6 +326,20 @@ async fn shown(
         GROUP_SCHEMA,
         query,
     ))
+}
+
+/// The group as it is now, within the transaction that changed it.
+async fn reread(
+    tx: &mut Tx,
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+    query: &ListQuery,
+) -> Result<Json, ScimError> {
+    let row = row_of(&mut *tx, org_id, id)
+        .await?
+        .ok_or_else(|| not_found(&id.to_string()))?;
+    shown(&mut *tx, state, &row, query).await
 }
 
 /// One group of the organization; 404 for anyone else's.
@@ -931,10 +933,7 @@ pub async fn create(
         "org.group_created",
     )
     .await?;
-    let row = row_of(&mut tx, client.org_id, id)
-        .await?
-        .ok_or_else(|| not_found("new"))?;
-    let shown = shown(&mut tx, state, &row, &ListQuery::default()).await?;
+    let shown = reread(&mut tx, state, client.org_id, id, &ListQuery::default()).await?;
     tx.commit().await?;
     Ok(shown)
 }
@@ -960,10 +959,14 @@ pub async fn replace(
         "org.group_updated",
     )
     .await?;
-    let row = row_of(&mut tx, client.org_id, before.id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    let shown = shown(&mut tx, state, &row, &ListQuery::default()).await?;
+    let shown = reread(
+        &mut tx,
+        state,
+        client.org_id,
+        before.id,
+        &ListQuery::default(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(shown)
 }
@@ -992,10 +995,7 @@ pub async fn patch(
     )
     .await?;
     let shown = if query.attributes.is_some() || query.excluded_attributes.is_some() {
-        let row = row_of(&mut tx, client.org_id, before.id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        Some(shown(&mut tx, state, &row, query).await?)
+        Some(reread(&mut tx, state, client.org_id, before.id, query).await?)
     } else {
         None
     };

@@ -12,6 +12,10 @@ use super::{
     filter::{self, AttrPath, CompareOp, Filter, Value},
     ScimError,
 };
+use crate::{
+    db::{DbError, Executor},
+    on_db,
+};
 
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// The most resources one page returns.
@@ -76,15 +80,14 @@ impl SqlFilter {
 }
 
 /// Binds a filter's values, in order, to a query.
-#[macro_export]
 macro_rules! bind_filter {
     ($query:expr, $binds:expr) => {{
         let mut query = $query;
         for bind in $binds {
             query = match bind {
-                $crate::orgs::scim::query::Bind::Text(text) => query.bind(text.clone()),
-                $crate::orgs::scim::query::Bind::Int(n) => query.bind(*n),
-                $crate::orgs::scim::query::Bind::Id(id) => query.bind(*id),
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Int(n) => query.bind(*n),
+                Bind::Id(id) => query.bind(*id),
             };
         }
         query
@@ -344,6 +347,44 @@ pub fn direction(query: &ListQuery) -> Result<&'static str, ScimError> {
         Some("descending") => Ok("DESC"),
         Some(_) => Err(invalid_value("sortOrder is ascending or descending.")),
     }
+}
+
+/// One page of rows (`page_sql` binds `$1` the organization, then the filter's values,
+/// then the page's size and offset) and the total `count_sql` counts with the same
+/// values.
+pub async fn page_and_total<T>(
+    conn: &mut impl Executor,
+    page_sql: &str,
+    count_sql: &str,
+    org_id: Uuid,
+    binds: &[Bind],
+    (start, count): (i64, i64),
+) -> Result<(Vec<T>, i64), DbError>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let rows: Vec<T> = if count == 0 {
+        Vec::new()
+    } else {
+        on_db!(&mut *conn, |c| bind_filter!(
+            sqlx::query_as(page_sql).bind(org_id),
+            binds
+        )
+        .bind(count)
+        .bind(start - 1)
+        .fetch_all(c)
+        .await)?
+    };
+    let total: i64 = on_db!(&mut *conn, |c| bind_filter!(
+        sqlx::query_scalar(count_sql).bind(org_id),
+        binds
+    )
+    .fetch_one(c)
+    .await)?;
+    Ok((rows, total))
 }
 
 pub fn list_response(total: i64, start: i64, resources: Vec<Json>) -> Json {

@@ -18,7 +18,6 @@ use super::{
 };
 use crate::{
     app::AppState,
-    bind_filter,
     db::{DbError, Executor},
     on_db,
     orgs::{roles::Role, store},
@@ -285,26 +284,15 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
         ),
     };
     let mut conn = state.db.reader().await?;
-    let rows: Vec<UserRow> = if count == 0 {
-        Vec::new()
-    } else {
-        on_db!(&mut conn, |c| bind_filter!(
-            sqlx::query_as(&page_sql).bind(org_id),
-            binds
-        )
-        .bind(count)
-        .bind(start - 1)
-        .fetch_all(c)
-        .await)
-        .map_err(DbError::from)?
-    };
-    let total: i64 = on_db!(&mut conn, |c| bind_filter!(
-        sqlx::query_scalar(&count_sql).bind(org_id),
-        binds
+    let (rows, total): (Vec<UserRow>, i64) = query::page_and_total(
+        &mut conn,
+        &page_sql,
+        &count_sql,
+        org_id,
+        binds,
+        (start, count),
     )
-    .fetch_one(c)
-    .await)
-    .map_err(DbError::from)?;
+    .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut memberships = memberships_of(&mut conn, org_id, &ids).await?;
     let base = state.config.public_base();
