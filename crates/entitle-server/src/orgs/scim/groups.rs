@@ -14,7 +14,7 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::{
-    filter::{AttrPath, CompareOp, Filter, Value},
+    filter::{CompareOp, Filter, Value},
     provisioning::{actor, bad, check_schemas, field, text, PATCH_SCHEMA},
     query::{
         self, compare, invalid_filter, list_response, project, Column, Filterable, ListQuery,
@@ -102,76 +102,50 @@ const MEMBERS: Column = Column::Contains {
 pub struct Groups;
 
 impl Filterable for Groups {
-    fn column(path: &AttrPath) -> Result<Column, ScimError> {
-        if let Some(schema) = &path.schema {
-            if !schema.eq_ignore_ascii_case(GROUP_SCHEMA) {
-                return Err(invalid_filter(format!(
-                    "Groups have no attributes of {schema}."
-                )));
-            }
-        }
-        Ok(match path.dotted().as_str() {
+    const SCHEMA: &'static str = GROUP_SCHEMA;
+    const NAME: &'static str = "Groups";
+    const VALUE_PATH: &'static str = "members";
+
+    fn column_of(dotted: &str) -> Option<Column> {
+        Some(match dotted {
             "displayname" => Column::Folded("g.display_key"),
             "externalid" => Column::Exact("g.external_id"),
             "id" => Column::Id("g.id"),
             "members" | "members.value" => MEMBERS,
             "meta.created" => Column::Time("g.created_at"),
             "meta.lastmodified" => Column::Time("g.updated_at"),
-            other => {
-                return Err(invalid_filter(format!(
-                    "Groups cannot be filtered by \"{other}\"."
-                )))
+            _ => return None,
+        })
+    }
+
+    /// `members[…]`: every member is a User.
+    fn value_compare(
+        out: &mut SqlFilter,
+        first: usize,
+        sub: &str,
+        op: CompareOp,
+        value: &Value,
+    ) -> Result<String, ScimError> {
+        Ok(match (sub, op, value) {
+            ("value", _, _) => compare(out, first, MEMBERS, "members.value", op, value)?,
+            ("type", CompareOp::Eq, Value::Str(t)) => {
+                let not = if t.eq_ignore_ascii_case("user") {
+                    ""
+                } else {
+                    "NOT "
+                };
+                format!("{not}EXISTS ({MEMBER_ROWS})")
+            }
+            _ => {
+                return Err(invalid_filter(
+                    "Filter members by value eq \"…\" or type eq \"User\".",
+                ))
             }
         })
     }
 
-    /// `members[value eq "…"]`: every member is a User.
-    fn value_filter(
-        out: &mut SqlFilter,
-        first: usize,
-        path: &AttrPath,
-        filter: &Filter,
-    ) -> Result<String, ScimError> {
-        if path.dotted() != "members" {
-            return Err(invalid_filter(format!(
-                "Only members[…] can be filtered by value; not {}.",
-                path.dotted()
-            )));
-        }
-        Ok(match filter {
-            Filter::Compare { path, op, value } => match (path.attribute.as_str(), op, value) {
-                ("value", _, _) => compare(out, first, MEMBERS, "members.value", *op, value)?,
-                // Every member is a User.
-                ("type", CompareOp::Eq, Value::Str(t)) => {
-                    let not = if t.eq_ignore_ascii_case("user") {
-                        ""
-                    } else {
-                        "NOT "
-                    };
-                    format!("{not}EXISTS ({MEMBER_ROWS})")
-                }
-                _ => {
-                    return Err(invalid_filter(
-                        "Filter members by value eq \"…\" or type eq \"User\".",
-                    ))
-                }
-            },
-            Filter::Present(_) => format!("EXISTS ({MEMBER_ROWS})"),
-            Filter::And(left, right) => format!(
-                "({} AND {})",
-                Self::value_filter(out, first, path, left)?,
-                Self::value_filter(out, first, path, right)?
-            ),
-            Filter::Or(left, right) => format!(
-                "({} OR {})",
-                Self::value_filter(out, first, path, left)?,
-                Self::value_filter(out, first, path, right)?
-            ),
-            Filter::Not(inner) => {
-                format!("NOT ({})", Self::value_filter(out, first, path, inner)?)
-            }
-            Filter::ValuePath { .. } => return Err(invalid_filter("Value filters do not nest.")),
-        })
+    fn value_present() -> String {
+        format!("EXISTS ({MEMBER_ROWS})")
     }
 }
 

@@ -122,15 +122,83 @@ pub enum Column {
 
 /// How one resource type's attributes become SQL.
 pub trait Filterable {
-    /// The column an attribute path filters.
-    fn column(path: &AttrPath) -> Result<Column, ScimError>;
+    /// The resource's schema, whose URN may prefix attribute paths.
+    const SCHEMA: &'static str;
+    /// Its name in messages, such as "Users".
+    const NAME: &'static str;
+    /// The multi-valued attribute that takes value filters, such as `emails`.
+    const VALUE_PATH: &'static str;
+
+    /// The column of a lowercase dotted attribute path, if it can be filtered.
+    fn column_of(dotted: &str) -> Option<Column>;
+
+    /// One comparison of a sub-attribute inside `VALUE_PATH[…]`.
+    fn value_compare(
+        out: &mut SqlFilter,
+        first: usize,
+        sub: &str,
+        op: CompareOp,
+        value: &Value,
+    ) -> Result<String, ScimError>;
+
+    /// `VALUE_PATH[… pr]`.
+    fn value_present() -> String;
+
+    fn column(path: &AttrPath) -> Result<Column, ScimError> {
+        if let Some(schema) = &path.schema {
+            if !schema.eq_ignore_ascii_case(Self::SCHEMA) {
+                return Err(invalid_filter(format!(
+                    "{} have no attributes of {schema}.",
+                    Self::NAME
+                )));
+            }
+        }
+        let dotted = path.dotted();
+        Self::column_of(&dotted).ok_or_else(|| {
+            invalid_filter(format!(
+                "{} cannot be filtered by \"{dotted}\".",
+                Self::NAME
+            ))
+        })
+    }
+
     /// A value filter such as `emails[type eq "work"]`.
     fn value_filter(
         out: &mut SqlFilter,
         first: usize,
         path: &AttrPath,
         filter: &Filter,
-    ) -> Result<String, ScimError>;
+    ) -> Result<String, ScimError> {
+        if path.dotted() != Self::VALUE_PATH {
+            return Err(invalid_filter(format!(
+                "Only {}[…] can be filtered by value; not {}.",
+                Self::VALUE_PATH,
+                path.dotted()
+            )));
+        }
+        Ok(match filter {
+            Filter::Compare {
+                path: sub,
+                op,
+                value,
+            } => Self::value_compare(out, first, &sub.attribute, *op, value)?,
+            Filter::Present(_) => Self::value_present(),
+            Filter::And(left, right) => format!(
+                "({} AND {})",
+                Self::value_filter(out, first, path, left)?,
+                Self::value_filter(out, first, path, right)?
+            ),
+            Filter::Or(left, right) => format!(
+                "({} OR {})",
+                Self::value_filter(out, first, path, left)?,
+                Self::value_filter(out, first, path, right)?
+            ),
+            Filter::Not(inner) => {
+                format!("NOT ({})", Self::value_filter(out, first, path, inner)?)
+            }
+            Filter::ValuePath { .. } => return Err(invalid_filter("Value filters do not nest.")),
+        })
+    }
 }
 
 fn like_pattern(text: &str, op: CompareOp) -> String {

@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::{
-    filter::{AttrPath, CompareOp, Filter, Value},
+    filter::{CompareOp, Value},
     groups,
     query::{
         self, compare, invalid_filter, list_response, project, Column, Filterable, ListQuery,
@@ -126,15 +126,12 @@ pub fn resource(row: &UserRow, memberships: &Memberships, base: &str) -> Json {
 pub struct Users;
 
 impl Filterable for Users {
-    fn column(path: &AttrPath) -> Result<Column, ScimError> {
-        if let Some(schema) = &path.schema {
-            if !schema.eq_ignore_ascii_case(USER_SCHEMA) {
-                return Err(invalid_filter(format!(
-                    "Users have no attributes of {schema}."
-                )));
-            }
-        }
-        Ok(match path.dotted().as_str() {
+    const SCHEMA: &'static str = USER_SCHEMA;
+    const NAME: &'static str = "Users";
+    const VALUE_PATH: &'static str = "emails";
+
+    fn column_of(dotted: &str) -> Option<Column> {
+        Some(match dotted {
             "username" => Column::Folded("m.user_name_key"),
             "emails" | "emails.value" => Column::Folded("m.email"),
             "externalid" => Column::Exact("m.external_id"),
@@ -148,75 +145,41 @@ impl Filterable for Users {
             "id" => Column::Id("m.account_id"),
             "meta.created" => Column::Time("m.created_at"),
             "meta.lastmodified" => Column::Time("a.updated_at"),
-            other => {
-                return Err(invalid_filter(format!(
-                    "Users cannot be filtered by \"{other}\"."
-                )))
-            }
+            _ => return None,
         })
     }
 
-    fn value_filter(
+    /// `emails[…]`: every user has one work address, the primary one.
+    fn value_compare(
         out: &mut SqlFilter,
         first: usize,
-        path: &AttrPath,
-        filter: &Filter,
+        sub: &str,
+        op: CompareOp,
+        value: &Value,
     ) -> Result<String, ScimError> {
-        if path.dotted() != "emails" {
-            return Err(invalid_filter(format!(
-                "Only emails[…] can be filtered by value; not {}.",
-                path.dotted()
-            )));
-        }
-        email_value_filter(out, first, filter)
-    }
-}
-
-/// `emails[…]`: every user has one work address, the primary one.
-fn email_value_filter(
-    out: &mut SqlFilter,
-    first: usize,
-    filter: &Filter,
-) -> Result<String, ScimError> {
-    Ok(match filter {
-        Filter::Compare { path, op, value } => match (path.attribute.as_str(), op, value) {
+        let always = |holds: bool| if holds { "1 = 1" } else { "1 = 0" }.to_owned();
+        Ok(match (sub, op, value) {
             ("value", _, _) => compare(
                 out,
                 first,
                 Column::Folded("m.email"),
                 "emails.value",
-                *op,
+                op,
                 value,
             )?,
-            ("type", CompareOp::Eq, Value::Str(t)) => if t.eq_ignore_ascii_case("work") {
-                "1 = 1"
-            } else {
-                "1 = 0"
-            }
-            .to_owned(),
-            ("primary", CompareOp::Eq, Value::Bool(b)) => {
-                if *b { "1 = 1" } else { "1 = 0" }.to_owned()
-            }
+            ("type", CompareOp::Eq, Value::Str(t)) => always(t.eq_ignore_ascii_case("work")),
+            ("primary", CompareOp::Eq, Value::Bool(b)) => always(*b),
             _ => {
                 return Err(invalid_filter(
                     "Filter emails by value, type eq \"…\" or primary eq true/false.",
                 ))
             }
-        },
-        Filter::Present(_) => "1 = 1".to_owned(),
-        Filter::And(left, right) => format!(
-            "({} AND {})",
-            email_value_filter(out, first, left)?,
-            email_value_filter(out, first, right)?
-        ),
-        Filter::Or(left, right) => format!(
-            "({} OR {})",
-            email_value_filter(out, first, left)?,
-            email_value_filter(out, first, right)?
-        ),
-        Filter::Not(inner) => format!("NOT ({})", email_value_filter(out, first, inner)?),
-        Filter::ValuePath { .. } => return Err(invalid_filter("Value filters do not nest.")),
-    })
+        })
+    }
+
+    fn value_present() -> String {
+        "1 = 1".to_owned()
+    }
 }
 
 fn sort_column(sort_by: &str) -> Result<&'static str, ScimError> {
