@@ -118,6 +118,19 @@ impl Filterable for Groups {
         })
     }
 
+    fn sort_column_of(dotted: &str) -> Option<&'static str> {
+        Some(match dotted {
+            "displayname" => "g.display_key",
+            "externalid" => "g.external_id",
+            "meta.created" => "g.created_at",
+            "meta.lastmodified" => "g.updated_at",
+            "id" => "g.id",
+            _ => return None,
+        })
+    }
+
+    const DEFAULT_SORT: &'static str = "g.created_at";
+
     /// `members[…]`: every member is a User.
     fn value_compare(
         out: &mut SqlFilter,
@@ -147,23 +160,6 @@ impl Filterable for Groups {
     fn value_present() -> String {
         format!("EXISTS ({MEMBER_ROWS})")
     }
-}
-
-fn sort_column(sort_by: &str) -> Result<&'static str, ScimError> {
-    Ok(match sort_by.to_ascii_lowercase().as_str() {
-        "displayname" => "g.display_key",
-        "externalid" => "g.external_id",
-        "meta.created" => "g.created_at",
-        "meta.lastmodified" => "g.updated_at",
-        "id" => "g.id",
-        other => {
-            return Err(ScimError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
-                format!("Groups cannot be sorted by \"{other}\"."),
-            ))
-        }
-    })
 }
 
 /// The members of each group, oldest first.
@@ -210,18 +206,10 @@ pub async fn groups_of_members(
 
 /// A page of the organization's groups matching the query.
 pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<Json, ScimError> {
-    let (start, count) = query::paging(query)?;
-    let filter = query::filter_of::<Groups>(query)?;
-    let (condition, binds) = match &filter {
-        Some(filter) => (filter.sql.as_str(), filter.binds.as_slice()),
-        None => ("1 = 1", &[][..]),
-    };
-    let order = match &query.sort_by {
-        Some(sort_by) => sort_column(sort_by)?,
-        None => "g.created_at",
-    };
-    let direction = query::direction(query)?;
-    let next = binds.len() + 2;
+    let plan = query::ListPlan::of::<Groups>(query)?;
+    let (condition, binds) = plan.condition();
+    let (order, direction) = (plan.order, plan.direction);
+    let next = plan.next_placeholder();
     let page_sql = format!(
         "{GROUP_SELECT} WHERE g.org_id = $1 AND {condition} \
          ORDER BY {order} {direction}, g.id {direction} LIMIT ${next} OFFSET ${}",
@@ -236,7 +224,7 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
         &count_sql,
         org_id,
         binds,
-        (start, count),
+        (plan.start, plan.count),
     )
     .await?;
     let with_members = !query::leaves_out(query, GROUP_SCHEMA, "members");
@@ -258,7 +246,7 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
             )
         })
         .collect();
-    Ok(list_response(total, start, resources))
+    Ok(list_response(total, plan.start, resources))
 }
 
 async fn row_of(

@@ -132,6 +132,12 @@ pub trait Filterable {
     /// The column of a lowercase dotted attribute path, if it can be filtered.
     fn column_of(dotted: &str) -> Option<Column>;
 
+    /// The column a lowercase dotted attribute path sorts by, if it can be sorted.
+    fn sort_column_of(dotted: &str) -> Option<&'static str>;
+
+    /// The order without sortBy.
+    const DEFAULT_SORT: &'static str;
+
     /// One comparison of a sub-attribute inside `VALUE_PATH[…]`.
     fn value_compare(
         out: &mut SqlFilter,
@@ -358,14 +364,52 @@ pub fn to_sql<R: Filterable>(raw: &str, first: usize) -> Result<SqlFilter, ScimE
     Ok(out)
 }
 
-/// A request's filter as SQL numbered from `$2` (`$1` is the organization), or none.
-pub fn filter_of<R: Filterable>(query: &ListQuery) -> Result<Option<SqlFilter>, ScimError> {
-    query
-        .filter
-        .as_deref()
-        .filter(|f| !f.trim().is_empty())
-        .map(|raw| to_sql::<R>(raw, 2))
-        .transpose()
+/// What a list request asks for, as SQL.
+pub struct ListPlan {
+    pub start: i64,
+    pub count: i64,
+    /// The filter numbered from `$2` (`$1` is the organization), if there is one.
+    pub filter: Option<SqlFilter>,
+    pub order: &'static str,
+    pub direction: &'static str,
+}
+
+impl ListPlan {
+    pub fn of<R: Filterable>(query: &ListQuery) -> Result<ListPlan, ScimError> {
+        let (start, count) = paging(query)?;
+        let filter = query
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|raw| to_sql::<R>(raw, 2))
+            .transpose()?;
+        let order = match &query.sort_by {
+            Some(sort_by) => R::sort_column_of(&sort_by.to_ascii_lowercase()).ok_or_else(|| {
+                invalid_value(format!("{} cannot be sorted by \"{sort_by}\".", R::NAME))
+            })?,
+            None => R::DEFAULT_SORT,
+        };
+        Ok(ListPlan {
+            start,
+            count,
+            filter,
+            order,
+            direction: direction(query)?,
+        })
+    }
+
+    /// The filter's condition ("1 = 1" without one) and its values.
+    pub fn condition(&self) -> (&str, &[Bind]) {
+        match &self.filter {
+            Some(filter) => (filter.sql.as_str(), filter.binds.as_slice()),
+            None => ("1 = 1", &[]),
+        }
+    }
+
+    /// The placeholder number after the filter's values.
+    pub fn next_placeholder(&self) -> usize {
+        self.condition().1.len() + 2
+    }
 }
 
 /// `?filter=&startIndex=&count=&sortBy=&sortOrder=&attributes=&excludedAttributes=`

@@ -149,6 +149,23 @@ impl Filterable for Users {
         })
     }
 
+    fn sort_column_of(dotted: &str) -> Option<&'static str> {
+        Some(match dotted {
+            "username" => "m.user_name_key",
+            "emails" | "emails.value" => "m.email",
+            "name.givenname" => "m.given_key",
+            "name.familyname" => "m.family_key",
+            "displayname" => "m.given_key",
+            "meta.created" => "m.created_at",
+            "meta.lastmodified" => "a.updated_at",
+            "externalid" => "m.external_id",
+            "id" => "m.account_id",
+            _ => return None,
+        })
+    }
+
+    const DEFAULT_SORT: &'static str = "m.created_at";
+
     /// `emails[…]`: every user has one work address, the primary one.
     fn value_compare(
         out: &mut SqlFilter,
@@ -182,41 +199,12 @@ impl Filterable for Users {
     }
 }
 
-fn sort_column(sort_by: &str) -> Result<&'static str, ScimError> {
-    Ok(match sort_by.to_ascii_lowercase().as_str() {
-        "username" => "m.user_name_key",
-        "emails" | "emails.value" => "m.email",
-        "name.givenname" => "m.given_key",
-        "name.familyname" => "m.family_key",
-        "displayname" => "m.given_key",
-        "meta.created" => "m.created_at",
-        "meta.lastmodified" => "a.updated_at",
-        "externalid" => "m.external_id",
-        "id" => "m.account_id",
-        other => {
-            return Err(ScimError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
-                format!("Users cannot be sorted by \"{other}\"."),
-            ))
-        }
-    })
-}
-
 /// A page of the organization's users matching the query.
 pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<Json, ScimError> {
-    let (start, count) = query::paging(query)?;
-    let filter = query::filter_of::<Users>(query)?;
-    let (condition, binds) = match &filter {
-        Some(filter) => (filter.sql.as_str(), filter.binds.as_slice()),
-        None => ("1 = 1", &[][..]),
-    };
-    let order = match &query.sort_by {
-        Some(sort_by) => sort_column(sort_by)?,
-        None => "m.created_at",
-    };
-    let direction = query::direction(query)?;
-    let next = binds.len() + 2;
+    let plan = query::ListPlan::of::<Users>(query)?;
+    let (condition, binds) = plan.condition();
+    let (order, direction) = (plan.order, plan.direction);
+    let next = plan.next_placeholder();
     let ordering = format!("{order} {direction}, m.account_id {direction}");
     // Filters and sorts on org_members alone pick the page from an index before joining
     // accounts (as the member list does), and count without joining.
@@ -236,7 +224,7 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
             next + 1
         )
     };
-    let count_sql = match (&filter, members_only) {
+    let count_sql = match (&plan.filter, members_only) {
         (None, _) => "SELECT member_count FROM orgs WHERE id = $1".to_owned(),
         (_, true) => {
             format!("SELECT COUNT(*) FROM org_members m WHERE m.org_id = $1 AND {condition}")
@@ -253,7 +241,7 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
         &count_sql,
         org_id,
         binds,
-        (start, count),
+        (plan.start, plan.count),
     )
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -266,7 +254,7 @@ pub async fn list(state: &AppState, org_id: Uuid, query: &ListQuery) -> Result<J
             project(resource(row, &memberships, &base), USER_SCHEMA, query)
         })
         .collect();
-    Ok(list_response(total, start, resources))
+    Ok(list_response(total, plan.start, resources))
 }
 
 /// One user of the organization as SCIM shows it, or `None`.
