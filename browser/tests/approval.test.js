@@ -1,6 +1,7 @@
 // Required actions in the organization header and the approval queue, in Chromium:
 // the banner lists what to do, a person asks to join, an administrator approves them
-// in the queue, and each item leaves the banner once it is done.
+// in the queue, and each item leaves the banner once it is done. Then the Provisioning
+// page: a SCIM token made, used and revoked, and a group mapped to a role.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -105,4 +106,49 @@ test('the header lists required actions and the approval queue clears one of the
   await admin.locator('#members tbody tr', { hasText: 'milton@gmail.com' }).waitFor();
   await admin.close();
   await person.close();
+});
+
+test('the provisioning page makes a token once, maps a group to a role and revokes the token', async () => {
+  const admin = await browser.newPage();
+  await signIn(admin, CONTACT, `/orgs/${orgId}/members`);
+  await admin.getByRole('navigation', { name: 'Initech' }).getByRole('link', { name: 'Provisioning' }).click();
+  await admin.getByRole('heading', { name: 'Provisioning' }).waitFor();
+  await admin.getByText(`${server.baseUrl}/scim/v2`).waitFor();
+  await admin.getByLabel('New token for').fill('Okta');
+  await admin.getByRole('button', { name: 'Create token' }).click();
+  await admin.getByText('Copy this token now').waitFor();
+  const token = (await admin.locator('#new-token').textContent()).trim();
+  assert.match(token, /^entitle_scim_/);
+
+  // The identity provider provisions a person and a group with that token.
+  const scim = (method, where, body) => server.api(method, `/scim/v2${where}`, body, token);
+  const user = await scim('POST', '/Users', {
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+    userName: 'peter@initech.example',
+    name: { givenName: 'Peter', familyName: 'Gibbons' },
+    emails: [{ value: 'peter@initech.example' }],
+  });
+  assert.equal(user.status, 201, JSON.stringify(user.body));
+  const group = await scim('POST', '/Groups', {
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+    displayName: 'Engineering',
+    members: [{ value: user.body.id }],
+  });
+  assert.equal(group.status, 201, JSON.stringify(group.body));
+
+  // Opened again, the page no longer shows the secret, and lists the group to map.
+  await admin.goto(`${server.baseUrl}/orgs/${orgId}/provisioning`);
+  assert.equal(await admin.locator('#new-token').count(), 0);
+  await admin.getByLabel('Role of Engineering', { exact: true }).selectOption({ label: 'Usage Reports' });
+  await admin.getByRole('button', { name: 'Save the role of Engineering' }).click();
+  await admin.getByText('Saved.').waitFor();
+  assert.equal(await admin.getByLabel('Role of Engineering', { exact: true }).inputValue(), 'usage_reports');
+  const peter = await scim('GET', `/Users/${user.body.id}`);
+  assert.deepEqual(peter.body.roles.map((r) => r.value).sort(), ['usage_reports', 'user']);
+  await admin.screenshot({ path: path.join(artifacts, 'provisioning.png'), fullPage: true });
+
+  await admin.getByRole('button', { name: 'Revoke Okta' }).click();
+  await admin.getByText('Revoked: requests with that token are refused from now on.').waitFor();
+  assert.equal((await scim('GET', '/Groups')).status, 401);
+  await admin.close();
 });
