@@ -461,6 +461,7 @@ pub struct ScimGroupSummary {
 
 /// Maps a group to a role, or (null) unmaps it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct MapGroupRequest {
     pub role: Option<String>,
 }

@@ -18,6 +18,11 @@ const BODY_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/terms"),
     ("POST", "/api/v1/terms/accept"),
     ("POST", "/api/v1/orgs"),
+    // Bodies are read before the organization is looked up.
+    (
+        "PUT",
+        "/api/v1/orgs/0190a5a0-0000-7000-8000-000000000001/scim-groups/0190a5a0-0000-7000-8000-000000000002/role",
+    ),
 ];
 
 async fn snapshot(app: &TestApp) -> Vec<i64> {

@@ -4,6 +4,7 @@
 use entitle_testkit::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::{
     members::{acme_and_globex, member, TwoOrgs},
@@ -162,6 +163,28 @@ async fn groups_mapped_to_roles_give_them_and_take_back_only_what_they_gave() {
     expect_status(
         map(&app, &cory, &acme, engineers_id, json!("administrator")).await,
         StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect_status(
+        map(&app, &fiona, &acme, engineers_id, json!("boss")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    expect_status(
+        map(&app, &fiona, &acme, "not-a-group", json!("user")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect_status(
+        map(
+            &app,
+            &fiona,
+            &acme,
+            &Uuid::now_v7().to_string(),
+            json!("user"),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
     )
     .await;
 
