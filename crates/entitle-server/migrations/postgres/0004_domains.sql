@@ -93,3 +93,27 @@ CREATE TABLE scim_group_members (
 );
 CREATE INDEX scim_group_members_account ON scim_group_members (org_id, account_id);
 ALTER TABLE org_member_roles ADD COLUMN from_group BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Whether each member has set a password, kept by the database, so that the required
+-- action "invited but not registered" counts the invited people alone (a partial index)
+-- rather than joining every member to their account.
+ALTER TABLE org_members ADD COLUMN registered BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE org_members SET registered = EXISTS (SELECT 1 FROM accounts a
+    WHERE a.id = org_members.account_id AND a.password_hash IS NOT NULL);
+CREATE INDEX org_members_invited ON org_members (org_id) WHERE NOT registered AND disabled_at IS NULL;
+CREATE FUNCTION org_members_registered_on_join() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.registered := EXISTS (SELECT 1 FROM accounts a
+        WHERE a.id = NEW.account_id AND a.password_hash IS NOT NULL);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER org_members_registered_on_join BEFORE INSERT ON org_members
+    FOR EACH ROW EXECUTE FUNCTION org_members_registered_on_join();
+CREATE FUNCTION accounts_registered() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE org_members SET registered = (NEW.password_hash IS NOT NULL) WHERE account_id = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER accounts_registered AFTER UPDATE OF password_hash ON accounts
+    FOR EACH ROW WHEN ((OLD.password_hash IS NULL) <> (NEW.password_hash IS NULL))
+    EXECUTE FUNCTION accounts_registered();

@@ -93,3 +93,22 @@ CREATE TABLE scim_group_members (
 );
 CREATE INDEX scim_group_members_account ON scim_group_members (org_id, account_id);
 ALTER TABLE org_member_roles ADD COLUMN from_group INTEGER NOT NULL DEFAULT 0;
+
+-- Whether each member has set a password, kept by the database, so that the required
+-- action "invited but not registered" counts the invited people alone (a partial index)
+-- rather than joining every member to their account.
+ALTER TABLE org_members ADD COLUMN registered INTEGER NOT NULL DEFAULT 0;
+UPDATE org_members SET registered = EXISTS (SELECT 1 FROM accounts a
+    WHERE a.id = org_members.account_id AND a.password_hash IS NOT NULL);
+CREATE INDEX org_members_invited ON org_members (org_id) WHERE NOT registered AND disabled_at IS NULL;
+CREATE TRIGGER org_members_registered_on_join AFTER INSERT ON org_members
+BEGIN
+    UPDATE org_members SET registered = EXISTS (SELECT 1 FROM accounts a
+        WHERE a.id = NEW.account_id AND a.password_hash IS NOT NULL)
+    WHERE org_id = NEW.org_id AND account_id = NEW.account_id;
+END;
+CREATE TRIGGER accounts_registered AFTER UPDATE OF password_hash ON accounts
+WHEN (OLD.password_hash IS NULL) <> (NEW.password_hash IS NULL)
+BEGIN
+    UPDATE org_members SET registered = (NEW.password_hash IS NOT NULL) WHERE account_id = NEW.id;
+END;

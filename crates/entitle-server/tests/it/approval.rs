@@ -312,3 +312,76 @@ async fn people_ask_to_join_and_administrators_approve_or_reject() {
         );
     }
 }
+
+/// The count of the "invited but not registered" required action, if it stands.
+async fn invited(app: &TestApp, token: &str, org: &str) -> Option<i64> {
+    let actions: Value = app
+        .get_as(token, &format!("/api/v1/orgs/{org}/required-actions"))
+        .await
+        .json()
+        .await
+        .expect("actions");
+    actions
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|a| a["code"] == "invited_not_registered")
+        .map(|a| a["count"].as_i64().expect("count"))
+}
+
+#[tokio::test]
+async fn invited_people_are_a_required_action_until_they_set_a_password() {
+    let app = TestApp::spawn().await;
+    let TwoOrgs { acme, fiona, .. } = acme_and_globex(&app).await;
+    assert_eq!(
+        invited(&app, &fiona, &acme).await,
+        None,
+        "everyone in the fixture has a password"
+    );
+    let mut ids = Vec::new();
+    for email in ["ivy@acme.test", "ike@acme.test", "ida@acme.test"] {
+        let added: Value = app
+            .post_as(
+                &fiona,
+                &format!("/api/v1/orgs/{acme}/members"),
+                &json!({"email": email, "first_name": "New", "last_name": "Member", "country": "DE"}),
+            )
+            .await
+            .json()
+            .await
+            .expect("member");
+        ids.push(added["account_id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(invited(&app, &fiona, &acme).await, Some(3));
+
+    // Setting a password, being disabled, and leaving each take one off.
+    let mail = app.mail.expect("ivy@acme.test", "added to Acme").await;
+    let token = mail.token("/reset-password").expect("link");
+    let set = app
+        .post(
+            "/api/v1/reset-password",
+            &json!({"token": token, "email": "ivy@acme.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(set.status(), StatusCode::OK);
+    assert_eq!(invited(&app, &fiona, &acme).await, Some(2));
+    let disabled = app
+        .new_client()
+        .patch(app.url(&format!("/api/v1/orgs/{acme}/members/{}", ids[1])))
+        .bearer_auth(&fiona)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(invited(&app, &fiona, &acme).await, Some(1));
+    let removed = app
+        .new_client()
+        .delete(app.url(&format!("/api/v1/orgs/{acme}/members/{}", ids[2])))
+        .bearer_auth(&fiona)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(invited(&app, &fiona, &acme).await, None);
+}
