@@ -10,16 +10,19 @@ use crate::{
     members::{acme_and_globex, TwoOrgs},
 };
 
-async fn required(app: &TestApp, token: &str, org: &str) -> Vec<String> {
+async fn actions(app: &TestApp, token: &str, org: &str) -> Vec<Value> {
     let actions: Value = app
         .get_as(token, &format!("/api/v1/orgs/{org}/required-actions"))
         .await
         .json()
         .await
         .expect("actions");
-    actions
-        .as_array()
-        .expect("list")
+    actions.as_array().expect("list").clone()
+}
+
+async fn required(app: &TestApp, token: &str, org: &str) -> Vec<String> {
+    actions(app, token, org)
+        .await
         .iter()
         .map(|a| a["code"].as_str().expect("code").to_owned())
         .collect()
@@ -315,15 +318,8 @@ async fn people_ask_to_join_and_administrators_approve_or_reject() {
 
 /// The count of the "invited but not registered" required action, if it stands.
 async fn invited(app: &TestApp, token: &str, org: &str) -> Option<i64> {
-    let actions: Value = app
-        .get_as(token, &format!("/api/v1/orgs/{org}/required-actions"))
+    actions(app, token, org)
         .await
-        .json()
-        .await
-        .expect("actions");
-    actions
-        .as_array()
-        .expect("list")
         .iter()
         .find(|a| a["code"] == "invited_not_registered")
         .map(|a| a["count"].as_i64().expect("count"))
