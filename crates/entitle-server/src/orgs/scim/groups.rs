@@ -900,6 +900,36 @@ pub async fn create(
     Ok(shown)
 }
 
+/// Applies a request's changes to a group, checking If-Match; answers with the group as
+/// `answer` asks, or nothing.
+async fn change(
+    state: &AppState,
+    client: &ScimClient,
+    from: &Client,
+    id: &str,
+    if_match: Option<&str>,
+    changes: &GroupChanges,
+    answer: Option<&ListQuery>,
+) -> Result<Option<Json>, ScimError> {
+    let mut tx = state.db.begin().await?;
+    let before = current(&mut tx, client.org_id, id, if_match).await?;
+    apply(
+        &mut tx,
+        client.org_id,
+        &before,
+        changes,
+        &actor(client, from),
+        "org.group_updated",
+    )
+    .await?;
+    let shown = match answer {
+        Some(query) => Some(reread(&mut tx, state, client.org_id, before.id, query).await?),
+        None => None,
+    };
+    tx.commit().await?;
+    Ok(shown)
+}
+
 /// PUT /Groups/{id}: replaces the name, externalId and members; the role mapping stays.
 pub async fn replace(
     state: &AppState,
@@ -910,27 +940,18 @@ pub async fn replace(
     body: &Json,
 ) -> Result<Json, ScimError> {
     let changes = fields_of(body)?;
-    let mut tx = state.db.begin().await?;
-    let before = current(&mut tx, client.org_id, id, if_match).await?;
-    apply(
-        &mut tx,
-        client.org_id,
-        &before,
-        &changes,
-        &actor(client, from),
-        "org.group_updated",
-    )
-    .await?;
-    let shown = reread(
-        &mut tx,
+    let everything = ListQuery::default();
+    change(
         state,
-        client.org_id,
-        before.id,
-        &ListQuery::default(),
+        client,
+        from,
+        id,
+        if_match,
+        &changes,
+        Some(&everything),
     )
-    .await?;
-    tx.commit().await?;
-    Ok(shown)
+    .await?
+    .ok_or_else(|| not_found(id))
 }
 
 /// PATCH /Groups/{id}. Groups can be large, so the answer is 204 without a body unless
@@ -945,24 +966,17 @@ pub async fn patch(
     query: &ListQuery,
 ) -> Result<Option<Json>, ScimError> {
     let changes = changes_of_patch(body)?;
-    let mut tx = state.db.begin().await?;
-    let before = current(&mut tx, client.org_id, id, if_match).await?;
-    apply(
-        &mut tx,
-        client.org_id,
-        &before,
+    let asked = query.attributes.is_some() || query.excluded_attributes.is_some();
+    change(
+        state,
+        client,
+        from,
+        id,
+        if_match,
         &changes,
-        &actor(client, from),
-        "org.group_updated",
+        asked.then_some(query),
     )
-    .await?;
-    let shown = if query.attributes.is_some() || query.excluded_attributes.is_some() {
-        Some(reread(&mut tx, state, client.org_id, before.id, query).await?)
-    } else {
-        None
-    };
-    tx.commit().await?;
-    Ok(shown)
+    .await
 }
 
 /// DELETE /Groups/{id}: its members lose the roles it alone gave them.
