@@ -36,7 +36,6 @@ struct OrgPage {
     page: Page,
     current: CurrentSession,
     access: OrgAccess,
-    required: Vec<entitle_proto::RequiredAction>,
 }
 
 impl OrgPage {
@@ -63,20 +62,22 @@ impl OrgPage {
         }
         let mut conn = state.db.reader().await?;
         let access = OrgAccess::of(&mut conn, &current.account, org_id).await?;
-        let required = if access.may(Action::ListUsers) {
-            approval::required_actions_of(&mut conn, &access).await?
-        } else {
-            Vec::new()
-        };
         Ok(Ok(OrgPage {
             page,
             current,
             access,
-            required,
         }))
     }
 
-    fn chrome(&self, section: &'static str) -> Chrome {
+    /// The layout of a page about to render, with the header's required actions as they
+    /// stand now: form posts that only redirect never compute them.
+    async fn chrome(&self, state: &AppState, section: &'static str) -> Result<Chrome, PageError> {
+        let required = if self.access.may(Action::ListUsers) {
+            let mut conn = state.db.reader().await?;
+            approval::required_actions_of(&mut conn, &self.access).await?
+        } else {
+            Vec::new()
+        };
         let role = if self.access.operator {
             "Operator".to_owned()
         } else {
@@ -87,17 +88,17 @@ impl OrgPage {
                 .map(|r| r.label().to_owned())
                 .unwrap_or_else(|| Role::User.label().to_owned())
         };
-        Chrome {
+        Ok(Chrome {
             org: Some(OrgChrome {
                 id: self.access.org.id,
                 name: self.access.org.name.clone(),
                 role,
                 manages: self.access.may(Action::ManageUsers),
                 section,
-                required: self.required.clone(),
+                required,
             }),
             ..self.page.chrome()
-        }
+        })
     }
 
     fn org_id(&self) -> Uuid {
@@ -326,7 +327,7 @@ async fn members_page(
     };
     let shown = page.members.len() as i64;
     let template = MembersPage {
-        chrome: org.chrome("members"),
+        chrome: org.chrome(state, "members").await?,
         org_id: org.org_id(),
         org_name: org.access.org.name.clone(),
         q: query.q.clone(),
@@ -442,7 +443,7 @@ async fn member_page(
         country: member.country.clone(),
     });
     let template = MemberPage {
-        chrome: org.chrome("members"),
+        chrome: org.chrome(state, "members").await?,
         org_id: org.org_id(),
         org_name: org.access.org.name.clone(),
         role_labels: if member.roles.is_empty() {
@@ -626,7 +627,7 @@ async fn imports_page(state: &AppState, org: OrgPage, error: Option<ApiError>) -
         None => (HashMap::new(), None),
     };
     let template = ImportsPage {
-        chrome: org.chrome("imports"),
+        chrome: org.chrome(state, "imports").await?,
         org_id: org.org_id(),
         batches: batches
             .iter()
@@ -764,7 +765,7 @@ async fn import_page(
         None => None,
     };
     let template = ImportPage {
-        chrome: org.chrome("imports"),
+        chrome: org.chrome(state, "imports").await?,
         org_id: org.org_id(),
         org_name: org.access.org.name.clone(),
         summary: format!("{} rows: {}.", batch.rows.len(), counts_summary(&batch)),
@@ -916,6 +917,7 @@ pub async fn audit_log(
     let mut conn = state.db.reader().await?;
     let found = audit::page(&mut conn, &query, Some(org_id)).await?;
     drop(conn);
+    let chrome = org.chrome(&state, "audit").await?;
     let mut params = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in [("actor", &query.actor), ("action", &query.action)] {
         if let Some(value) = value {
@@ -939,7 +941,7 @@ pub async fn audit_log(
         format!("/orgs/{org_id}/audit?{query}")
     });
     let template = AuditLogPage {
-        chrome: org.chrome("audit"),
+        chrome,
         org_id,
         actions: ORG_ACTIONS,
         events: found
@@ -992,7 +994,7 @@ pub async fn administrators(
     let org = org_page!(&state, page, org_id, &here);
     let found = members::administrators(&state, &org.current.account, org_id).await?;
     let template = AdministratorsPage {
-        chrome: org.chrome("administrators"),
+        chrome: org.chrome(&state, "administrators").await?,
         org_name: org.access.org.name.clone(),
         administrators: found
             .into_iter()

@@ -46,7 +46,7 @@ async fn domains_page(
         None => (HashMap::new(), None),
     };
     let template = DomainsPage {
-        chrome: org.chrome("domains"),
+        chrome: org.chrome(state, "domains").await?,
         org_id: org.org_id(),
         org_name: org.access.org.name.clone(),
         any_verified: found.iter().any(|d| d.verified_at.is_some()),
@@ -171,7 +171,7 @@ async fn requests_page(
         None => None,
     };
     let template = RequestsPage {
-        chrome: org.chrome("access-requests"),
+        chrome: org.chrome(state, "access-requests").await?,
         org_id: org.org_id(),
         org_name: org.access.org.name.clone(),
         requests: pending

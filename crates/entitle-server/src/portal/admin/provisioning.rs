@@ -77,7 +77,7 @@ async fn provisioning_page(
         None => (HashMap::new(), None),
     };
     let template = ProvisioningPage {
-        chrome: org.chrome("provisioning"),
+        chrome: org.chrome(state, "provisioning").await?,
         org_id: org.org_id(),
         endpoint: format!("{}/scim/v2", state.config.public_base()),
         manages_tokens,
