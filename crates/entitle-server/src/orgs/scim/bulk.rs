@@ -105,14 +105,7 @@ pub async fn run(
     from: &Client,
     body: &Json,
 ) -> Result<Json, ScimError> {
-    let listed = body["schemas"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(BULK_REQUEST)));
-    if !listed {
-        return Err(bad(format!(
-            "The body's schemas must include {BULK_REQUEST}."
-        )));
-    }
+    super::check_schemas(body, BULK_REQUEST)?;
     let operations = body["Operations"]
         .as_array()
         .ok_or_else(|| bad("Operations must be a list."))?;

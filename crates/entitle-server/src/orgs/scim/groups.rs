@@ -14,13 +14,14 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::{
+    bad, check_schemas, field,
     filter::{CompareOp, Filter, Value},
-    provisioning::{actor, bad, check_schemas, field, text, PATCH_SCHEMA},
+    provisioning::{actor, PATCH_SCHEMA},
     query::{
         self, compare, invalid_filter, list_response, project, Column, Filterable, ListQuery,
         SqlFilter,
     },
-    ScimClient, ScimError,
+    text, ScimClient, ScimError,
 };
 use crate::{
     app::{AppState, Client},

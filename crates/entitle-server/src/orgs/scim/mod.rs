@@ -18,7 +18,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use entitle_proto::ScimToken;
-use serde_json::json;
+use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::{access::OrgAccess, roles::Action};
@@ -218,6 +218,46 @@ fn part_of_search(
             error.scim_type,
             error.detail.clone(),
         )),
+    }
+}
+
+// What reading any SCIM request body needs; the submodules share these.
+
+/// A 400 with its SCIM error type.
+fn bad(scim_type: &'static str, detail: impl Into<String>) -> ScimError {
+    ScimError::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+}
+
+/// A string attribute, or none.
+fn text(value: &Json, name: &str) -> Result<Option<String>, ScimError> {
+    match value {
+        Json::Null => Ok(None),
+        Json::String(s) => Ok(Some(s.clone())),
+        _ => Err(bad("invalidValue", format!("{name} must be a string."))),
+    }
+}
+
+/// Attribute names are case-insensitive (RFC 7643 §2.1).
+fn field<'a>(object: &'a Json, name: &str) -> &'a Json {
+    object
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+        .map(|(_, v)| v)
+        .unwrap_or(&Json::Null)
+}
+
+/// 400 `invalidSyntax` unless the body's `schemas` lists `schema`.
+fn check_schemas(body: &Json, schema: &str) -> Result<(), ScimError> {
+    let listed = field(body, "schemas")
+        .as_array()
+        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(schema)));
+    if listed {
+        Ok(())
+    } else {
+        Err(bad(
+            "invalidSyntax",
+            format!("The body's schemas must include {schema}."),
+        ))
     }
 }
 

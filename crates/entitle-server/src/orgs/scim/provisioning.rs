@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::{
-    query,
+    bad, check_schemas, field, query, text,
     users::{self, USER_SCHEMA},
     ScimClient, ScimError,
 };
@@ -41,41 +41,6 @@ pub struct UserFields {
     pub external_id: Option<String>,
     /// The primary email address.
     pub email: String,
-}
-
-pub(super) fn bad(scim_type: &'static str, detail: impl Into<String>) -> ScimError {
-    ScimError::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
-}
-
-pub(super) fn text(value: &Json, name: &str) -> Result<Option<String>, ScimError> {
-    match value {
-        Json::Null => Ok(None),
-        Json::String(s) => Ok(Some(s.clone())),
-        _ => Err(bad("invalidValue", format!("{name} must be a string."))),
-    }
-}
-
-/// Attribute names are case-insensitive (RFC 7643 §2.1).
-pub(super) fn field<'a>(object: &'a Json, name: &str) -> &'a Json {
-    object
-        .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
-        .map(|(_, v)| v)
-        .unwrap_or(&Json::Null)
-}
-
-pub(super) fn check_schemas(body: &Json, schema: &str) -> Result<(), ScimError> {
-    let listed = field(body, "schemas")
-        .as_array()
-        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(schema)));
-    if listed {
-        Ok(())
-    } else {
-        Err(bad(
-            "invalidSyntax",
-            format!("The body's schemas must include {schema}."),
-        ))
-    }
 }
 
 /// The primary (else the first) address of an `emails` value.

@@ -610,16 +610,7 @@ pub fn project(mut resource: Json, schema: &str, query: &ListQuery) -> Json {
 /// POST `.search`: the query in a body (RFC 7644 §3.4.3).
 pub fn search_query(body: &Json) -> Result<ListQuery, ScimError> {
     const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
-    let listed = body["schemas"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(SEARCH_SCHEMA)));
-    if !listed {
-        return Err(ScimError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidSyntax"),
-            format!("The body's schemas must include {SEARCH_SCHEMA}."),
-        ));
-    }
+    super::check_schemas(body, SEARCH_SCHEMA)?;
     let text = |name: &str| -> Result<Option<String>, ScimError> {
         match &body[name] {
             Json::Null => Ok(None),
