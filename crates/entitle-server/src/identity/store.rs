@@ -26,6 +26,14 @@ pub struct AccountRow {
 }
 
 impl AccountRow {
+    /// The part of the email address after the `@`.
+    pub fn email_domain(&self) -> &str {
+        self.email
+            .rsplit_once('@')
+            .map(|(_, domain)| domain)
+            .unwrap_or_default()
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == "active"
     }

@@ -27,10 +27,6 @@ use crate::{
 
 const MAX_MESSAGE_CHARS: usize = 500;
 
-fn email_domain(email: &str) -> &str {
-    email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
-}
-
 async fn has_verified_domain(ex: &mut impl Executor, org_id: Uuid) -> Result<bool, DbError> {
     let (count,): (i64,) = on_db!(ex, |c| sqlx::query_as(
         "SELECT COUNT(*) FROM org_domains WHERE org_id = $1 AND verified_at IS NOT NULL"
@@ -147,7 +143,7 @@ pub async fn join_by_domain(
     if account.home_org_id.is_some() {
         return Ok(Vec::new());
     }
-    let approving: Vec<OrgRow> = orgs_with_domain(tx, email_domain(&account.email))
+    let approving: Vec<OrgRow> = orgs_with_domain(tx, account.email_domain())
         .await?
         .into_iter()
         .filter(|o| o.auto_approval)
@@ -189,7 +185,7 @@ pub async fn joinable(state: &AppState, caller: &AccountRow) -> ApiResult<Vec<Jo
         return Ok(Vec::new());
     }
     let mut conn = state.db.reader().await?;
-    let domain = email_domain(&caller.email);
+    let domain = caller.email_domain();
     Ok(orgs_with_domain(&mut conn, domain)
         .await?
         .into_iter()
@@ -256,7 +252,7 @@ pub async fn request_access(
     }
     let mut tx = state.db.begin().await?;
     let org = match (&request.org_id, &request.administrator_email) {
-        (Some(org_id), None) => orgs_with_domain(&mut tx, email_domain(&caller.email))
+        (Some(org_id), None) => orgs_with_domain(&mut tx, caller.email_domain())
             .await?
             .into_iter()
             .find(|o| o.id == *org_id)

@@ -64,11 +64,7 @@ impl MemberKeys {
         );
         MemberKeys {
             email: account.email.clone(),
-            email_domain: account
-                .email
-                .rsplit_once('@')
-                .map(|(_, domain)| domain.to_owned())
-                .unwrap_or_default(),
+            email_domain: account.email_domain().to_owned(),
             given_key: format!("{first} {last}"),
             family_key: format!("{last} {first}"),
         }
