@@ -91,6 +91,15 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// A new sign-in address for the signed-in person, with their password. The old address
+/// keeps working until the new one is confirmed from the link sent there.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailRequest {
+    pub email: String,
+    pub password: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseAccountRequest {
@@ -313,15 +322,23 @@ pub struct OrgMember {
     /// their home organization).
     pub disabled: bool,
     pub joined_at: i64,
+    /// A new sign-in address waiting for its owner to confirm it from the link sent there;
+    /// until then the person signs in with `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_email: Option<String>,
 }
 
-/// Changes to a member; absent fields stay as they are.
+/// Changes to a member; absent fields stay as they are. Details change only in the
+/// person's home organization.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub country: Option<String>,
+    /// A new sign-in address. A registered person keeps the old one until they confirm
+    /// the new one from the link sent there; the old address is told and can cancel.
+    pub email: Option<String>,
     pub disabled: Option<bool>,
 }
 

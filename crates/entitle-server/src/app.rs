@@ -12,8 +12,12 @@ use rand::RngCore;
 
 use crate::{
     config::Config,
-    db::{now_ms, Db},
-    identity::password::PasswordHasher,
+    db::{now_ms, Db, Tx},
+    identity::{
+        hooks::{AccountHooks, HookFuture},
+        password::PasswordHasher,
+        store::AccountRow,
+    },
     mail::Mailer,
     oidc::{keys::KeyEncryptionKey, KeyRing, Provider},
     on_db,
@@ -32,6 +36,8 @@ pub struct Shared {
     pub oidc: Provider,
     /// Where domain claims are looked up.
     pub dns: crate::orgs::domains::Dns,
+    /// What the domains above identity do when an account changes.
+    pub hooks: AccountHooks,
 }
 
 impl Deref for AppState {
@@ -64,6 +70,7 @@ impl AppState {
             hasher: PasswordHasher::new(&config.password)?,
             mailer: Mailer::from_config(&config)?,
             dns: crate::orgs::domains::Dns::from_config(&config.domains),
+            hooks: account_hooks(),
             config,
             db,
             csrf_key,
@@ -75,6 +82,23 @@ impl AppState {
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// Identity tells the domains above it of account changes through these.
+fn account_hooks() -> AccountHooks {
+    fn end_client_grants<'a>(tx: &'a mut Tx, account: &'a AccountRow, now: i64) -> HookFuture<'a> {
+        Box::pin(async move {
+            crate::oidc::store::revoke_grants_of(tx, account.id, now).await?;
+            Ok(())
+        })
+    }
+    fn rekey_memberships<'a>(tx: &'a mut Tx, account: &'a AccountRow, _: i64) -> HookFuture<'a> {
+        Box::pin(crate::orgs::store::rekey_member(tx, account))
+    }
+    AccountHooks {
+        signed_out_everywhere: vec![end_client_grants],
+        details_changed: vec![rekey_memberships],
     }
 }
 

@@ -3,13 +3,14 @@
 use axum::{extract::State, http::StatusCode};
 use axum_extra::extract::CookieJar;
 use entitle_proto::{
-    AcceptTermsRequest, Accepted, Account, AuditPage, ChangePasswordRequest, DataExport,
-    EmailRequest, EraseAccountRequest, Problem, PublishTermsRequest, ResetPasswordRequest,
-    SignInRequest, SignInResponse, SignUpRequest, Terms, VerifyEmailRequest,
+    AcceptTermsRequest, Accepted, Account, AuditPage, ChangeEmailRequest, ChangePasswordRequest,
+    DataExport, EmailRequest, EraseAccountRequest, Problem, PublishTermsRequest,
+    ResetPasswordRequest, SignInRequest, SignInResponse, SignUpRequest, Terms, VerifyEmailRequest,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    email_change::{self, EmailChange},
     flows,
     session::{self, Operator, SignedIn, SignedInBeforeTerms},
     store,
@@ -29,6 +30,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_password))
         .routes(routes!(me))
         .routes(routes!(change_password))
+        .routes(routes!(change_email))
+        .routes(routes!(confirm_email_change))
+        .routes(routes!(cancel_email_change))
         .routes(routes!(export))
         .routes(routes!(erase))
         .routes(routes!(current_terms))
@@ -164,6 +168,65 @@ async fn change_password(
         &client,
     )
     .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the sign-in address. The old address is told and keeps working until the new
+/// one is confirmed from the link sent there; then every session and grant ends.
+#[utoipa::path(post, path = "/api/v1/me/email", tag = "identity", request_body = ChangeEmailRequest,
+    responses((status = 202, body = Accepted), (status = 409, body = Problem, description = "Another account uses the address"),
+        (status = 422, body = Problem)))]
+async fn change_email(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Json(req): Json<ChangeEmailRequest>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let change =
+        email_change::request_own(&state, &current.account, &req.email, &req.password, &client)
+            .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: email_change_message(&change),
+        }),
+    ))
+}
+
+/// What a person is told after asking to change their address.
+pub fn email_change_message(change: &EmailChange) -> String {
+    match change {
+        EmailChange::Pending(new) => format!("We sent a link to {new}. Until you follow it, you keep signing in with your current address."),
+        EmailChange::Applied => "Your address is changed.".to_owned(),
+        EmailChange::Unchanged => "That is already your address; nothing changed.".to_owned(),
+    }
+}
+
+/// Confirm a new sign-in address with the token sent to it.
+#[utoipa::path(post, path = "/api/v1/email-change/confirm", tag = "identity", request_body = VerifyEmailRequest,
+    responses((status = 200, body = Account), (status = 400, body = Problem, description = "Invalid, expired or used token"),
+        (status = 409, body = Problem, description = "Another account took the address meanwhile")))]
+async fn confirm_email_change(
+    State(state): State<AppState>,
+    client: Client,
+    Json(req): Json<VerifyEmailRequest>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(
+        email_change::confirm(&state, &req.token, &client)
+            .await?
+            .to_proto(),
+    ))
+}
+
+/// Cancel a pending change of address with the token sent to the old address.
+#[utoipa::path(post, path = "/api/v1/email-change/cancel", tag = "identity", request_body = VerifyEmailRequest,
+    responses((status = 204), (status = 400, body = Problem, description = "Invalid or used token")))]
+async fn cancel_email_change(
+    State(state): State<AppState>,
+    client: Client,
+    Json(req): Json<VerifyEmailRequest>,
+) -> ApiResult<StatusCode> {
+    email_change::cancel(&state, &req.token, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -550,24 +550,62 @@ pub async fn reset_password(
     store::set_password_hash(&mut tx, account.id, &hash, now).await?;
     store::mark_email_verified(&mut tx, account.id, now).await?;
     store::retire_tokens(&mut tx, account.id, TokenPurpose::SetPassword, now).await?;
-    store::delete_sessions_of(&mut tx, account.id).await?;
+    end_sign_ins(&mut tx, state, &account, None, now).await?;
     store::clear_throttle(&mut tx, &throttle::account_key(&account.email)).await?;
+    let first_password = account.password_hash.is_none();
     audit::record(
         &mut tx,
         &actor_of(&account, client),
         account_event(
             "account.password_set",
             &account,
-            json!({"via": "email_link", "first_password": account.password_hash.is_none()}),
+            json!({"via": "email_link", "first_password": first_password}),
         ),
     )
     .await?;
     tx.commit().await?;
+    if !first_password {
+        state
+            .mailer
+            .send_in_background(password_changed_message(&account, client));
+    }
     Ok(AccountRow {
         email_verified: true,
         password_hash: Some(hash),
         ..account
     })
+}
+
+/// Ends every way the account is signed in (but `keep`, the session making the change):
+/// browser sessions here, and through the hooks the grants of clients, the desktop
+/// client's automatic sign-in among them.
+pub async fn end_sign_ins(
+    tx: &mut crate::db::Tx,
+    state: &AppState,
+    account: &AccountRow,
+    keep: Option<Uuid>,
+    now: i64,
+) -> ApiResult<u64> {
+    let ended = store::delete_sessions_of_except(tx, account.id, keep).await?;
+    state.hooks.signed_out_everywhere(tx, account, now).await?;
+    Ok(ended)
+}
+
+/// Tells a person their password changed, in case it was not them.
+fn password_changed_message(account: &AccountRow, client: &Client) -> Message {
+    Message {
+        to: account.email.clone(),
+        subject: "Your entitle password was changed".to_owned(),
+        greeting: format!("Hello {},", account.first_name),
+        paragraphs: vec![
+            format!(
+                "The password of your entitle account was changed just now (from address {}). You were signed out everywhere else: browsers, the desktop client and applications.",
+                client.ip
+            ),
+            "If you did not do this, use “Forgot password?” on the sign-in page at once and tell your organization's administrator.".to_owned(),
+        ],
+        action: None,
+    }
 }
 
 pub async fn change_password(
@@ -597,26 +635,21 @@ pub async fn change_password(
     let now = now_ms();
     let mut tx = state.db.begin().await?;
     store::set_password_hash(&mut tx, account.id, &hash, now).await?;
-    let others: Vec<Uuid> = store::sessions_of(&mut tx, account.id)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .filter(|id| *id != current_session)
-        .collect();
-    for id in &others {
-        store::delete_session(&mut tx, *id).await?;
-    }
+    let others = end_sign_ins(&mut tx, state, account, Some(current_session), now).await?;
     audit::record(
         &mut tx,
         &actor_of(account, client),
         account_event(
             "account.password_changed",
             account,
-            json!({"other_sessions_ended": others.len()}),
+            json!({"other_sessions_ended": others}),
         ),
     )
     .await?;
     tx.commit().await?;
+    state
+        .mailer
+        .send_in_background(password_changed_message(account, client));
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod email_change;
 pub mod flows;
+pub mod hooks;
 pub mod password;
 pub mod person;
 pub mod session;

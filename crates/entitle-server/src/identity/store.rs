@@ -149,18 +149,19 @@ pub async fn update_person(
     Ok(())
 }
 
-/// A new email address, not yet confirmed by its owner.
+/// A new email address; `verified` when its owner confirmed it.
 pub async fn set_email(
     ex: &mut impl Executor,
     id: Uuid,
     email: &str,
+    verified: bool,
     now: i64,
 ) -> Result<(), DbError> {
     execute!(
         ex,
         "UPDATE accounts SET email = $1, email_verified = $2, updated_at = $3 WHERE id = $4",
         email,
-        false,
+        verified,
         now,
         id
     )?;
@@ -387,6 +388,20 @@ pub async fn delete_sessions_of(ex: &mut impl Executor, account_id: Uuid) -> Res
     .await
     .map(|r| r.rows_affected()))?;
     Ok(done)
+}
+
+/// Ends every session of the account but `keep`; yields how many ended.
+pub async fn delete_sessions_of_except(
+    ex: &mut impl Executor,
+    account_id: Uuid,
+    keep: Option<Uuid>,
+) -> Result<u64, DbError> {
+    execute!(
+        ex,
+        "DELETE FROM sessions WHERE account_id = $1 AND ($2 IS NULL OR id <> $2)",
+        account_id,
+        keep
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

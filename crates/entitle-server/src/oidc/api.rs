@@ -17,7 +17,7 @@ use crate::{
     identity::{
         flows::actor_of,
         session::{Operator, SignedIn},
-        store::{account_by_id, delete_sessions_of, AccountRow},
+        store::AccountRow,
     },
 };
 
@@ -27,7 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_client))
         .routes(routes!(my_devices))
         .routes(routes!(revoke_my_device))
-        .routes(routes!(revoke_sessions))
 }
 
 /// Registers a client and returns it; a confidential client's secret is shown only here.
@@ -182,44 +181,6 @@ pub async fn revoke_device(
     Ok(())
 }
 
-/// Ends every session and device of a person: by an operator or an administrator of
-/// one of their organizations; anyone else gets 404.
-pub async fn revoke_all_sessions(
-    state: &AppState,
-    admin: &AccountRow,
-    account_id: Uuid,
-    from: &Client,
-) -> ApiResult<u64> {
-    let mut tx = state.db.begin().await?;
-    let target = account_by_id(&mut tx, account_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let allowed = admin.is_operator
-        || admin.id == target.id
-        || crate::orgs::store::administers(&mut tx, admin.id, target.id).await?;
-    if !allowed {
-        return Err(ApiError::NotFound);
-    }
-    let now = now_ms();
-    let grants = store::revoke_grants_of(&mut tx, target.id, now).await?;
-    let sessions = delete_sessions_of(&mut tx, target.id).await?;
-    audit::record(
-        &mut tx,
-        &actor_of(admin, from),
-        Entry {
-            action: "account.sessions_revoked",
-            target_type: "account",
-            target_id: Some(target.id),
-            target_label: Some(&target.email),
-            org_id: target.home_org_id,
-            details: json!({ "grants": grants, "sessions": sessions }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(grants + sessions)
-}
-
 /// The devices and applications signed in as me.
 #[utoipa::path(get, path = "/api/v1/me/devices", tag = "identity",
     responses((status = 200, body = Vec<SignedInDevice>), (status = 401, body = Problem)))]
@@ -240,18 +201,5 @@ async fn revoke_my_device(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     revoke_device(&state, &current.account, id, &from).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Sign a person out everywhere: browser sessions, devices, automatic sign-in.
-#[utoipa::path(post, path = "/api/v1/accounts/{id}/revoke-sessions", tag = "identity",
-    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem, description = "Unknown, or not administered by the caller")))]
-async fn revoke_sessions(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    from: Client,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
-    revoke_all_sessions(&state, &current.account, id, &from).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,9 @@ use crate::{
     identity::store::AccountRow,
 };
 
+/// The rights of a SCIM token: an Administrator's (docs/permissions.md).
+pub const SCIM_TOKEN_ROLES: &[Role] = &[Role::Administrator];
+
 /// Who is acting in an organization, and with which roles.
 #[derive(Debug, Clone)]
 pub struct OrgAccess {
@@ -50,6 +53,29 @@ impl OrgAccess {
             operator: caller.is_operator,
             roles,
         })
+    }
+
+    /// A SCIM token's standing in its organization: an Administrator's rights, so that
+    /// provisioning goes through the same rules as the API and the pages.
+    pub async fn of_scim_token(ex: &mut impl Executor, org_id: Uuid) -> ApiResult<OrgAccess> {
+        let org = store::org_by_id(ex, org_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(OrgAccess {
+            org,
+            operator: false,
+            roles: SCIM_TOKEN_ROLES.to_vec(),
+        })
+    }
+
+    /// The roles whose rights this caller acts with; an operator acts as a Fulfillment
+    /// Contact would.
+    pub fn rights(&self) -> &[Role] {
+        if self.operator {
+            &[Role::FulfillmentContact]
+        } else {
+            &self.roles
+        }
     }
 
     pub fn may(&self, action: Action) -> bool {

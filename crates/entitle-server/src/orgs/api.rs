@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_administrators))
         .routes(routes!(org_audit))
         .routes(routes!(org_audit_csv))
+        .routes(routes!(revoke_sessions))
 }
 
 /// The organization's audit log, newest first, filtered by actor, action and time.
@@ -245,4 +246,19 @@ async fn get_org(
     Ok(Json(
         super::visible_org(&state, &current.account, org_id).await?,
     ))
+}
+
+/// Sign a person out everywhere: browser sessions, devices, automatic sign-in.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/revoke-sessions", tag = "organizations",
+    responses((status = 204), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "The person's role is above the caller's"),
+        (status = 404, body = Problem, description = "Unknown, or not administered by the caller")))]
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    from: Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    super::members::sign_out_everywhere(&state, &current.account, id, &from).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

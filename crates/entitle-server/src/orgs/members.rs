@@ -19,10 +19,12 @@ use crate::{
     db::{now_ms, DbError, Executor, Tx},
     error::{ApiError, ApiResult},
     identity::{
+        email_change::{self, EmailChange},
         flows::{self, actor_of, Fields},
-        person::{CountryCode, PersonName},
+        person::{CountryCode, Email, PersonName},
         store::{self as accounts, AccountRow},
     },
+    mail::Email as Message,
     on_db,
 };
 
@@ -202,6 +204,7 @@ async fn page_of(
             registered: row.registered,
             disabled: row.disabled,
             joined_at: row.joined_at,
+            pending_email: None,
         })
         .collect();
     Ok(MemberPage {
@@ -256,10 +259,9 @@ pub async fn get(
         .collect();
     roles.sort();
     let home = account.home_org_id == Some(org_id);
-    Ok((
-        member_of(&account, &roles, disabled_at.is_some(), joined_at),
-        home,
-    ))
+    let mut member = member_of(&account, &roles, disabled_at.is_some(), joined_at);
+    member.pending_email = email_change::pending(&mut conn, account.id, now_ms()).await?;
+    Ok((member, home))
 }
 
 /// The organization's Fulfillment Contacts, Administrators and Co-Administrators, for
@@ -335,6 +337,7 @@ fn member_of(account: &AccountRow, roles: &[Role], disabled: bool, joined_at: i6
         registered: account.password_hash.is_some(),
         disabled,
         joined_at,
+        pending_email: None,
     }
 }
 
@@ -359,12 +362,39 @@ pub async fn add(
     let roles = parse_roles(&request.roles)?;
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
+    let (account, invitation) = add_member(
+        &mut tx,
+        state,
+        &access,
+        &actor_of(caller, from),
+        &person,
+        &roles,
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(message) = invitation {
+        state.mailer.send_in_background(message);
+    }
+    Ok(member_of(&account, &roles, false, now_ms()))
+}
+
+/// Adds a person with `roles` as every entry point does: the caller must manage members
+/// and be allowed to give each role; someone already in an organization is refused.
+pub async fn add_member(
+    tx: &mut Tx,
+    state: &AppState,
+    access: &OrgAccess,
+    actor: &Actor,
+    person: &flows::Person,
+    roles: &[Role],
+) -> ApiResult<(AccountRow, Option<Message>)> {
     access.require(Action::ManageUsers)?;
-    for role in &roles {
+    for role in roles {
         access.require(Action::AssignRole(*role))?;
     }
-    if let Some(existing) = accounts::account_by_email(&mut tx, person.email.as_str()).await? {
-        if store::is_member(&mut tx, org_id, existing.id).await? {
+    let org_id = access.org.id;
+    if let Some(existing) = accounts::account_by_email(&mut *tx, person.email.as_str()).await? {
+        if store::is_member(&mut *tx, org_id, existing.id).await? {
             return Err(ApiError::conflict(
                 "already_member",
                 "This person is already a member of the organization.",
@@ -377,25 +407,13 @@ pub async fn add(
             ));
         }
     }
-    let (account, invitation) = super::add_person(
-        &mut tx,
-        state,
-        &access.org,
-        &person,
-        &roles,
-        &actor_of(caller, from),
-    )
-    .await?;
-    tx.commit().await?;
-    if let Some(message) = invitation {
-        state.mailer.send_in_background(message);
-    }
-    Ok(member_of(&account, &roles, false, now_ms()))
+    super::add_person(tx, state, &access.org, person, roles, actor).await
 }
 
 /// A member of `org_id` and their roles, as the caller may change them: 404 when not a
-/// member, 403 when their role is above the caller's.
-async fn changeable_member(
+/// member, 403 when their role is above the caller's. Every entry point that changes a
+/// member starts here.
+pub async fn changeable_member(
     tx: &mut crate::db::Tx,
     access: &OrgAccess,
     account_id: Uuid,
@@ -485,9 +503,8 @@ pub async fn set_roles(
     Ok(member_of(&account, &wanted, disabled, now_ms()))
 }
 
-/// Edits a member's name or country (only in their home organization, which owns their
-/// account) or disables and enables them. Disabling a member of their home organization
-/// disables their account and signs them out everywhere.
+/// Edits a member's details (only in their home organization, which owns their account)
+/// or disables and enables them.
 pub async fn update(
     state: &AppState,
     caller: &AccountRow,
@@ -496,86 +513,200 @@ pub async fn update(
     request: &UpdateMemberRequest,
     from: &Client,
 ) -> ApiResult<OrgMember> {
+    let mut fields = Fields::default();
+    let change = MemberEdit {
+        first_name: request
+            .first_name
+            .as_deref()
+            .and_then(|raw| fields.check("first_name", PersonName::parse(raw))),
+        last_name: request
+            .last_name
+            .as_deref()
+            .and_then(|raw| fields.check("last_name", PersonName::parse(raw))),
+        country: request
+            .country
+            .as_deref()
+            .and_then(|raw| fields.check("country", CountryCode::parse(raw))),
+        email: request
+            .email
+            .as_deref()
+            .and_then(|raw| fields.check("email", Email::parse(raw))),
+        disabled: request.disabled,
+    };
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
-    let (account, roles, was_disabled) = changeable_member(&mut tx, &access, account_id).await?;
-    let home = account.home_org_id == Some(org_id);
-    let now = now_ms();
-    let mut fields = Fields::default();
-    let edits_person =
-        request.first_name.is_some() || request.last_name.is_some() || request.country.is_some();
-    if edits_person && !home {
+    access.require(Action::ManageUsers)?;
+    fields.finish()?;
+    let (edited, messages) = edit(
+        &mut tx,
+        state,
+        &access,
+        &actor_of(caller, from),
+        account_id,
+        &change,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    for message in messages {
+        state.mailer.send_in_background(message);
+    }
+    let mut member = member_of(&edited.account, &edited.roles, edited.disabled, now_ms());
+    member.pending_email = edited.pending_email;
+    Ok(member)
+}
+
+/// A change to a member; `None` leaves a detail as it is.
+#[derive(Debug, Default, Clone)]
+pub struct MemberEdit {
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub country: Option<CountryCode>,
+    /// A new sign-in address: a registered person must confirm it from the new address.
+    pub email: Option<Email>,
+    pub disabled: Option<bool>,
+}
+
+/// A member after an edit.
+pub struct Edited {
+    pub account: AccountRow,
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+    /// The address waiting for its owner's confirmation.
+    pub pending_email: Option<String>,
+}
+
+/// Applies `change` to a member under the rules every entry point (API, pages, SCIM)
+/// shares: the caller may change this member, details only in their home organization,
+/// nobody disables themselves, and a new address of a registered person waits for its
+/// owner's confirmation. `also` adds the caller's own attributes to the audit event's
+/// before and after. Returns the member and the messages to send after committing.
+pub async fn edit(
+    tx: &mut Tx,
+    state: &AppState,
+    access: &OrgAccess,
+    actor: &Actor,
+    account_id: Uuid,
+    change: &MemberEdit,
+    also: Option<(serde_json::Value, serde_json::Value)>,
+) -> ApiResult<(Edited, Vec<Message>)> {
+    let org_id = access.org.id;
+    let (account, roles, was_disabled) = changeable_member(tx, access, account_id).await?;
+    let first = change
+        .first_name
+        .as_ref()
+        .map_or(account.first_name.as_str(), PersonName::as_str);
+    let last = change
+        .last_name
+        .as_ref()
+        .map_or(account.last_name.as_str(), PersonName::as_str);
+    let country = change
+        .country
+        .as_ref()
+        .map_or(account.country.as_str(), CountryCode::as_str);
+    let edits_person = (first, last, country)
+        != (
+            account.first_name.as_str(),
+            account.last_name.as_str(),
+            account.country.as_str(),
+        );
+    let edits_email = change
+        .email
+        .as_ref()
+        .is_some_and(|e| e.as_str() != account.email);
+    if (edits_person || edits_email) && account.home_org_id != Some(org_id) {
         return Err(ApiError::forbidden(
             "not_home_organization",
             "This person's details belong to their own organization; only it can change them.",
         ));
     }
-    let first = fields.check(
-        "first_name",
-        PersonName::parse(request.first_name.as_deref().unwrap_or(&account.first_name)),
-    );
-    let last = fields.check(
-        "last_name",
-        PersonName::parse(request.last_name.as_deref().unwrap_or(&account.last_name)),
-    );
-    let country = fields.check(
-        "country",
-        CountryCode::parse(request.country.as_deref().unwrap_or(&account.country)),
-    );
-    fields.finish()?;
-    let (Some(first), Some(last), Some(country)) = (first, last, country) else {
-        return Err(anyhow::anyhow!("validated fields missing").into());
-    };
-    if caller.id == account.id && request.disabled == Some(true) {
+    let disabled = change.disabled.unwrap_or(was_disabled);
+    if actor.id == Some(account.id) && disabled && !was_disabled {
         return Err(ApiError::conflict(
             "cannot_disable_self",
             "You cannot disable yourself.",
         ));
     }
+    let now = now_ms();
+    let mut current = account.clone();
     if edits_person {
-        accounts::update_person(
-            &mut tx,
-            account.id,
-            first.as_str(),
-            last.as_str(),
-            country.as_str(),
-            now,
+        accounts::update_person(&mut *tx, account.id, first, last, country, now).await?;
+        current = AccountRow {
+            first_name: first.to_owned(),
+            last_name: last.to_owned(),
+            country: country.to_owned(),
+            ..current
+        };
+        store::rekey_member(&mut *tx, &current).await?;
+    }
+    let mut messages = Vec::new();
+    let mut pending_email = None;
+    if let Some(email) = change.email.as_ref().filter(|_| edits_email) {
+        let requested_by = match actor.id {
+            Some(id) if id == account.id => "You".to_owned(),
+            _ => format!("An administrator of {}", access.org.name),
+        };
+        let (outcome, sent) = email_change::request(
+            tx,
+            state,
+            &current,
+            email,
+            actor,
+            &requested_by,
+            Some(&access.org.name),
         )
         .await?;
-        let renamed = AccountRow {
-            first_name: first.as_str().to_owned(),
-            last_name: last.as_str().to_owned(),
-            ..account.clone()
-        };
-        store::rekey_member(&mut tx, &renamed).await?;
+        messages = sent;
+        match outcome {
+            EmailChange::Pending(new) => pending_email = Some(new),
+            EmailChange::Applied => current.email = email.as_str().to_owned(),
+            EmailChange::Unchanged => {}
+        }
     }
-    let disabled = request.disabled.unwrap_or(was_disabled);
     if disabled != was_disabled {
-        set_disabled(&mut tx, org_id, &account, disabled, now).await?;
+        set_disabled(tx, state, org_id, &current, disabled, now).await?;
+    }
+    let (mut before, mut after) = (
+        json!({"first_name": account.first_name, "last_name": account.last_name,
+               "country": account.country, "email": account.email, "disabled": was_disabled}),
+        json!({"first_name": first, "last_name": last, "country": country,
+               "email": current.email, "disabled": disabled}),
+    );
+    if let Some(email) = &pending_email {
+        after["pending_email"] = json!(email);
+    }
+    if let Some((extra_before, extra_after)) = also {
+        merge(&mut before, extra_before);
+        merge(&mut after, extra_after);
     }
     audit::record(
-        &mut tx,
-        &actor_of(caller, from),
+        &mut *tx,
+        actor,
         Entry {
             action: "org.member_updated",
             target_type: "account",
             target_id: Some(account.id),
             target_label: Some(&account.email),
             org_id: Some(org_id),
-            details: json!({
-                "before": {"first_name": account.first_name, "last_name": account.last_name,
-                           "country": account.country, "disabled": was_disabled},
-                "after": {"first_name": first.as_str(), "last_name": last.as_str(),
-                          "country": country.as_str(), "disabled": disabled},
-            }),
+            details: json!({ "before": before, "after": after }),
         },
     )
     .await?;
-    let updated = accounts::account_by_id(&mut tx, account.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
-    Ok(member_of(&updated, &roles, disabled, now))
+    Ok((
+        Edited {
+            account: current,
+            roles,
+            disabled,
+            pending_email,
+        },
+        messages,
+    ))
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
 }
 
 /// Disables or enables a member. In their home organization this is their account:
@@ -583,22 +714,22 @@ pub async fn update(
 /// clients end, since their tokens name the organization.
 pub async fn set_disabled(
     tx: &mut Tx,
+    state: &AppState,
     org_id: Uuid,
     account: &AccountRow,
     disabled: bool,
     now: i64,
 ) -> ApiResult<()> {
     let home = account.home_org_id == Some(org_id);
-    store::set_member_disabled(tx, org_id, account.id, disabled.then_some(now)).await?;
+    store::set_member_disabled(&mut *tx, org_id, account.id, disabled.then_some(now)).await?;
     if home {
         let status = if disabled { "disabled" } else { "active" };
-        accounts::set_account_status(tx, account.id, status, now).await?;
+        accounts::set_account_status(&mut *tx, account.id, status, now).await?;
     }
-    if disabled {
-        crate::oidc::store::revoke_grants_of(tx, account.id, now).await?;
-        if home {
-            accounts::delete_sessions_of(tx, account.id).await?;
-        }
+    if disabled && home {
+        flows::end_sign_ins(tx, state, account, None, now).await?;
+    } else if disabled {
+        crate::oidc::store::revoke_grants_of(&mut *tx, account.id, now).await?;
     }
     Ok(())
 }
@@ -647,6 +778,43 @@ pub async fn remove(
     remove_member(&mut tx, org_id, &account, &had, &actor_of(caller, from)).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Signs a person out everywhere (browser sessions, devices, automatic sign-in): the
+/// person themselves, an operator, or whoever may change them in their home organization.
+/// Anyone else is told there is no such person.
+pub async fn sign_out_everywhere(
+    state: &AppState,
+    caller: &AccountRow,
+    account_id: Uuid,
+    from: &Client,
+) -> ApiResult<u64> {
+    let mut tx = state.db.begin().await?;
+    let target = accounts::account_by_id(&mut tx, account_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !caller.is_operator && caller.id != target.id {
+        let home = target.home_org_id.ok_or(ApiError::NotFound)?;
+        let access = OrgAccess::of(&mut tx, caller, home).await?;
+        changeable_member(&mut tx, &access, target.id).await?;
+    }
+    let now = now_ms();
+    let sessions = flows::end_sign_ins(&mut tx, state, &target, None, now).await?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "account.sessions_revoked",
+            target_type: "account",
+            target_id: Some(target.id),
+            target_label: Some(&target.email),
+            org_id: target.home_org_id,
+            details: json!({ "sessions": sessions }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(sessions)
 }
 
 #[cfg(test)]

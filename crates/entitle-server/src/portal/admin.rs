@@ -142,6 +142,7 @@ fn notice_text(done: Option<&str>) -> Option<String> {
         match done? {
             "added" => "Added. They have been emailed a link to set their password.",
             "saved" => "Saved.",
+            "email_pending" => "Saved. The new address must be confirmed from the message sent to it; until then they sign in with the old one, which has been told.",
             "removed" => "Removed from the organization.",
             "disabled" => "Disabled and signed out everywhere.",
             "enabled" => "Enabled.",
@@ -455,7 +456,7 @@ async fn member_page(
         joined: date(member.joined_at),
         home,
         manages: org.access.may(Action::ManageUsers),
-        with_email: false,
+        with_email: home,
         person,
         roles: role_choices(&org.access, &member.roles),
         notice: notice_text(done),
@@ -491,6 +492,7 @@ pub async fn edit_member(
         first_name: Some(person.first_name.clone()),
         last_name: Some(person.last_name.clone()),
         country: Some(person.country.clone()),
+        email: form.get("email").cloned(),
         disabled: None,
     };
     let result = members::update(
@@ -503,6 +505,9 @@ pub async fn edit_member(
     )
     .await;
     match result {
+        Ok(member) if member.pending_email.is_some() => {
+            Ok(see_other(format!("{here}?done=email_pending")))
+        }
         Ok(_) => Ok(see_other(format!("{here}?done=saved"))),
         Err(error) => member_page(&state, org, account_id, None, Some(person), Some(error)).await,
     }

@@ -38,6 +38,14 @@ pub fn router() -> Router<AppState> {
             get(pages::verify_email_form).post(pages::verify_email),
         )
         .route(
+            "/confirm-email-change",
+            get(pages::confirm_email_change_form).post(pages::confirm_email_change),
+        )
+        .route(
+            "/cancel-email-change",
+            get(pages::cancel_email_change_form).post(pages::cancel_email_change),
+        )
+        .route(
             "/forgot-password",
             get(pages::forgot_password_form).post(pages::forgot_password),
         )
@@ -48,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/terms", get(pages::terms_form).post(pages::accept_terms))
         .route("/account", get(pages::account))
         .route("/account/password", post(pages::change_password))
+        .route("/account/email", post(pages::change_email))
         .route(
             "/account/devices/{id}/sign-out",
             post(pages::sign_out_device),

@@ -19,7 +19,7 @@ use crate::{
     app::{AppState, Client},
     error::{ApiError, Query},
     identity::{
-        flows,
+        email_change, flows,
         session::{self, CurrentSession},
         store::{AccountRow, TermsRow},
     },
@@ -228,21 +228,37 @@ pub struct TokenQuery {
     token: String,
 }
 
+/// A page that uses a link's token only when its button is pressed, so mail scanners
+/// that open links do not use it up.
 #[derive(Template)]
-#[template(path = "pages/verify_email.html")]
-struct VerifyEmailPage {
+#[template(path = "pages/link_action.html")]
+struct LinkActionPage {
     chrome: Chrome,
+    title: &'static str,
+    text: &'static str,
+    action: &'static str,
+    button: &'static str,
+    danger: bool,
     token: String,
 }
 
-/// Shows a button rather than verifying on GET, so mail scanners that open links do not
-/// use the token up.
+impl LinkActionPage {
+    fn respond(self, page: Page) -> Response {
+        (page.jar, render(&self)).into_response()
+    }
+}
+
 pub async fn verify_email_form(page: Page, Query(q): Query<TokenQuery>) -> Response {
-    let body = render(&VerifyEmailPage {
+    LinkActionPage {
         chrome: page.chrome(),
+        title: "Confirm your email address",
+        text: "Press the button to confirm this email address and finish creating your account.",
+        action: "/verify-email",
+        button: "Confirm email address",
+        danger: false,
         token: q.token,
-    });
-    (page.jar, body).into_response()
+    }
+    .respond(page)
 }
 
 pub async fn verify_email(
@@ -256,6 +272,66 @@ pub async fn verify_email(
         &page,
         "Email address confirmed",
         &["Your email address is confirmed. You can sign in now."],
+        Some(("Sign in", "/sign-in")),
+    ));
+    Ok((page.jar, body).into_response())
+}
+
+pub async fn confirm_email_change_form(page: Page, Query(q): Query<TokenQuery>) -> Response {
+    LinkActionPage {
+        chrome: page.chrome(),
+        title: "Confirm your new sign-in address",
+        text: "Press the button to make this the address you sign in with. You will be signed out everywhere and sign in again with it.",
+        action: "/confirm-email-change",
+        button: "Confirm new address",
+        danger: false,
+        token: q.token,
+    }
+    .respond(page)
+}
+
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<TokenQuery>,
+) -> PageResult {
+    let account = email_change::confirm(&state, &form.token, &client).await?;
+    let page = signed_out(&state, page);
+    let body = render(&SignInPage {
+        chrome: page.chrome(),
+        email: account.email,
+        next: String::new(),
+        notice: Some("Your sign-in address is changed. Sign in with it.".to_owned()),
+        form_error: None,
+    });
+    Ok((page.jar, body).into_response())
+}
+
+pub async fn cancel_email_change_form(page: Page, Query(q): Query<TokenQuery>) -> Response {
+    LinkActionPage {
+        chrome: page.chrome(),
+        title: "Cancel the change of address",
+        text: "Press the button to keep signing in with this address and stop the change.",
+        action: "/cancel-email-change",
+        button: "Cancel the change",
+        danger: true,
+        token: q.token,
+    }
+    .respond(page)
+}
+
+pub async fn cancel_email_change(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<TokenQuery>,
+) -> PageResult {
+    email_change::cancel(&state, &form.token, &client).await?;
+    let body = render(&message(
+        &page,
+        "Change cancelled",
+        &["Your sign-in address stays as it was. If you did not expect the change, tell your organization's administrator, and change your password if you think someone else knows it."],
         Some(("Sign in", "/sign-in")),
     ));
     Ok((page.jar, body).into_response())
@@ -471,6 +547,7 @@ pub async fn accept_terms(
 struct AccountPage {
     chrome: Chrome,
     account: AccountRow,
+    pending_email: Option<String>,
     memberships: Vec<Membership>,
     devices: Vec<DeviceView>,
     notice: Option<String>,
@@ -500,6 +577,8 @@ async fn account_page(
     };
     let mut conn = state.db.reader().await?;
     let memberships = crate::orgs::store::memberships_of(&mut conn, current.account.id).await?;
+    let pending_email =
+        email_change::pending(&mut conn, current.account.id, crate::db::now_ms()).await?;
     drop(conn);
     let devices = crate::oidc::api::devices_of(state, current.account.id)
         .await?
@@ -517,6 +596,7 @@ async fn account_page(
     let body = render(&AccountPage {
         chrome: page.chrome(),
         account: current.account.clone(),
+        pending_email,
         memberships,
         devices,
         notice: notice.map(str::to_owned),
@@ -603,6 +683,56 @@ pub async fn change_password(
                 None,
             )
             .await
+        }
+        Err(error) => account_page(&state, page, None, Some(error)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ChangeEmailForm {
+    #[serde(default)]
+    new_email: String,
+    #[serde(default)]
+    email_password: String,
+}
+
+pub async fn change_email(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<ChangeEmailForm>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current.clone(),
+        Err(redirect) => return Ok(redirect),
+    };
+    let requested = email_change::request_own(
+        &state,
+        &current.account,
+        &form.new_email,
+        &form.email_password,
+        &client,
+    )
+    .await;
+    match requested {
+        Ok(change) => {
+            let notice = crate::identity::api::email_change_message(&change);
+            account_page(&state, page, Some(&notice), None).await
+        }
+        // The form's fields are named apart from the erase form's password.
+        Err(ApiError::Validation(mut errors)) => {
+            for error in &mut errors {
+                error.field = format!(
+                    "{}_{}",
+                    if error.field == "email" {
+                        "new"
+                    } else {
+                        "email"
+                    },
+                    error.field
+                );
+            }
+            account_page(&state, page, None, Some(ApiError::Validation(errors))).await
         }
         Err(error) => account_page(&state, page, None, Some(error)).await,
     }

@@ -135,7 +135,7 @@ async fn exchange(app: &TestApp, code: &str, verifier: &str) -> Response {
     .await
 }
 
-async fn desktop_tokens(app: &TestApp, browser: &Client, scope: &str) -> Value {
+pub async fn desktop_tokens(app: &TestApp, browser: &Client, scope: &str) -> Value {
     let pkce = pkce();
     let response = authorize(
         app,
@@ -149,7 +149,7 @@ async fn desktop_tokens(app: &TestApp, browser: &Client, scope: &str) -> Value {
     response.json().await.expect("tokens")
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str, extra: &[(&str, &str)]) -> Response {
+pub async fn refresh(app: &TestApp, refresh_token: &str, extra: &[(&str, &str)]) -> Response {
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("client_id", DESKTOP),
@@ -160,7 +160,7 @@ async fn refresh(app: &TestApp, refresh_token: &str, extra: &[(&str, &str)]) -> 
 }
 
 /// A refresh that must fail with `invalid_grant`.
-async fn refresh_is_refused(app: &TestApp, refresh_token: &str) -> Value {
+pub async fn refresh_is_refused(app: &TestApp, refresh_token: &str) -> Value {
     expect_oauth_error(
         refresh(app, refresh_token, &[]).await,
         StatusCode::BAD_REQUEST,

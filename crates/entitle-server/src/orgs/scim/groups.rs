@@ -561,9 +561,6 @@ fn outranking(actor: &[Role]) -> Vec<Role> {
         .collect()
 }
 
-/// The SCIM token acts with an Administrator's rights.
-const TOKEN_RIGHTS: &[Role] = &[Role::Administrator];
-
 /// Gives the listed members the roles of the mapped groups they are in, and takes back
 /// the roles groups gave that no group of theirs gives any more. Members whose roles
 /// `actor` may not change (Fulfillment Contacts always) are left alone, and a member
@@ -777,12 +774,13 @@ fn taken(name: &str) -> ScimError {
 /// Applies changes to a group, with its members' roles and one audit event.
 async fn apply(
     tx: &mut Tx,
-    org_id: Uuid,
+    access: &OrgAccess,
     before: &GroupRow,
     changes: &GroupChanges,
     actor: &Actor,
     action: &'static str,
 ) -> Result<(), ScimError> {
+    let org_id = access.org.id;
     let name = changes
         .display_name
         .clone()
@@ -807,7 +805,7 @@ async fn apply(
     };
     let (joined, left) = change_members(tx, org_id, before.id, &changes.members).await?;
     let affected: Vec<Uuid> = joined.iter().chain(&left).copied().collect();
-    let roles = sync_roles(tx, org_id, Scope::Accounts(&affected), TOKEN_RIGHTS).await?;
+    let roles = sync_roles(tx, org_id, Scope::Accounts(&affected), access.rights()).await?;
     audit::record(
         tx,
         actor,
@@ -863,10 +861,12 @@ pub async fn create(
 ) -> Result<Json, ScimError> {
     let changes = fields_of(body)?;
     let name = changes.display_name.clone().unwrap_or_default();
-    let role = Role::parse(&name)
-        .filter(|r| *r != Role::FulfillmentContact)
-        .map(Role::as_str);
     let mut tx = state.db.begin().await?;
+    let access = client.access(&mut tx).await?;
+    access.require(Action::ManageUsers)?;
+    let role = Role::parse(&name)
+        .filter(|r| *r != Role::FulfillmentContact && access.may(Action::AssignRole(*r)))
+        .map(Role::as_str);
     let id = Uuid::now_v7();
     let now = now_ms();
     let inserted = execute!(
@@ -889,7 +889,7 @@ pub async fn create(
         .ok_or_else(|| not_found("new"))?;
     apply(
         &mut tx,
-        client.org_id,
+        &access,
         &created,
         &changes,
         &actor(client, from),
@@ -913,10 +913,12 @@ async fn change(
     answer: Option<&ListQuery>,
 ) -> Result<Option<Json>, ScimError> {
     let mut tx = state.db.begin().await?;
+    let access = client.access(&mut tx).await?;
+    access.require(Action::ManageUsers)?;
     let before = current(&mut tx, client.org_id, id, if_match).await?;
     apply(
         &mut tx,
-        client.org_id,
+        &access,
         &before,
         changes,
         &actor(client, from),
@@ -989,6 +991,8 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<(), ScimError> {
     let mut tx = state.db.begin().await?;
+    let access = client.access(&mut tx).await?;
+    access.require(Action::ManageUsers)?;
     let group = current(&mut tx, client.org_id, id, if_match).await?;
     // Unmapped first, so its members' roles are brought in line while it still holds them.
     execute!(
@@ -1000,7 +1004,7 @@ pub async fn delete(
         &mut tx,
         client.org_id,
         Scope::MembersOf(group.id),
-        TOKEN_RIGHTS,
+        access.rights(),
     )
     .await?;
     let members = member_count(&mut tx, group.id).await?;
@@ -1125,13 +1129,7 @@ pub async fn map_to_role(
         name,
         group_id
     )?;
-    // An operator acts as a Fulfillment Contact would.
-    let rights = if access.operator {
-        &[Role::FulfillmentContact][..]
-    } else {
-        &access.roles[..]
-    };
-    let roles = sync_roles(&mut tx, org_id, Scope::MembersOf(group_id), rights).await?;
+    let roles = sync_roles(&mut tx, org_id, Scope::MembersOf(group_id), access.rights()).await?;
     audit::record(
         &mut tx,
         &actor_of(caller, from),

@@ -296,12 +296,21 @@ impl From<ApiError> for ScimError {
         if let ApiError::Internal(inner) = &error {
             tracing::error!(error = format!("{inner:#}"), "internal error in SCIM");
         }
-        let scim_type = match &error {
-            ApiError::Validation(_) => Some("invalidValue"),
-            ApiError::Conflict { .. } => Some("uniqueness"),
-            _ => None,
+        let (status, scim_type) = match &error {
+            // SCIM answers every unusable value with 400 (RFC 7644 §3.12).
+            ApiError::Validation(_) => (StatusCode::BAD_REQUEST, Some("invalidValue")),
+            ApiError::Conflict {
+                code: "already_member" | "member_of_other_org" | "email_taken",
+                ..
+            } => (error.status(), Some("uniqueness")),
+            // Details of a person whose home is another organization are read-only here.
+            ApiError::Forbidden {
+                code: "not_home_organization",
+                ..
+            } => (StatusCode::BAD_REQUEST, Some("mutability")),
+            _ => (error.status(), None),
         };
-        ScimError::new(error.status(), scim_type, error.detail())
+        ScimError::new(status, scim_type, error.detail())
     }
 }
 
@@ -340,6 +349,21 @@ impl IntoResponse for ScimError {
 pub struct ScimClient {
     pub org_id: Uuid,
     pub token_id: Uuid,
+}
+
+impl ScimClient {
+    /// The token's standing in its organization, for the rule functions every entry
+    /// point shares: an Administrator's rights.
+    pub async fn access(&self, tx: &mut crate::db::Tx) -> Result<OrgAccess, ScimError> {
+        OrgAccess::of_scim_token(tx, self.org_id)
+            .await
+            .map_err(|error| match error {
+                ApiError::Unauthenticated => {
+                    ScimError::new(StatusCode::UNAUTHORIZED, None, "The organization is gone.")
+                }
+                other => other.into(),
+            })
+    }
 }
 
 impl FromRequestParts<AppState> for ScimClient {

@@ -13,20 +13,16 @@ use super::{
 };
 use crate::{
     app::{AppState, Client},
-    audit::{self, Actor, Entry},
+    audit::Actor,
     db::{now_ms, Tx},
-    error::ApiError,
     execute,
     identity::{
         flows::{self, Fields},
         person::{Email, PersonName},
         store as accounts,
     },
-    orgs::{
-        members,
-        roles::Role,
-        store::{self, OrgRow},
-    },
+    mail::Email as Message,
+    orgs::{access::OrgAccess, members, roles::Role, store},
 };
 
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -171,12 +167,9 @@ pub async fn create(
     let (fields, email) = fields_of(body)?;
     let email = email.unwrap_or_else(|| fields.user_name.clone());
     let mut tx = state.db.begin().await?;
-    let org = store::org_by_id(&mut tx, client.org_id)
-        .await?
-        .ok_or_else(|| {
-            ScimError::new(StatusCode::UNAUTHORIZED, None, "The organization is gone.")
-        })?;
-    let country = org_country(&mut tx, org.id).await?;
+    let access = client.access(&mut tx).await?;
+    let org_id = access.org.id;
+    let country = org_country(&mut tx, org_id).await?;
     let mut checked = Fields::default();
     let person = flows::parse_person(
         &mut checked,
@@ -185,37 +178,16 @@ pub async fn create(
         &fields.family_name,
         &country,
     );
-    checked
-        .finish()
-        .map_err(|e| bad("invalidValue", e.detail()))?;
+    checked.finish()?;
     let person = person.ok_or_else(|| bad("invalidValue", "The user is incomplete."))?;
-    if let Some(existing) = accounts::account_by_email(&mut tx, person.email.as_str()).await? {
-        if existing.home_org_id.is_some()
-            || store::membership(&mut tx, org.id, existing.id)
-                .await?
-                .is_some()
-        {
-            return Err(ScimError::new(
-                StatusCode::CONFLICT,
-                Some("uniqueness"),
-                format!(
-                    "{} already belongs to an organization.",
-                    person.email.as_str()
-                ),
-            ));
-        }
-    }
     let actor = actor(client, from);
     let (account, invitation) =
-        super::super::add_person(&mut tx, state, &org, &person, &[Role::User], &actor).await?;
-    set_scim_attributes(&mut tx, org.id, account.id, &fields).await?;
+        members::add_member(&mut tx, state, &access, &actor, &person, &[Role::User]).await?;
+    set_scim_attributes(&mut tx, org_id, account.id, &fields).await?;
     if !fields.active {
-        let account = accounts::account_by_id(&mut tx, account.id)
-            .await?
-            .ok_or_else(|| users::not_found("new"))?;
-        members::set_disabled(&mut tx, org.id, &account, true, now_ms()).await?;
+        members::set_disabled(&mut tx, state, org_id, &account, true, now_ms()).await?;
     }
-    let created = resource_of(&mut tx, state, org.id, account.id).await?;
+    let created = resource_of(&mut tx, state, org_id, account.id).await?;
     tx.commit().await?;
     if let Some(message) = invitation {
         state.mailer.send_in_background(message);
@@ -261,101 +233,48 @@ async fn current(
     Ok((id, fields, resource))
 }
 
-/// Applies `after` to a user that was `before`, with one audit event.
+/// Applies `after` to a user that was `before` through the rules every entry point
+/// shares, with one audit event. Returns the messages to send after committing.
 async fn save(
     tx: &mut Tx,
-    org: &OrgRow,
+    state: &AppState,
+    access: &OrgAccess,
     id: Uuid,
     before: &UserFields,
     after: &UserFields,
     actor: &Actor,
-) -> Result<(), ScimError> {
-    let account = accounts::account_by_id(tx, id)
-        .await?
-        .ok_or_else(|| users::not_found(&id.to_string()))?;
-    let now = now_ms();
-    if (before.given_name.as_str(), before.family_name.as_str())
-        != (after.given_name.as_str(), after.family_name.as_str())
-    {
-        if account.home_org_id != Some(org.id) {
-            return Err(bad(
-                "mutability",
-                "This person's name belongs to their own organization; only it can change it.",
-            ));
-        }
+) -> Result<Vec<Message>, ScimError> {
+    let renamed = (before.given_name.as_str(), before.family_name.as_str())
+        != (after.given_name.as_str(), after.family_name.as_str());
+    let (first_name, last_name) = if renamed {
         let (given, family) = checked_names(after)?;
-        accounts::update_person(
-            tx,
-            id,
-            given.as_str(),
-            family.as_str(),
-            &account.country,
-            now,
-        )
-        .await?;
-        let renamed = accounts::AccountRow {
-            first_name: given.as_str().to_owned(),
-            last_name: family.as_str().to_owned(),
-            ..account.clone()
-        };
-        store::rekey_member(tx, &renamed).await?;
-    }
+        (Some(given), Some(family))
+    } else {
+        (None, None)
+    };
     let email = Email::parse(&after.email)
         .map_err(|e| bad("invalidValue", format!("emails.value: {}", e.message)))?;
-    if before.email != email.as_str() {
-        if account.home_org_id != Some(org.id) {
-            return Err(bad(
-                "mutability",
-                "This person's email address belongs to their own organization; only it can change it.",
-            ));
-        }
-        if accounts::account_by_email(tx, email.as_str())
-            .await?
-            .is_some()
-        {
-            return Err(ScimError::new(
-                StatusCode::CONFLICT,
-                Some("uniqueness"),
-                format!("{} is another person's address.", email.as_str()),
-            ));
-        }
-        accounts::set_email(tx, id, email.as_str(), now).await?;
-        let moved = accounts::account_by_id(tx, id)
-            .await?
-            .ok_or_else(|| users::not_found(&id.to_string()))?;
-        store::rekey_member(tx, &moved).await?;
-    }
-    set_scim_attributes(tx, org.id, id, after).await?;
-    if before.active != after.active {
-        members::set_disabled(tx, org.id, &account, !after.active, now).await?;
-    }
-    audit::record(
+    let change = members::MemberEdit {
+        first_name,
+        last_name,
+        country: None,
+        email: (email.as_str() != before.email).then_some(email),
+        disabled: (before.active != after.active).then_some(!after.active),
+    };
+    let scim_attributes =
+        |f: &UserFields| json!({"user_name": f.user_name, "external_id": f.external_id});
+    let (_, messages) = members::edit(
         tx,
+        state,
+        access,
         actor,
-        Entry {
-            action: "org.member_updated",
-            target_type: "account",
-            target_id: Some(id),
-            target_label: Some(&account.email),
-            org_id: Some(org.id),
-            details: json!({
-                "before": {"user_name": before.user_name, "email": before.email, "first_name": before.given_name,
-                           "last_name": before.family_name, "disabled": !before.active,
-                           "external_id": before.external_id},
-                "after": {"user_name": after.user_name, "email": after.email, "first_name": after.given_name,
-                          "last_name": after.family_name, "disabled": !after.active,
-                          "external_id": after.external_id},
-            }),
-        },
+        id,
+        &change,
+        Some((scim_attributes(before), scim_attributes(after))),
     )
     .await?;
-    Ok(())
-}
-
-async fn org_of(tx: &mut Tx, client: &ScimClient) -> Result<OrgRow, ScimError> {
-    store::org_by_id(tx, client.org_id)
-        .await?
-        .ok_or_else(|| ScimError::new(StatusCode::UNAUTHORIZED, None, "The organization is gone."))
+    set_scim_attributes(tx, access.org.id, id, after).await?;
+    Ok(messages)
 }
 
 /// PUT /Users/{id}: replaces what may change; the email address only in the person's
@@ -370,14 +289,25 @@ pub async fn replace(
 ) -> Result<Json, ScimError> {
     let (mut after, email) = fields_of(body)?;
     let mut tx = state.db.begin().await?;
-    let org = org_of(&mut tx, client).await?;
-    let (id, before, _) = current(&mut tx, state, org.id, id, if_match).await?;
+    let access = client.access(&mut tx).await?;
+    let org_id = access.org.id;
+    let (id, before, _) = current(&mut tx, state, org_id, id, if_match).await?;
     if email.is_none() {
         after.email = before.email.clone();
     }
-    save(&mut tx, &org, id, &before, &after, &actor(client, from)).await?;
-    let updated = resource_of(&mut tx, state, org.id, id).await?;
+    let messages = save(
+        &mut tx,
+        state,
+        &access,
+        id,
+        &before,
+        &after,
+        &actor(client, from),
+    )
+    .await?;
+    let updated = resource_of(&mut tx, state, org_id, id).await?;
     tx.commit().await?;
+    send(state, messages);
     Ok(updated)
 }
 
@@ -494,6 +424,12 @@ pub fn apply_patch(mut fields: UserFields, body: &Json) -> Result<UserFields, Sc
     Ok(fields)
 }
 
+fn send(state: &AppState, messages: Vec<Message>) {
+    for message in messages {
+        state.mailer.send_in_background(message);
+    }
+}
+
 /// PATCH /Users/{id}.
 pub async fn patch(
     state: &AppState,
@@ -504,14 +440,26 @@ pub async fn patch(
     body: &Json,
 ) -> Result<Json, ScimError> {
     let mut tx = state.db.begin().await?;
-    let org = org_of(&mut tx, client).await?;
-    let (id, before, _) = current(&mut tx, state, org.id, id, if_match).await?;
+    let access = client.access(&mut tx).await?;
+    let org_id = access.org.id;
+    let (id, before, _) = current(&mut tx, state, org_id, id, if_match).await?;
     let after = apply_patch(before.clone(), body)?;
+    let mut messages = Vec::new();
     if after != before {
-        save(&mut tx, &org, id, &before, &after, &actor(client, from)).await?;
+        messages = save(
+            &mut tx,
+            state,
+            &access,
+            id,
+            &before,
+            &after,
+            &actor(client, from),
+        )
+        .await?;
     }
-    let updated = resource_of(&mut tx, state, org.id, id).await?;
+    let updated = resource_of(&mut tx, state, org_id, id).await?;
     tx.commit().await?;
+    send(state, messages);
     Ok(updated)
 }
 
@@ -524,22 +472,10 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<(), ScimError> {
     let mut tx = state.db.begin().await?;
-    let org = org_of(&mut tx, client).await?;
-    let (id, _, _) = current(&mut tx, state, org.id, id, if_match).await?;
-    let account = accounts::account_by_id(&mut tx, id)
-        .await?
-        .ok_or_else(|| users::not_found(&id.to_string()))?;
-    let had: Vec<Role> = store::roles_of(&mut tx, org.id, id)
-        .await?
-        .iter()
-        .filter_map(|r| Role::parse(r))
-        .collect();
-    members::remove_member(&mut tx, org.id, &account, &had, &actor(client, from))
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict { detail, .. } => ScimError::new(StatusCode::CONFLICT, None, detail),
-            other => other.into(),
-        })?;
+    let access = client.access(&mut tx).await?;
+    let (id, _, _) = current(&mut tx, state, access.org.id, id, if_match).await?;
+    let (account, had, _) = members::changeable_member(&mut tx, &access, id).await?;
+    members::remove_member(&mut tx, access.org.id, &account, &had, &actor(client, from)).await?;
     tx.commit().await?;
     Ok(())
 }

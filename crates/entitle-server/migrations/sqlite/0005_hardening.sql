@@ -1,0 +1,16 @@
+-- Hardening the identity half.
+
+-- A change of sign-in address waiting for the owner of the new address to confirm it.
+-- The account keeps signing in with its old address meanwhile; the old address was told
+-- and can cancel. One pending change per account: a new request replaces the last.
+CREATE TABLE email_changes (
+    account_id BLOB PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+    new_email TEXT NOT NULL,
+    confirm_hash BLOB NOT NULL,
+    cancel_hash BLOB NOT NULL,
+    requested_by TEXT,
+    requested_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX email_changes_confirm ON email_changes (confirm_hash);
+CREATE UNIQUE INDEX email_changes_cancel ON email_changes (cancel_hash);
