@@ -165,7 +165,8 @@ check('device authorization grant');
 const service = await client.discovery(issuer, env.SERVICE_ID, undefined, client.ClientSecretPost(env.SERVICE_SECRET), insecure);
 const serviceTokens = await client.clientCredentialsGrant(service, { scope: 'licenses' });
 assert.equal(serviceTokens.scope, 'licenses');
-assert.equal((await client.tokenIntrospection(web, serviceTokens.access_token)).sub, env.SERVICE_ID);
+assert.equal((await client.tokenIntrospection(service, serviceTokens.access_token)).sub, env.SERVICE_ID);
+assert.equal((await client.tokenIntrospection(web, serviceTokens.access_token)).active, false, "another client's token is not the web app's to introspect");
 check('client credentials');
 
 // RP-initiated logout.

@@ -269,6 +269,10 @@ pub struct ClientRegistration {
     /// `RS256` (default), `ES256` or `EdDSA`.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    /// A confidential client that serves APIs and may introspect (RFC 7662) the tokens of
+    /// other clients; any other client introspects only its own tokens.
+    #[serde(default)]
+    pub resource_server: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -285,6 +289,7 @@ pub struct OAuthClient {
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub id_token_signed_response_alg: String,
+    pub resource_server: bool,
     pub built_in: bool,
     /// Present only in the answer to the registration: it is never shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -288,6 +288,7 @@ async fn start_entitle(entitled: &Path, dir: &Path) -> anyhow::Result<(Server, C
             NewClient {
                 name: "bench".into(),
                 confidential: true,
+                resource_server: true,
                 redirect_uris: vec!["https://rp.example/cb".into()],
                 post_logout_redirect_uris: vec![],
                 grant_types: vec![

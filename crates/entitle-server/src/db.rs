@@ -20,6 +20,9 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Too many requests changed the same row at once; the caller may try again.
+    #[error("contended: {0}")]
+    Contended(&'static str),
 }
 
 impl DbError {
@@ -232,6 +235,19 @@ macro_rules! execute_in_chunks {
     };
 }
 
+/// Tells every server process on a PostgreSQL database of a change when the transaction
+/// commits (`NOTIFY`); nothing on SQLite, where one process serves the database.
+pub async fn notify(ex: &mut impl Executor, channel: &str, payload: &str) -> Result<(), DbError> {
+    if let Exec::Postgres(c) = ex.exec() {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(c)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating if needed) the database: PostgreSQL for `postgres://` URLs,
     /// otherwise SQLite at `sqlite:` URL or `<data_dir>/entitle.db`.
@@ -258,7 +274,24 @@ impl Db {
         }
     }
 
+    /// Opens the SQLite file. A process opening a new file at the same moment as another
+    /// may find it locked while the other switches it to WAL; it tries again.
     async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, DbError> {
+        let mut tries = 0;
+        loop {
+            match Self::try_open_sqlite(options.clone()).await {
+                Err(DbError::Sqlx(sqlx::Error::Database(e)))
+                    if tries < 5 && e.message().contains("locked") =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_open_sqlite(options: SqliteConnectOptions) -> Result<Db, DbError> {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -280,7 +313,21 @@ impl Db {
 
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
-            Db::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await?,
+            // PostgreSQL migrations take an advisory lock. SQLite's cannot: two processes
+            // starting together both see a migration pending, one applies it and the
+            // other's attempt fails. Each migration is one transaction, so running again
+            // picks up after what the other applied.
+            Db::Sqlite { writer, .. } => {
+                let migrator = sqlx::migrate!("migrations/sqlite");
+                let mut tries = 0;
+                while let Err(error) = migrator.run(writer).await {
+                    tries += 1;
+                    if tries == 5 {
+                        return Err(error.into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                }
+            }
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())

@@ -176,7 +176,9 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
-            DbError::Sqlx(sqlx::Error::PoolTimedOut) => ApiError::Unavailable,
+            DbError::Sqlx(sqlx::Error::PoolTimedOut) | DbError::Contended(_) => {
+                ApiError::Unavailable
+            }
             other => ApiError::Internal(other.into()),
         }
     }

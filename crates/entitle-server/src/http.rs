@@ -71,6 +71,7 @@ pub fn build_router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), secure_cookies))
         .layer(middleware::from_fn(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The matched route, never the raw URI: query strings carry one-time tokens.
@@ -88,6 +89,54 @@ pub fn build_router(state: AppState) -> Router {
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Whether the browser reached us over TLS: the public URL is https, or a trusted reverse
+/// proxy says so (`X-Forwarded-Proto: https`, or `Forwarded: proto=https`).
+fn over_tls(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    if state.secure_cookies() {
+        return true;
+    }
+    if !state.config.trust_forwarded_for {
+        return false;
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    first("x-forwarded-proto").as_deref() == Some("https")
+        || first("forwarded").is_some_and(|f| {
+            f.split(';')
+                .any(|pair| pair.trim().trim_matches('"') == "proto=https")
+        })
+}
+
+/// Cookies set over TLS are `Secure`: every cookie this server sets passes here, so none
+/// can be forgotten.
+async fn secure_cookies(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let tls = over_tls(&state, req.headers());
+    let mut response = next.run(req).await;
+    if tls {
+        let cookies: Vec<HeaderValue> = response
+            .headers_mut()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|value| match value.to_str() {
+                Ok(text) if !text.to_ascii_lowercase().contains("; secure") => {
+                    HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(value.clone())
+                }
+                _ => value.clone(),
+            })
+            .collect();
+        response.headers_mut().remove(header::SET_COOKIE);
+        for cookie in cookies {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
 
 /// Gives every request an id, visible to handlers (and problem documents) and returned
 /// in the `x-request-id` header.

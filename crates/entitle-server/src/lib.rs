@@ -25,11 +25,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let client_changes = tokio::spawn(oidc::clients::follow_changes(
+        state.db.clone(),
+        state.oidc.clients.clone(),
+    ));
     let app = build_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     housekeeping.abort();
+    client_changes.abort();
     served
 }
 

@@ -140,6 +140,9 @@ enum ClientsAction {
         /// RS256, ES256 or EdDSA [default: RS256].
         #[arg(long)]
         id_token_alg: Option<String>,
+        /// A confidential client serving APIs: may introspect other clients' tokens.
+        #[arg(long)]
+        resource_server: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -360,6 +363,7 @@ async fn clients_command(
             access_token_ttl_secs,
             refresh_token_ttl_secs,
             id_token_alg,
+            resource_server,
             ..
         } => {
             let request = ClientRegistration {
@@ -373,6 +377,7 @@ async fn clients_command(
                 access_token_ttl_secs,
                 refresh_token_ttl_secs,
                 id_token_signed_response_alg: id_token_alg,
+                resource_server,
             };
             match oidc::api::register(&state, &actor, &request).await {
                 Ok(client) => {

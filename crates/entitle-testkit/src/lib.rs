@@ -46,7 +46,27 @@ impl TestApp {
         Self::try_spawn(adjust).await.expect("test server starts")
     }
 
+    /// A second server on this one's database (the same SQLite file, or the same
+    /// PostgreSQL database) with the same key-encryption key and public URL, as a
+    /// deployment of several servers runs them; its own mail and DNS sinks.
+    pub async fn spawn_beside(&self) -> TestApp {
+        let database_url = self.state.config.database_url.clone();
+        let data_dir = self.data_dir.clone();
+        let public_url = self.state.config.public_url.clone();
+        Self::try_spawn_on(Some((database_url, data_dir, public_url)), |_| {})
+            .await
+            .expect("second server starts")
+    }
+
     async fn try_spawn(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
+        Self::try_spawn_on(None, adjust).await
+    }
+
+    /// `shared`: the database URL, data directory and public URL of a server to run beside.
+    async fn try_spawn_on(
+        shared: Option<(Option<String>, PathBuf, Option<String>)>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<TestApp> {
         let temp = tempfile::tempdir()?;
         let mail = SmtpSink::start().await?;
         let dns = dns::DnsServer::start().await?;
@@ -55,8 +75,17 @@ impl TestApp {
         let base_url = format!("http://{address}");
         let mut config = Config::for_test(temp.path().join("data"));
         config.listen = address;
-        config.public_url = Some(base_url.clone());
-        config.database_url = fresh_database().await?;
+        match shared {
+            Some((database_url, data_dir, public_url)) => {
+                config.database_url = database_url;
+                config.data_dir = data_dir;
+                config.public_url = public_url;
+            }
+            None => {
+                config.public_url = Some(base_url.clone());
+                config.database_url = fresh_database().await?;
+            }
+        }
         config.smtp = Some(SmtpConfig {
             host: "127.0.0.1".to_owned(),
             port: mail.port,

@@ -14,3 +14,7 @@ CREATE TABLE email_changes (
 );
 CREATE UNIQUE INDEX email_changes_confirm ON email_changes (confirm_hash);
 CREATE UNIQUE INDEX email_changes_cancel ON email_changes (cancel_hash);
+
+-- A confidential client serving APIs may introspect other clients' tokens; any other
+-- client introspects only its own.
+ALTER TABLE oauth_clients ADD COLUMN resource_server BOOLEAN NOT NULL DEFAULT FALSE;

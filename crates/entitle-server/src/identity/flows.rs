@@ -166,15 +166,12 @@ pub async fn issue_account_token(
 
 /// Counts a message to `email` against its hourly cap; false when the cap is reached.
 async fn may_email(tx: &mut crate::db::Tx, state: &AppState, email: &str) -> ApiResult<bool> {
-    let key = throttle::email_key(email);
-    let previous = store::throttle(tx, &key).await?;
-    match throttle::after_email(previous, now_ms(), state.config.throttle.emails_per_hour) {
-        Some(row) => {
-            store::put_throttle(tx, &key, row).await?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    let now = now_ms();
+    let counted = store::update_throttle(tx, &throttle::email_key(email), |row| {
+        throttle::after_email(row, now, state.config.throttle.emails_per_hour).ok_or(())
+    })
+    .await?;
+    Ok(counted.is_ok())
 }
 
 pub fn set_password_message(
@@ -369,18 +366,29 @@ pub async fn sign_in(
     }
     let account_key = throttle::account_key(email.as_str());
     let address_key = throttle::address_key(&client.ip);
+    let limits = &state.config.throttle;
     let now = now_ms();
+    // The attempt is counted before the password is checked, so that attempts in flight
+    // count too: no interleaving of requests gets more guesses than the rule allows.
+    {
+        let mut conn = state.db.writer().await?;
+        for (key, free) in [
+            (&address_key, limits.address_free_failures),
+            (&account_key, limits.account_free_failures),
+        ] {
+            let taken = store::update_throttle(&mut conn, key, |row| {
+                throttle::take_attempt(row, now, free, limits.max_delay_secs)
+            })
+            .await?;
+            if let Err(wait) = taken {
+                return Err(ApiError::TooManyRequests {
+                    retry_after_secs: wait,
+                });
+            }
+        }
+    }
     let account = {
         let mut conn = state.db.reader().await?;
-        let waits = [
-            throttle::wait_secs(store::throttle(&mut conn, &account_key).await?, now),
-            throttle::wait_secs(store::throttle(&mut conn, &address_key).await?, now),
-        ];
-        if let Some(wait) = waits.into_iter().flatten().max() {
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: wait,
-            });
-        }
         store::account_by_email(&mut conn, email.as_str()).await?
     };
     let verdict = state
@@ -391,23 +399,26 @@ pub async fn sign_in(
         )
         .await?;
     let Some(account) = account.filter(|_| verdict != Verdict::Mismatch) else {
-        let limits = &state.config.throttle;
-        let mut tx = state.db.begin().await?;
-        for (key, free) in [
-            (&account_key, limits.account_free_failures),
-            (&address_key, limits.address_free_failures),
-        ] {
-            let previous = store::throttle(&mut tx, key).await?;
-            store::put_throttle(
-                &mut tx,
-                key,
-                throttle::after_failure(previous, now, free, limits.max_delay_secs),
-            )
-            .await?;
-        }
-        tx.commit().await?;
         return Err(wrong_credentials());
     };
+    // The right password: the attempt was no guess.
+    {
+        let mut conn = state.db.writer().await?;
+        store::clear_throttle(&mut conn, &account_key).await?;
+        store::update_throttle(&mut conn, &address_key, |row| {
+            row.map(|r| {
+                throttle::refund(
+                    r,
+                    now_ms(),
+                    limits.address_free_failures,
+                    limits.max_delay_secs,
+                )
+            })
+            .ok_or(())
+        })
+        .await?
+        .ok();
+    }
     if !account.is_active() {
         return Err(ApiError::forbidden(
             "account_disabled",
@@ -429,7 +440,6 @@ pub async fn sign_in(
     if let Some(hash) = &rehash {
         store::set_password_hash(&mut tx, account.id, hash, now).await?;
     }
-    store::clear_throttle(&mut tx, &account_key).await?;
     let (session, token) = open_session(&mut tx, state, account.id, client).await?;
     tx.commit().await?;
     Ok(SignedIn {

@@ -159,7 +159,6 @@ pub fn session_cookie(
     axum_extra::extract::cookie::Cookie::build((SESSION_COOKIE, token))
         .path("/")
         .http_only(true)
-        .secure(state.secure_cookies())
         .same_site(axum_extra::extract::cookie::SameSite::Lax)
         .max_age(time::Duration::seconds(
             state.config.tokens.session_ttl_secs,

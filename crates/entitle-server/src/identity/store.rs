@@ -580,25 +580,52 @@ pub async fn throttle(ex: &mut impl Executor, key: &str) -> Result<Option<Thrott
     .await)?)
 }
 
-pub async fn put_throttle(
+/// How often [`update_throttle`] tries before giving up on a contended row.
+const THROTTLE_TRIES: usize = 64;
+
+/// Changes a throttle row atomically: `next` gets the row as it is (if any) and gives the
+/// row to write, or `Err` to leave it as it is. A compare-and-swap, tried again when
+/// another request changed the row meanwhile, so concurrent requests never lose an
+/// update or pass a check together, on either database.
+pub async fn update_throttle<E>(
     ex: &mut impl Executor,
     key: &str,
-    t: ThrottleRow,
-) -> Result<(), DbError> {
-    on_db!(ex, |c| {
-        sqlx::query(
-        "INSERT INTO throttles (key, failures, window_started_at, blocked_until) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (key) DO UPDATE SET failures = $2, window_started_at = $3, blocked_until = $4"
-    )
-    .bind(key)
-    .bind(t.failures)
-    .bind(t.window_started_at)
-    .bind(t.blocked_until)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    mut next: impl FnMut(Option<ThrottleRow>) -> Result<ThrottleRow, E>,
+) -> Result<Result<ThrottleRow, E>, DbError> {
+    for _ in 0..THROTTLE_TRIES {
+        let previous = throttle(ex, key).await?;
+        let row = match next(previous) {
+            Ok(row) => row,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let written = match previous {
+            None => execute!(
+                ex,
+                "INSERT INTO throttles (key, failures, window_started_at, blocked_until) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+                key,
+                row.failures,
+                row.window_started_at,
+                row.blocked_until
+            )?,
+            Some(old) => execute!(
+                ex,
+                "UPDATE throttles SET failures = $1, window_started_at = $2, blocked_until = $3 \
+                 WHERE key = $4 AND failures = $5 AND window_started_at = $6 AND blocked_until = $7",
+                row.failures,
+                row.window_started_at,
+                row.blocked_until,
+                key,
+                old.failures,
+                old.window_started_at,
+                old.blocked_until
+            )?,
+        };
+        if written == 1 {
+            return Ok(Ok(row));
+        }
+    }
+    Err(DbError::Contended("throttle"))
 }
 
 pub async fn clear_throttle(ex: &mut impl Executor, key: &str) -> Result<(), DbError> {

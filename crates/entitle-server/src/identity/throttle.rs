@@ -36,6 +36,33 @@ pub fn after_failure(
     }
 }
 
+/// Takes one attempt at `now`, before it is checked: the row to write when it may go
+/// ahead, which already counts it as a failure (so attempts in flight are counted, and no
+/// interleaving gets more than the rule allows), or the seconds to wait.
+pub fn take_attempt(
+    previous: Option<ThrottleRow>,
+    now: i64,
+    free: i64,
+    max_delay_secs: i64,
+) -> Result<ThrottleRow, i64> {
+    match wait_secs(previous, now) {
+        Some(wait) => Err(wait),
+        None => Ok(after_failure(previous, now, free, max_delay_secs)),
+    }
+}
+
+/// Gives back an attempt taken by [`take_attempt`] that succeeded.
+pub fn refund(previous: ThrottleRow, now: i64, free: i64, max_delay_secs: i64) -> ThrottleRow {
+    let failures = (previous.failures - 1).max(0);
+    ThrottleRow {
+        failures,
+        window_started_at: previous.window_started_at,
+        blocked_until: previous
+            .blocked_until
+            .min(now + delay_secs(failures, free, max_delay_secs) * 1000),
+    }
+}
+
 /// Seconds left before another attempt is allowed, if any.
 pub fn wait_secs(row: Option<ThrottleRow>, now: i64) -> Option<i64> {
     row.filter(|r| r.blocked_until > now)
@@ -61,6 +88,11 @@ pub fn account_key(email: &str) -> String {
 
 pub fn address_key(ip: &str) -> String {
     format!("signin:address:{ip}")
+}
+
+/// Device user codes one person typed: guessing someone else's pending code is bounded.
+pub fn user_code_key(account_id: uuid::Uuid) -> String {
+    format!("device:account:{account_id}")
 }
 
 pub fn email_key(email: &str) -> String {
@@ -92,6 +124,37 @@ mod tests {
         let later = after_failure(row, 1_000 + WINDOW_MS, 3, 900);
         assert_eq!(later.failures, 1);
         assert_eq!(later.blocked_until, 1_000 + WINDOW_MS);
+    }
+
+    #[test]
+    fn attempts_are_counted_when_taken_and_refunded_when_they_succeed() {
+        let mut row = None;
+        let mut allowed = 0;
+        // Taken at the same instant, as concurrent requests are: five go ahead.
+        for _ in 0..12 {
+            if let Ok(next) = take_attempt(row, 1_000, 5, 900) {
+                row = Some(next);
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 5);
+        assert_eq!(take_attempt(row, 1_000, 5, 900).err(), Some(1));
+        let r = row.expect("row");
+        assert_eq!(r.failures, 5);
+        let back = refund(r, 1_000, 5, 900);
+        assert_eq!((back.failures, back.blocked_until), (4, 1_000));
+        assert!(take_attempt(Some(back), 1_000, 5, 900).is_ok());
+        let none = refund(
+            ThrottleRow {
+                failures: 0,
+                window_started_at: 0,
+                blocked_until: 0,
+            },
+            5,
+            5,
+            900,
+        );
+        assert_eq!(none.failures, 0);
     }
 
     #[test]

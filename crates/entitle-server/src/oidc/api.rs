@@ -113,7 +113,6 @@ pub async fn disable(state: &AppState, actor: &Actor, client_id: &str) -> ApiRes
     if !clients::disable(&mut tx, client_id).await? {
         return Err(ApiError::NotFound);
     }
-    state.oidc.clients.forget(client_id);
     audit::record(
         &mut tx,
         actor,
@@ -128,6 +127,7 @@ pub async fn disable(state: &AppState, actor: &Actor, client_id: &str) -> ApiRes
     )
     .await?;
     tx.commit().await?;
+    state.oidc.clients.forget(client_id);
     Ok(())
 }
 

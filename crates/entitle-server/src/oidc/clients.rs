@@ -50,6 +50,7 @@ pub struct ClientRow {
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub id_token_alg: String,
+    pub resource_server: bool,
     pub built_in: bool,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
@@ -97,6 +98,7 @@ impl ClientRow {
             access_token_ttl_secs: self.access_token_ttl_secs,
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,
             id_token_signed_response_alg: self.id_token_alg.clone(),
+            resource_server: self.resource_server,
             built_in: self.built_in,
             client_secret: None,
         }
@@ -127,6 +129,12 @@ pub fn redirect_matches(registered: &str, presented: &str) -> bool {
         && p.username().is_empty()
         && p.password().is_none()
 }
+
+/// Limits of a registration, so that nothing unbounded is stored.
+const MAX_URIS: usize = 20;
+const MAX_URI_BYTES: usize = 2_000;
+const MAX_SCOPES: usize = 50;
+const MAX_SCOPE_BYTES: usize = 100;
 
 /// A registration checked against the rules; `Err` names every bad field.
 pub fn check_registration(
@@ -174,11 +182,31 @@ pub fn check_registration(
             "The authorization_code grant needs at least one redirect URI.",
         );
     }
+    for (field, uris) in [
+        ("redirect_uris", &request.redirect_uris),
+        (
+            "post_logout_redirect_uris",
+            &request.post_logout_redirect_uris,
+        ),
+    ] {
+        if uris.len() > MAX_URIS {
+            fields.add(field, "too_many", format!("At most {MAX_URIS} URIs."));
+        }
+    }
     for uri in request
         .redirect_uris
         .iter()
         .chain(&request.post_logout_redirect_uris)
+        .take(2 * MAX_URIS)
     {
+        if uri.len() > MAX_URI_BYTES {
+            fields.add(
+                "redirect_uris",
+                "too_long",
+                format!("A URI is at most {MAX_URI_BYTES} bytes."),
+            );
+            continue;
+        }
         if let Err(message) = check_redirect_uri(uri) {
             fields.add("redirect_uris", "invalid", format!("{uri}: {message}"));
         }
@@ -188,8 +216,21 @@ pub fn check_registration(
     } else {
         request.scopes.clone()
     };
-    for scope in &scopes {
-        if scope.is_empty()
+    if scopes.len() > MAX_SCOPES {
+        fields.add(
+            "scopes",
+            "too_many",
+            format!("At most {MAX_SCOPES} scopes."),
+        );
+    }
+    for scope in scopes.iter().take(MAX_SCOPES) {
+        if scope.len() > MAX_SCOPE_BYTES {
+            fields.add(
+                "scopes",
+                "too_long",
+                format!("A scope name is at most {MAX_SCOPE_BYTES} characters."),
+            );
+        } else if scope.is_empty()
             || !scope
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
@@ -236,10 +277,18 @@ pub fn check_registration(
             "Use RS256, ES256 or EdDSA.",
         );
     }
+    if request.resource_server && !request.confidential {
+        fields.add(
+            "resource_server",
+            "confidential_only",
+            "A resource server introspects tokens with its secret: make it confidential.",
+        );
+    }
     fields.finish()?;
     Ok(NewClient {
         name: name.to_owned(),
         confidential: request.confidential,
+        resource_server: request.resource_server,
         redirect_uris: request.redirect_uris.clone(),
         post_logout_redirect_uris: request.post_logout_redirect_uris.clone(),
         grant_types,
@@ -270,6 +319,7 @@ fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
 pub struct NewClient {
     pub name: String,
     pub confidential: bool,
+    pub resource_server: bool,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
@@ -305,15 +355,16 @@ pub async fn insert(
         access_token_ttl_secs: new.access_token_ttl_secs,
         refresh_token_ttl_secs: new.refresh_token_ttl_secs,
         id_token_alg: new.id_token_alg,
+        resource_server: new.resource_server,
         built_in,
         created_at: now_ms(),
         disabled_at: None,
     };
     execute!(ex, "INSERT INTO oauth_clients (id, client_id, name, confidential, secret_hash, redirect_uris, \
          post_logout_redirect_uris, grant_types, scopes, org_id, access_token_ttl_secs, \
-         refresh_token_ttl_secs, id_token_alg, built_in, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (client_id) DO NOTHING", row.id, &row.client_id, &row.name, row.confidential, &row.secret_hash, &row.redirect_uris, &row.post_logout_redirect_uris, &row.grant_types, &row.scopes, row.org_id, row.access_token_ttl_secs, row.refresh_token_ttl_secs, &row.id_token_alg, row.built_in, row.created_at)?;
+         refresh_token_ttl_secs, id_token_alg, built_in, created_at, resource_server) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (client_id) DO NOTHING", row.id, &row.client_id, &row.name, row.confidential, &row.secret_hash, &row.redirect_uris, &row.post_logout_redirect_uris, &row.grant_types, &row.scopes, row.org_id, row.access_token_ttl_secs, row.refresh_token_ttl_secs, &row.id_token_alg, row.built_in, row.created_at, row.resource_server)?;
     Ok((row, secret.map(|s| s.secret)))
 }
 
@@ -325,6 +376,7 @@ pub async fn ensure_built_in(
     let desktop = NewClient {
         name: "entitle desktop client".to_owned(),
         confidential: false,
+        resource_server: false,
         redirect_uris: vec![
             "http://127.0.0.1/callback".to_owned(),
             "http://[::1]/callback".to_owned(),
@@ -347,7 +399,7 @@ pub async fn ensure_built_in(
 
 const COLUMNS: &str = "id, client_id, name, confidential, secret_hash, redirect_uris, \
     post_logout_redirect_uris, grant_types, scopes, org_id, access_token_ttl_secs, \
-    refresh_token_ttl_secs, id_token_alg, built_in, created_at, disabled_at";
+    refresh_token_ttl_secs, id_token_alg, resource_server, built_in, created_at, disabled_at";
 
 pub async fn by_client_id(
     ex: &mut impl Executor,
@@ -382,13 +434,50 @@ pub async fn disable(ex: &mut impl Executor, client_id: &str) -> Result<bool, Db
             now,
             client_id
         )?;
+        crate::db::notify(ex, CHANGED_CHANNEL, client_id).await?;
     }
     Ok(changed > 0)
 }
 
+/// The PostgreSQL channel on which a changed client's id is announced.
+pub const CHANGED_CHANNEL: &str = "entitle_client_changed";
+
+/// Keeps this process's client cache in line with the others' changes on PostgreSQL:
+/// a client disabled by another server (or the command line) is dropped as soon as the
+/// notice arrives. Should the connection drop, the whole cache is forgotten, since
+/// notices may have been missed meanwhile.
+pub async fn follow_changes(db: Db, cache: std::sync::Arc<ClientCache>) {
+    let Db::Postgres(pool) = db else {
+        return;
+    };
+    loop {
+        let Err(error) = listen(&pool, &cache).await;
+        tracing::warn!(error = %error, "listening for client changes failed; retrying");
+        cache.clear();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn listen(
+    pool: &sqlx::PgPool,
+    cache: &ClientCache,
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANGED_CHANNEL).await?;
+    cache.clear();
+    loop {
+        match listener.try_recv().await? {
+            Some(notice) => cache.forget(notice.payload()),
+            // Reconnected: what was said meanwhile is lost.
+            None => cache.clear(),
+        }
+    }
+}
+
 /// Every token request needs its client, and clients rarely change: they are kept in
 /// memory for a few seconds. A client disabled through this process is dropped at
-/// once; other processes on the same database stop using it within `CACHE_TTL`.
+/// once; on PostgreSQL, other processes drop it when the notice of [`follow_changes`]
+/// arrives, and within `CACHE_TTL` should it not.
 #[derive(Default)]
 pub struct ClientCache {
     entries: RwLock<HashMap<String, (Arc<ClientRow>, Instant)>>,
@@ -430,6 +519,12 @@ impl ClientCache {
     pub fn forget(&self, client_id: &str) {
         if let Ok(mut entries) = self.entries.write() {
             entries.remove(client_id);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
         }
     }
 }

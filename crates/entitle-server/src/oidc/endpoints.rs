@@ -24,7 +24,7 @@ use crate::{
     app::{AppState, Client},
     db::now_ms,
     error::ApiError,
-    identity::flows,
+    identity::{flows, store as identity_store, throttle},
     portal::{render, CheckedForm, Chrome, FormError, MessagePage, Page, PageError},
 };
 
@@ -373,6 +373,41 @@ fn device_page(
     (page.jar, body).into_response()
 }
 
+/// Counts a person's attempt at a user code before it is looked up (a wrong code stays
+/// counted; [`user_code_was_right`] clears them); `Err` holds the seconds to wait.
+async fn take_user_code_attempt(
+    state: &AppState,
+    account_id: uuid::Uuid,
+) -> Result<Result<(), i64>, PageError> {
+    let limits = &state.config.throttle;
+    let now = now_ms();
+    let mut conn = state.db.writer().await?;
+    let taken =
+        identity_store::update_throttle(&mut conn, &throttle::user_code_key(account_id), |row| {
+            throttle::take_attempt(
+                row,
+                now,
+                limits.account_free_failures,
+                limits.max_delay_secs,
+            )
+        })
+        .await?;
+    Ok(taken.map(|_| ()))
+}
+
+async fn user_code_was_right(state: &AppState, account_id: uuid::Uuid) -> Result<(), PageError> {
+    let mut conn = state.db.writer().await?;
+    identity_store::clear_throttle(&mut conn, &throttle::user_code_key(account_id)).await?;
+    Ok(())
+}
+
+fn too_many_codes(page: Page, wait: i64) -> Response {
+    let message = format!("Too many wrong codes. Try again in {wait} seconds.");
+    let mut response = device_page(page, "", None, Some(&message));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response
+}
+
 const UNKNOWN_USER_CODE: &str =
     "That code is not valid or has expired. Check the code your device shows, or start again on the device.";
 
@@ -411,6 +446,14 @@ async fn device_form(
     if code.is_empty() {
         return Ok(device_page(page, "", None, None));
     }
+    let account_id = page
+        .current
+        .as_ref()
+        .map(|c| c.account.id)
+        .unwrap_or_default();
+    if let Err(wait) = take_user_code_attempt(&state, account_id).await? {
+        return Ok(too_many_codes(page, wait));
+    }
     let mut conn = state.db.reader().await?;
     let pending = store::device_by_user_code(&mut conn, &code)
         .await?
@@ -418,6 +461,7 @@ async fn device_form(
     let Some(pending) = pending else {
         return Ok(device_page(page, "", None, Some(UNKNOWN_USER_CODE)));
     };
+    user_code_was_right(&state, account_id).await?;
     let client_name = clients::by_client_id(&mut conn, &pending.client_id)
         .await?
         .map(|c| c.name)
@@ -451,6 +495,9 @@ async fn device_decide(
         "deny" => false,
         _ => return Err(ApiError::bad_request("invalid_form", "Choose Allow or Deny.").into()),
     };
+    if let Err(wait) = take_user_code_attempt(&state, current.account.id).await? {
+        return Ok(too_many_codes(page, wait));
+    }
     let decided = {
         let mut conn = state.db.writer().await?;
         store::decide_device(
@@ -466,6 +513,7 @@ async fn device_decide(
     if !decided {
         return Ok(device_page(page, "", None, Some(UNKNOWN_USER_CODE)));
     }
+    user_code_was_right(&state, current.account.id).await?;
     let (title, paragraph) = if approved {
         (
             "Device signed in",

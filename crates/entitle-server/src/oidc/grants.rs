@@ -952,7 +952,14 @@ pub async fn revoke(
     Ok(())
 }
 
-/// RFC 7662 for confidential clients: what a token is, or `{"active": false}`.
+/// Whether `caller` may learn what a token of `token_client` is: its own tokens, or any
+/// token when it is registered as a resource server.
+pub fn may_introspect(caller: &ClientRow, token_client: &str) -> bool {
+    caller.resource_server || caller.client_id == token_client
+}
+
+/// RFC 7662 for confidential clients: what a token is, or `{"active": false}` (also for
+/// tokens the caller may not introspect, so it learns nothing of them).
 pub async fn introspect(
     state: &AppState,
     client: &ClientRow,
@@ -969,7 +976,11 @@ pub async fn introspect(
         let Some(grant) = store::grant_by_id(&mut conn, grant_id).await? else {
             return Ok(inactive);
         };
-        if !grant.is_live(now) || !grant.offline || grant.generation != generation {
+        if !grant.is_live(now)
+            || !grant.offline
+            || grant.generation != generation
+            || !may_introspect(client, &grant.client_id)
+        {
             return Ok(inactive);
         }
         return Ok(json!({
@@ -985,13 +996,13 @@ pub async fn introspect(
         }));
     }
     Ok(match read_access_token(state, token).await? {
-        Some(claims) => {
+        Some(claims) if may_introspect(client, &claims.client_id) => {
             let mut answer = serde_json::to_value(&claims).map_err(anyhow::Error::from)?;
             answer["active"] = json!(true);
             answer["token_type"] = json!("Bearer");
             answer
         }
-        None => inactive,
+        _ => inactive,
     })
 }
 

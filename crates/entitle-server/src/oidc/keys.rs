@@ -110,19 +110,18 @@ impl KeyEncryptionKey {
             Some(value) => decode_key(value).context("oidc.key_encryption_key")?,
             None => {
                 let path = data_dir.join("key-encryption.key");
-                if path.exists() {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    decode_key(&text).with_context(|| format!("{}", path.display()))?
-                } else {
+                if !path.exists() {
                     std::fs::create_dir_all(data_dir)?;
                     let mut fresh = [0u8; 32];
                     SystemRandom::new()
                         .fill(&mut fresh)
                         .map_err(|_| anyhow::anyhow!("no randomness"))?;
-                    write_private_file(&path, &STANDARD.encode(fresh))?;
-                    fresh.to_vec()
+                    publish_private_file(&path, &STANDARD.encode(fresh))?;
                 }
+                // Read back: another process starting at the same moment may have won.
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                decode_key(&text).with_context(|| format!("{}", path.display()))?
             }
         };
         let raw: [u8; 32] = raw
@@ -187,8 +186,12 @@ fn decode_key(text: &str) -> anyhow::Result<Vec<u8>> {
         .map_err(|_| anyhow::anyhow!("not base64"))
 }
 
-fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// Writes a file readable by its owner alone, whole or not at all: written aside, then
+/// linked into place, so a process starting at the same moment sees either nothing or
+/// the complete file, and the first to link wins.
+fn publish_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
+    let aside = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -196,11 +199,20 @@ fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
+    let written = options
+        .open(&aside)
+        .and_then(|mut file| {
+            file.write_all(contents.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::hard_link(&aside, path));
+    let _ = std::fs::remove_file(&aside);
+    match written {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(error).with_context(|| format!("creating {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A new key pair: its PKCS#8 private key and public JWK (without `kid`).
@@ -389,22 +401,33 @@ const RELOAD_ON_UNKNOWN_KID_MS: i64 = 5_000;
 impl KeyRing {
     /// Makes sure a key of every algorithm exists, then loads them.
     pub async fn open(db: &Db, kek: KeyEncryptionKey) -> anyhow::Result<KeyRing> {
-        let present = {
+        let missing = {
             let mut conn = db.reader().await?;
-            let rows: Vec<(String,)> = on_db!(&mut conn, |c| sqlx::query_as(
-                "SELECT DISTINCT alg FROM signing_keys WHERE retired_at IS NULL"
-            )
-            .fetch_all(c)
-            .await)?;
-            rows.into_iter().map(|(a,)| a).collect::<Vec<_>>()
+            missing_algs(&mut conn).await?
         };
-        let missing: Vec<Alg> = Alg::ALL
-            .into_iter()
-            .filter(|a| !present.iter().any(|p| p == a.as_str()))
-            .collect();
         if !missing.is_empty() {
+            // Servers started together on an empty database would each make their own
+            // keys and refuse each other's tokens: whoever holds this row's lock first
+            // makes them, and the others find them made.
+            {
+                let mut conn = db.writer().await?;
+                execute!(
+                    &mut conn,
+                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                    KEY_GENERATION_LOCK,
+                    &[][..] as &[u8],
+                    now_ms()
+                )?;
+            }
             let mut tx = db.begin().await?;
-            for alg in missing {
+            execute!(
+                &mut tx,
+                "UPDATE server_secrets SET created_at = $1 WHERE name = $2",
+                now_ms(),
+                KEY_GENERATION_LOCK
+            )?;
+            for alg in missing_algs(&mut tx).await? {
                 insert_new_key(&mut tx, &kek, alg).await?;
             }
             tx.commit().await?;
@@ -590,6 +613,22 @@ pub async fn list(db: &Db) -> Result<Vec<KeySummary>, DbError> {
 
 /// How often a serving process reloads keys, to pick up another process's rotation.
 pub const KEY_RELOAD_INTERVAL_SECS: i64 = 60;
+
+/// The row whose lock makes first-start key generation happen once per database.
+const KEY_GENERATION_LOCK: &str = "signing_key_generation";
+
+/// The algorithms without a current key.
+async fn missing_algs(ex: &mut impl Executor) -> Result<Vec<Alg>, DbError> {
+    let present: Vec<(String,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT DISTINCT alg FROM signing_keys WHERE retired_at IS NULL"
+    )
+    .fetch_all(c)
+    .await)?;
+    Ok(Alg::ALL
+        .into_iter()
+        .filter(|a| !present.iter().any(|(p,)| p == a.as_str()))
+        .collect())
+}
 
 #[cfg(test)]
 mod tests {

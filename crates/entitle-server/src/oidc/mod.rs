@@ -35,7 +35,7 @@ pub struct Provider {
     pub keys: KeyRing,
     pub issuer: String,
     pub rotator: rotation::Rotator,
-    pub clients: clients::ClientCache,
+    pub clients: std::sync::Arc<clients::ClientCache>,
     refresh_mac_key: [u8; 32],
     discovery: String,
 }
@@ -50,7 +50,7 @@ impl Provider {
             refresh_mac_key,
             keys,
             rotator: rotation::Rotator::start(db.clone()),
-            clients: clients::ClientCache::default(),
+            clients: Default::default(),
         }
     }
 

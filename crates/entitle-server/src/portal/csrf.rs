@@ -48,7 +48,6 @@ pub fn token(
             let cookie = Cookie::build((CSRF_COOKIE, value.clone()))
                 .path("/")
                 .http_only(true)
-                .secure(state.secure_cookies())
                 .same_site(SameSite::Lax)
                 .build();
             (jar.add(cookie), value)

@@ -1,13 +1,16 @@
 //! The identity half's hardening: what an attacker with an administrator's rights, a SCIM
 //! token or a mailbox tried, each refused at its root.
 
+use entitle_server::{on_db, AppState, Config};
 use entitle_testkit::{expect_problem, new_client, TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
     members::{member, org_with_contact},
-    oidc::{desktop_tokens, refresh, refresh_is_refused},
+    oidc::{
+        desktop_tokens, refresh, refresh_is_refused, register_client, service_client, token_request,
+    },
     scim::{expect_scim_error, scim_get, scim_send, scim_token},
 };
 
@@ -594,4 +597,289 @@ async fn signing_someone_out_everywhere_follows_the_member_rules() {
         app.get_as(&uma, "/api/v1/me").await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Introspection tells a client about its own tokens; only a client registered as a
+/// resource server learns about others'.
+#[tokio::test]
+async fn clients_introspect_their_own_tokens_and_resource_servers_any() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@example.com").await;
+    let resource = register_client(
+        &app,
+        &operator,
+        json!({"name": "API", "confidential": true, "resource_server": true,
+               "grant_types": ["client_credentials"], "scopes": ["licenses"]}),
+    )
+    .await;
+    let nosy = service_client(&app, &operator, "Another service").await;
+    let expect_problem_fields = app
+        .post_as(
+            &operator,
+            "/api/v1/clients",
+            &json!({"name": "Public API", "resource_server": true, "redirect_uris": ["https://x.example/cb"]}),
+        )
+        .await;
+    expect_problem(
+        expect_problem_fields,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let introspect = async |client: &Value, token: &str| -> Value {
+        new_client()
+            .post(app.url("/oauth2/introspect"))
+            .basic_auth(
+                client["client_id"].as_str().expect("id"),
+                client["client_secret"].as_str(),
+            )
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspect")
+            .json()
+            .await
+            .expect("json")
+    };
+    let browser = crate::oidc::signed_in_browser(&app, "hal@example.com").await;
+    let tokens = desktop_tokens(&app, &browser, "openid offline_access").await;
+    for token in ["access_token", "refresh_token"] {
+        let token = tokens[token].as_str().expect("token");
+        assert_eq!(introspect(&nosy, token).await, json!({"active": false}));
+        assert_eq!(introspect(&resource, token).await["active"], true);
+    }
+    let own: Value = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", nosy["client_id"].as_str().expect("id")),
+            (
+                "client_secret",
+                nosy["client_secret"].as_str().expect("secret"),
+            ),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .expect("tokens");
+    let about = introspect(&nosy, own["access_token"].as_str().expect("access")).await;
+    assert_eq!(about["active"], true);
+}
+
+/// Servers started at the same moment on an empty database make one set of signing keys
+/// (and one key-encryption key file), so each accepts the other's tokens from the start.
+#[tokio::test]
+async fn servers_starting_together_make_one_set_of_signing_keys() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let database_url = entitle_testkit::fresh_database().await.expect("database");
+    let config = || {
+        let mut config = Config::for_test(temp.path().join("data"));
+        config.database_url = database_url.clone();
+        config
+    };
+    let (a, b) = tokio::join!(AppState::open(config()), AppState::open(config()));
+    let (a, b) = (a.expect("first server"), b.expect("second server"));
+    assert_eq!(a.oidc.keys.current().jwks(), b.oidc.keys.current().jwks());
+    let mut conn = a.db.reader().await.expect("connection");
+    let (keys,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM signing_keys"
+    )
+    .fetch_one(c)
+    .await)
+    .expect("count");
+    assert_eq!(keys, 3, "one key per algorithm");
+}
+
+/// Wrong passwords sent at once, half to each of two servers on one database, get no more
+/// checks than the same sent one after another: the attempt is counted before the hash.
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_no_more_guesses_than_sequential_ones() {
+    let app = TestApp::spawn().await;
+    let beside = app.spawn_beside().await;
+    app.register("kim@example.com", PASSWORD).await;
+    let free = app.state.config.throttle.account_free_failures;
+    let attempts: Vec<_> = (0..12)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                app.url("/api/v1/session")
+            } else {
+                beside.url("/api/v1/session")
+            };
+            tokio::spawn(async move {
+                new_client()
+                    .post(url)
+                    .json(
+                        &json!({"email": "kim@example.com", "password": "not the password at all"}),
+                    )
+                    .send()
+                    .await
+                    .expect("sign in")
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for attempt in attempts {
+        match attempt.await.expect("request") {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(checked, free);
+    let mut conn = app.state.db.reader().await.expect("connection");
+    let (failures,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT failures FROM throttles WHERE key = $1"
+    )
+    .bind("signin:account:kim@example.com")
+    .fetch_one(c)
+    .await)
+    .expect("throttle");
+    assert_eq!(failures, free, "no increment lost, none extra");
+    let blocked = app
+        .post(
+            "/api/v1/session",
+            &json!({"email": "kim@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A person may type only so many wrong device codes before waiting: a pending code of
+/// someone else's cannot be found by trying.
+#[tokio::test]
+async fn the_device_page_limits_wrong_codes_per_person() {
+    let app = TestApp::spawn().await;
+    let browser = crate::oidc::signed_in_browser(&app, "kai@example.com").await;
+    let free = app.state.config.throttle.account_free_failures;
+    for attempt in 0..=free {
+        let response = browser
+            .get(app.url("/device?user_code=ZZZZ-ZZZZ"))
+            .send()
+            .await
+            .expect("device page");
+        if attempt < free {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(response.text().await.expect("html").contains("not valid"));
+        } else {
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(response
+                .text()
+                .await
+                .expect("html")
+                .contains("Too many wrong codes"));
+        }
+    }
+    let form = app
+        .submit_form(
+            &browser,
+            "/device",
+            "/device",
+            &[("user_code", "ZZZZ-ZZZZ"), ("decision", "allow")],
+        )
+        .await;
+    assert_eq!(form.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// On PostgreSQL a client disabled through one server is refused by the others at once
+/// (they are told with NOTIFY), not when their cache of clients expires.
+#[tokio::test]
+async fn a_client_disabled_on_one_server_is_refused_by_the_others_at_once() {
+    let app = TestApp::spawn().await;
+    if app.state.config.database_url.is_none() {
+        return; // One process serves a SQLite database.
+    }
+    let beside = app.spawn_beside().await;
+    let operator = app.operator("olga@example.com").await;
+    let service = service_client(&app, &operator, "Data source").await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", service["client_id"].as_str().expect("id")),
+        (
+            "client_secret",
+            service["client_secret"].as_str().expect("secret"),
+        ),
+    ];
+    let token_at = async |server: &TestApp| {
+        new_client()
+            .post(server.url("/oauth2/token"))
+            .form(&form)
+            .send()
+            .await
+            .expect("token")
+            .status()
+    };
+    assert_eq!(token_at(&beside).await, StatusCode::OK, "cached there now");
+    let disabled = new_client()
+        .delete(app.url(&format!(
+            "/api/v1/clients/{}",
+            service["client_id"].as_str().expect("id")
+        )))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(disabled.status(), StatusCode::NO_CONTENT);
+    // Well within the cache's 10 seconds: the notice, not the expiry, dropped it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while token_at(&beside).await == StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other server still accepts the disabled client"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(token_at(&app).await, StatusCode::UNAUTHORIZED);
+}
+
+/// Behind a trusted reverse proxy that terminates TLS, cookies are Secure.
+#[tokio::test]
+async fn cookies_are_secure_behind_a_trusted_tls_proxy() {
+    let app = TestApp::spawn_with(|config| config.trust_forwarded_for = true).await;
+    app.register("kim@example.com", PASSWORD).await;
+    let sign_in = async |headers: &[(&str, &str)]| {
+        let mut request = new_client()
+            .post(app.url("/api/v1/session"))
+            .json(&json!({"email": "kim@example.com", "password": PASSWORD}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("sign in");
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    for headers in [
+        &[("x-forwarded-proto", "https")][..],
+        &[("forwarded", "for=192.0.2.1;proto=https")][..],
+    ] {
+        let cookies = sign_in(headers).await;
+        assert!(!cookies.is_empty());
+        assert!(
+            cookies.iter().all(|c| c.contains("; Secure")),
+            "{cookies:?}"
+        );
+    }
+    let plain = sign_in(&[("x-forwarded-proto", "http")]).await;
+    assert!(plain.iter().all(|c| !c.contains("Secure")), "{plain:?}");
+
+    let untrusting = TestApp::spawn().await;
+    untrusting.register("kim@example.com", PASSWORD).await;
+    let response = new_client()
+        .post(untrusting.url("/api/v1/session"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"email": "kim@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sign in");
+    assert!(response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap_or_default().contains("Secure")));
 }

@@ -94,7 +94,7 @@ fn code_from(app: &TestApp, response: &Response) -> String {
     param(&to, "code").unwrap_or_else(|| panic!("no code in {to}"))
 }
 
-async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> Response {
+pub async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> Response {
     new_client()
         .post(app.url("/oauth2/token"))
         .form(form)
@@ -201,7 +201,7 @@ async fn verify_with_jwks(app: &TestApp, token: &str, audience: &str) -> Value {
         .claims
 }
 
-async fn register_client(app: &TestApp, operator: &str, body: Value) -> Value {
+pub async fn register_client(app: &TestApp, operator: &str, body: Value) -> Value {
     let response = app.post_as(operator, "/api/v1/clients", &body).await;
     assert_eq!(
         response.status(),
@@ -213,7 +213,7 @@ async fn register_client(app: &TestApp, operator: &str, body: Value) -> Value {
 }
 
 /// A confidential client for `client_credentials` with the scope `licenses`.
-async fn service_client(app: &TestApp, operator: &str, name: &str) -> Value {
+pub async fn service_client(app: &TestApp, operator: &str, name: &str) -> Value {
     register_client(
         app,
         operator,
@@ -924,7 +924,13 @@ async fn access_tokens_are_checked_for_key_algorithm_integrity_type_and_expiry()
 async fn revocation_and_introspection() {
     let app = TestApp::spawn().await;
     let operator = app.operator("olga@example.com").await;
-    let resource = service_client(&app, &operator, "Resource server").await;
+    let resource = register_client(
+        &app,
+        &operator,
+        json!({"name": "Resource server", "confidential": true, "resource_server": true,
+               "grant_types": ["client_credentials"], "scopes": ["licenses"]}),
+    )
+    .await;
     let (rs_id, rs_secret) = (
         resource["client_id"].as_str().expect("id"),
         resource["client_secret"].as_str().expect("secret"),
