@@ -38,18 +38,25 @@ pub struct FieldError {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
+    #[schema(max_length = 100)]
     pub first_name: String,
+    #[schema(max_length = 100)]
     pub last_name: String,
     /// ISO 3166-1 alpha-2 code, alpha-3 code or English name; stored as alpha-2.
+    #[schema(max_length = 80)]
     pub country: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
 }
 
@@ -66,28 +73,35 @@ pub struct SignInResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
+    #[schema(max_length = 254)]
     pub email: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
+    #[schema(max_length = 43)]
     pub token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
+    #[schema(max_length = 43)]
     pub token: String,
     /// The user confirms the email address the link was sent to.
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[schema(max_length = 256)]
     pub current_password: String,
+    #[schema(max_length = 256)]
     pub new_password: String,
 }
 
@@ -96,27 +110,34 @@ pub struct ChangePasswordRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeEmailRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseAccountRequest {
+    #[schema(max_length = 256)]
     pub password: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptTermsRequest {
+    #[schema(max_length = 64)]
     pub version: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishTermsRequest {
+    #[schema(max_length = 64)]
     pub version: String,
+    #[schema(max_length = 200)]
     pub title: String,
+    #[schema(max_length = 200000)]
     pub body: String,
 }
 
@@ -160,15 +181,20 @@ pub struct Account {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 100)]
     pub first_name: String,
+    #[schema(max_length = 100)]
     pub last_name: String,
+    #[schema(max_length = 80)]
     pub country: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
+    #[schema(max_length = 200)]
     pub name: String,
     pub fulfillment_contact: NewPerson,
 }
@@ -245,19 +271,23 @@ pub struct Health {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRegistration {
+    #[schema(max_length = 200)]
     pub name: String,
     /// Confidential clients get a secret and may use `client_credentials`.
     #[serde(default)]
     pub confidential: bool,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub post_logout_redirect_uris: Vec<String>,
     /// Defaults to `authorization_code` and `refresh_token`.
     #[serde(default)]
     pub grant_types: Vec<String>,
     /// Defaults to `openid profile email offline_access org`.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub scopes: Vec<String>,
     /// The organization a service client acts for (`client_credentials`).
     #[serde(default)]
@@ -338,11 +368,15 @@ pub struct OrgMember {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    #[schema(max_length = 80)]
     pub country: Option<String>,
     /// A new sign-in address. A registered person keeps the old one until they confirm
     /// the new one from the link sent there; the old address is told and can cancel.
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     pub disabled: Option<bool>,
 }
@@ -363,6 +397,7 @@ pub struct MemberPage {
 pub struct ClaimDomainRequest {
     /// Such as `acme.example` (internationalized names are accepted and stored in their
     /// ASCII form).
+    #[schema(max_length = 253)]
     pub domain: String,
 }
 
@@ -398,9 +433,11 @@ pub struct NewAccessRequest {
     #[serde(default)]
     pub org_id: Option<Uuid>,
     #[serde(default)]
+    #[schema(max_length = 254)]
     pub administrator_email: Option<String>,
     /// A few words for the administrators (at most 500 characters).
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub message: String,
 }
 
@@ -434,6 +471,7 @@ pub struct AccessRequest {
 pub struct AccessDecision {
     /// Told to the requester when rejecting.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -455,6 +493,7 @@ pub struct RequiredAction {
 #[serde(deny_unknown_fields)]
 pub struct NewScimToken {
     /// What it is for, such as "Okta" (1 to 100 characters).
+    #[schema(max_length = 100)]
     pub name: String,
 }
 
@@ -485,6 +524,7 @@ pub struct ScimGroupSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MapGroupRequest {
+    #[schema(max_length = 64)]
     pub role: Option<String>,
 }
 
@@ -501,10 +541,14 @@ pub struct OrgAdministrator {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 100)]
     pub first_name: String,
+    #[schema(max_length = 100)]
     pub last_name: String,
     /// ISO 3166-1 alpha-2 code, or the country's name.
+    #[schema(max_length = 80)]
     pub country: String,
     /// Role names; none means `user`.
     #[serde(default)]

@@ -163,12 +163,29 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
+impl AuditQuery {
+    /// 422 for filters longer than any actor or action can be.
+    pub fn check(&self) -> crate::error::ApiResult<()> {
+        for (field, value, max) in [("actor", &self.actor, 254), ("action", &self.action, 64)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(crate::error::ApiError::field(
+                    field,
+                    "too_long",
+                    format!("{field} is at most {max} characters."),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A page of events matching `query` (within `org_id` when given), newest first.
 pub async fn page(
     ex: &mut impl Executor,
     query: &AuditQuery,
     org_id: Option<Uuid>,
 ) -> crate::error::ApiResult<entitle_proto::AuditPage> {
+    query.check()?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(crate::error::ApiError::field(

@@ -1,7 +1,7 @@
 //! The API's one error type, mapped to RFC 9457 problem documents in one place.
 
 use axum::{
-    extract::rejection::{FormRejection, JsonRejection, QueryRejection},
+    extract::rejection::{FormRejection, QueryRejection},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -44,6 +44,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: i64 },
     #[error("service unavailable")]
     Unavailable,
+    /// A request the framework refused before any handler saw it.
+    #[error("{detail}")]
+    Rejected { status: StatusCode, detail: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Rejected { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,6 +113,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable => "unavailable",
+            ApiError::Rejected { .. } => "invalid_request",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -173,6 +178,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The error for a framework rejection (a plain-text answer) of this status.
+    pub fn rejected(status: StatusCode, detail: String) -> ApiError {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::NOT_FOUND => ApiError::NotFound,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(detail),
+            status => ApiError::Rejected { status, detail },
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
@@ -180,31 +198,6 @@ impl From<DbError> for ApiError {
                 ApiError::Unavailable
             }
             other => ApiError::Internal(other.into()),
-        }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-                "Send the body as JSON with Content-Type: application/json.".to_owned(),
-            ),
-            JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
-                "malformed_json",
-                format!("The body is not valid JSON: {}", e.body_text()),
-            ),
-            JsonRejection::JsonDataError(e) => ApiError::bad_request(
-                "invalid_body",
-                format!(
-                    "The body does not have the expected shape: {}",
-                    e.body_text()
-                ),
-            ),
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge
-            }
-            other => ApiError::bad_request("invalid_body", other.body_text()),
         }
     }
 }
@@ -224,10 +217,77 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections are problem documents.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON request body that must be an object (as every request type of the API is: an
+/// array, which serde would read into a struct field by field, is refused), with
+/// rejections as problem documents.
 pub struct Json<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .is_some_and(|mime| {
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "Send the body as JSON with Content-Type: application/json.".to_owned(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad_request("invalid_body", rejection.body_text())
+                }
+            })?;
+        Ok(Json(parse_object(&bytes)?))
+    }
+}
+
+/// Reads a JSON object into `T`: malformed JSON, anything but an object, and an object
+/// of the wrong shape are each refused with a message that says which.
+pub fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        // Still say so when it is not JSON at all.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {e}"),
+            ));
+        }
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "The body must be a JSON object ({…}).",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request(
+            "invalid_body",
+            format!("The body does not have the expected shape: {e}"),
+        ),
+        _ => ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}")),
+    })
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

@@ -71,6 +71,7 @@ pub fn build_router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(uniform_errors))
         .layer(middleware::from_fn_with_state(state.clone(), secure_cookies))
         .layer(middleware::from_fn(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -111,6 +112,45 @@ fn over_tls(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
             f.split(';')
                 .any(|pair| pair.trim().trim_matches('"') == "proto=https")
         })
+}
+
+/// Every error answers in the format of the surface it comes from. The framework's own
+/// rejections (a body over the limit, a malformed path) are plain text; they become a
+/// SCIM error under `/scim`, an OAuth error under `/oauth2`, a problem document under
+/// `/api` and an error page anywhere else.
+async fn uniform_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    let status = response.status();
+    if !plain || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    if path.starts_with("/scim/") {
+        crate::orgs::scim::ScimError::new(status, None, text).into_response()
+    } else if path.starts_with("/oauth2/") {
+        crate::oidc::OAuthError {
+            status,
+            error: "invalid_request",
+            description: text,
+            basic_challenge: false,
+        }
+        .into_response()
+    } else if path.starts_with("/api/") {
+        ApiError::rejected(status, text).into_response()
+    } else {
+        crate::portal::PageError(ApiError::rejected(status, text)).into_response()
+    }
 }
 
 /// Cookies set over TLS are `Secure`: every cookie this server sets passes here, so none
@@ -185,6 +225,10 @@ async fn not_found(req: Request) -> Response {
     }
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+/// Plain text, which `uniform_errors` words for the surface the path belongs to.
+async fn method_not_allowed() -> (StatusCode, &'static str) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This method is not allowed here.",
+    )
 }

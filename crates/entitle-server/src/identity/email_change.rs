@@ -17,7 +17,6 @@ use crate::{
     execute,
     identity::{
         flows::{self, actor_of},
-        password::Verdict,
         person::Email,
         store::{self, AccountRow, TokenPurpose},
         tokens,
@@ -330,11 +329,7 @@ pub async fn request_own(
     client: &Client,
 ) -> ApiResult<EmailChange> {
     let new = Email::parse(new_email).map_err(|e| ApiError::field("email", e.code, e.message))?;
-    let verdict = state
-        .hasher
-        .verify(password, account.password_hash.as_deref())
-        .await?;
-    if verdict == Verdict::Mismatch {
+    if !flows::is_own_password(state, account, password).await? {
         return Err(ApiError::field(
             "password",
             "wrong_password",

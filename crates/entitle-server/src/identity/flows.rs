@@ -21,6 +21,9 @@ use crate::{
     mail::Email as Message,
 };
 
+/// The longest version name of the Terms of Service.
+const MAX_TERMS_VERSION_CHARS: usize = 64;
+
 /// Same words whether or not the address has an account.
 pub const CHECK_YOUR_EMAIL: &str =
     "If that address can be used, we have sent it a message. Follow the link in it to continue.";
@@ -618,6 +621,23 @@ fn password_changed_message(account: &AccountRow, client: &Client) -> Message {
     }
 }
 
+/// Whether `password` is the account's: proof that a signed-in person is who they say
+/// before a change that matters. Longer than any password can be is simply wrong.
+pub async fn is_own_password(
+    state: &AppState,
+    account: &AccountRow,
+    password: &str,
+) -> ApiResult<bool> {
+    if password.chars().count() > crate::identity::person::PASSWORD_MAX_CHARS {
+        return Ok(false);
+    }
+    let verdict = state
+        .hasher
+        .verify(password, account.password_hash.as_deref())
+        .await?;
+    Ok(verdict != Verdict::Mismatch)
+}
+
 pub async fn change_password(
     state: &AppState,
     account: &AccountRow,
@@ -626,11 +646,7 @@ pub async fn change_password(
     new: &str,
     client: &Client,
 ) -> ApiResult<()> {
-    let verdict = state
-        .hasher
-        .verify(current, account.password_hash.as_deref())
-        .await?;
-    if verdict == Verdict::Mismatch {
+    if !is_own_password(state, account, current).await? {
         return Err(ApiError::field(
             "current_password",
             "wrong_password",
@@ -676,6 +692,13 @@ pub async fn accept_terms(
     version: &str,
     client: &Client,
 ) -> ApiResult<()> {
+    if version.chars().count() > MAX_TERMS_VERSION_CHARS {
+        return Err(ApiError::field(
+            "version",
+            "too_long",
+            format!("Versions are at most {MAX_TERMS_VERSION_CHARS} characters."),
+        ));
+    }
     let now = now_ms();
     let mut tx = state.db.begin().await?;
     let current = store::current_terms(&mut tx).await?;
@@ -718,7 +741,7 @@ pub async fn publish_terms(
     let mut fields = Fields::default();
     let version = req.version.trim();
     if version.is_empty()
-        || version.len() > 64
+        || version.len() > MAX_TERMS_VERSION_CHARS
         || !version
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
@@ -827,11 +850,7 @@ pub async fn erase(
     password: &str,
     client: &Client,
 ) -> ApiResult<()> {
-    let verdict = state
-        .hasher
-        .verify(password, account.password_hash.as_deref())
-        .await?;
-    if verdict == Verdict::Mismatch {
+    if !is_own_password(state, account, password).await? {
         return Err(ApiError::field(
             "password",
             "wrong_password",

@@ -64,6 +64,7 @@ async fn org_audit_csv(
     OrgAccess::of(&mut conn, &current.account, org_id)
         .await?
         .require(Action::ViewAudit)?;
+    query.check()?;
     let csv = audit::export_csv(&mut conn, &query, org_id).await?;
     Ok(super::imports_api::csv_download(
         &format!("audit-{org_id}.csv"),

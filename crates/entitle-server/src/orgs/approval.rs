@@ -219,6 +219,12 @@ async fn org_administered_by(
     .await)?)
 }
 
+/// A message between people: at most `MAX_MESSAGE_CHARS`, lines but no other control
+/// characters.
+fn plain_text(text: &str) -> bool {
+    text.chars().count() <= MAX_MESSAGE_CHARS && !text.chars().any(|c| c.is_control() && c != '\n')
+}
+
 /// Asks to join an organization. Named by an administrator's address, the answer is
 /// the same whether or not that person administers anything, so addresses cannot be
 /// probed; the request then only exists if they do.
@@ -229,9 +235,7 @@ pub async fn request_access(
     from: &Client,
 ) -> ApiResult<()> {
     let message = request.message.trim().to_owned();
-    if message.chars().count() > MAX_MESSAGE_CHARS
-        || message.chars().any(|c| c.is_control() && c != '\n')
-    {
+    if !plain_text(&message) {
         return Err(ApiError::field(
             "message",
             "invalid",
@@ -258,7 +262,9 @@ pub async fn request_access(
             .find(|o| o.id == *org_id)
             .ok_or(ApiError::NotFound)?,
         (None, Some(email)) => {
-            match org_administered_by(&mut tx, &email.trim().to_lowercase()).await? {
+            let email = crate::identity::person::Email::parse(email)
+                .map_err(|e| ApiError::field("administrator_email", e.code, e.message))?;
+            match org_administered_by(&mut tx, email.as_str()).await? {
                 Some(org) => org,
                 None => return Ok(()),
             }
@@ -409,11 +415,11 @@ pub async fn decide(
     from: &Client,
 ) -> ApiResult<AccessRequest> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-    if reason.is_some_and(|r| r.chars().count() > MAX_MESSAGE_CHARS) {
+    if reason.is_some_and(|r| !plain_text(r)) {
         return Err(ApiError::field(
             "reason",
-            "too_long",
-            format!("Write at most {MAX_MESSAGE_CHARS} characters."),
+            "invalid",
+            format!("Write at most {MAX_MESSAGE_CHARS} characters of plain text."),
         ));
     }
     let mut tx = state.db.begin().await?;

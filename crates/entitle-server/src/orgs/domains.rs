@@ -41,6 +41,9 @@ impl DomainName {
         if trimmed.is_empty() {
             return Err("Give a domain name, such as acme.example.".to_owned());
         }
+        if trimmed.chars().count() > 253 {
+            return Err("Domain names are at most 253 characters.".to_owned());
+        }
         if trimmed.contains(['@', '/', ':', ' ']) {
             return Err(format!(
                 "\"{trimmed}\" is not a domain name: give only the part after the @, such as acme.example."

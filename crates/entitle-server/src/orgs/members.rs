@@ -306,14 +306,7 @@ fn parse_roles(names: &[String]) -> ApiResult<Vec<Role>> {
     let mut roles = Vec::new();
     for name in names {
         let role = Role::parse(name).ok_or_else(|| {
-            ApiError::field(
-                "roles",
-                "unknown_role",
-                format!(
-                    "\"{name}\" is not a role. Use {}.",
-                    Role::ALL.map(Role::as_str).join(", ")
-                ),
-            )
+            ApiError::field("roles", "unknown_role", super::roles::unknown_role(name))
         })?;
         if !roles.contains(&role) {
             roles.push(role);

@@ -77,6 +77,16 @@ impl Role {
     }
 }
 
+/// The sentence for a name that is no role, quoting at most the start of it.
+pub fn unknown_role(name: &str) -> String {
+    let shown: String = name.chars().take(40).collect();
+    let more = if name.chars().count() > 40 { "…" } else { "" };
+    format!(
+        "\"{shown}{more}\" is not a role. Use {}.",
+        Role::ALL.map(Role::as_str).join(", ")
+    )
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

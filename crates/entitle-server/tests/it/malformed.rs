@@ -2,28 +2,41 @@
 
 use entitle_testkit::{expect_problem, TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::count;
 
-/// Every JSON endpoint that takes a body, with the method it uses.
-const BODY_ENDPOINTS: &[(&str, &str)] = &[
-    ("POST", "/api/v1/signup"),
-    ("POST", "/api/v1/verify-email"),
-    ("POST", "/api/v1/session"),
-    ("POST", "/api/v1/forgot-password"),
-    ("POST", "/api/v1/reset-password"),
-    ("POST", "/api/v1/me/password"),
-    ("POST", "/api/v1/me/erase"),
-    ("POST", "/api/v1/terms"),
-    ("POST", "/api/v1/terms/accept"),
-    ("POST", "/api/v1/orgs"),
-    // Bodies are read before the organization is looked up.
-    (
-        "PUT",
-        "/api/v1/orgs/0190a5a0-0000-7000-8000-000000000001/scim-groups/0190a5a0-0000-7000-8000-000000000002/role",
-    ),
-];
+/// Every endpoint of the OpenAPI document that takes a JSON body, with its method, path
+/// parameters filled in (bodies are read before anything is looked up).
+async fn body_endpoints(app: &TestApp) -> Vec<(Method, String)> {
+    let doc: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("openapi");
+    let mut endpoints = Vec::new();
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            if operation["requestBody"]["content"]["application/json"].is_object() {
+                let filled = path
+                    .split('/')
+                    .map(|part| {
+                        if part.starts_with('{') {
+                            "0190a5a0-0000-7000-8000-000000000001"
+                        } else {
+                            part
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                endpoints.push((method.to_uppercase().parse().expect("method"), filled));
+            }
+        }
+    }
+    assert!(endpoints.len() >= 20, "{endpoints:?}");
+    endpoints
+}
 
 async fn snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
@@ -48,11 +61,10 @@ async fn malformed_bodies_are_refused_everywhere() {
     let before = snapshot(&app).await;
     let client = app.new_client();
     let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(200 * 1024));
-    for (method, path) in BODY_ENDPOINTS {
-        let method: Method = method.parse().expect("method");
+    for (method, path) in body_endpoints(&app).await {
         let send = |body: String, content_type: &'static str| {
             client
-                .request(method.clone(), app.url(path))
+                .request(method.clone(), app.url(&path))
                 .bearer_auth(&operator)
                 .header("content-type", content_type)
                 .body(body)
@@ -62,10 +74,18 @@ async fn malformed_bodies_are_refused_everywhere() {
             .await
             .expect("send");
         expect_problem(r, StatusCode::BAD_REQUEST, "malformed_json").await;
-        let r = send("[1, 2, 3]".into(), "application/json")
-            .await
-            .expect("send");
-        expect_problem(r, StatusCode::BAD_REQUEST, "invalid_body").await;
+        // Only objects: serde would read an array into a struct field by field.
+        for array in [
+            "[1, 2, 3]",
+            "[]",
+            r#"["ops@vendor.example", "correct horse battery staple"]"#,
+        ] {
+            let r = send(array.into(), "application/json").await.expect("send");
+            let problem = expect_problem(r, StatusCode::BAD_REQUEST, "invalid_body").await;
+            assert!(problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("object")));
+        }
         let r = send(
             r#"{"email": 42, "token": false, "version": [], "name": {}}"#.into(),
             "application/json",
@@ -164,4 +184,78 @@ async fn operational_endpoints_answer() {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+/// Every string has a limit, and an over-long one is a 422 that names the field without
+/// echoing the whole text back; email addresses are checked as addresses.
+#[tokio::test]
+async fn strings_have_limits_and_email_fields_take_only_addresses() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("ops@vendor.example").await;
+    let (org, fiona) =
+        crate::members::org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
+    app.register("sam@example.com", PASSWORD).await;
+    let sam = app.sign_in("sam@example.com", PASSWORD).await;
+    let before = snapshot(&app).await;
+    let long = "x".repeat(60_000);
+    let field_refused = async |response: reqwest::Response, field: &str| {
+        let problem = expect_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert!(
+            problem.to_string().len() < 2_000,
+            "the text is not echoed back"
+        );
+    };
+    for email in [format!("{long}@example.com"), "not-an-email".to_owned()] {
+        let r = app
+            .post_as(
+                &sam,
+                "/api/v1/access-requests",
+                &json!({"administrator_email": email}),
+            )
+            .await;
+        field_refused(r, "administrator_email").await;
+    }
+    let r = app
+        .post_as(
+            &operator,
+            "/api/v1/clients",
+            &json!({"name": "App", "redirect_uris": ["https://app.example/cb"], "scopes": ["openid", long]}),
+        )
+        .await;
+    field_refused(r, "scopes").await;
+    let r = app
+        .post_as(&operator, "/api/v1/terms/accept", &json!({"version": long}))
+        .await;
+    field_refused(r, "version").await;
+    let r = app
+        .get_as(
+            &fiona,
+            &format!("/api/v1/orgs/{org}/audit?actor={}", "a".repeat(300)),
+        )
+        .await;
+    field_refused(r, "actor").await;
+    let r = app
+        .post_as(
+            &fiona,
+            &format!("/api/v1/orgs/{org}/domains"),
+            &json!({"domain": long}),
+        )
+        .await;
+    field_refused(r, "domain").await;
+    let r = app
+        .post_as(
+            &fiona,
+            &format!("/api/v1/orgs/{org}/members"),
+            &json!({"email": "new@acme.test", "first_name": "N", "last_name": "M",
+                    "country": "DE", "roles": [long]}),
+        )
+        .await;
+    field_refused(r, "roles").await;
+    assert_eq!(snapshot(&app).await, before, "nothing was written");
 }

@@ -649,3 +649,45 @@ async fn scim_bulk_applies_operations_in_order_with_bulk_ids_and_limits() {
         .await;
     }
 }
+
+/// Bodies over the size limit are refused in SCIM's words, like every other SCIM error.
+#[tokio::test]
+async fn scim_bodies_over_the_limit_are_scim_errors() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.test").await;
+    let token = scim_token(&app, &fiona, &acme).await;
+    let big = format!("{{\"displayName\": \"{}\"}}", "x".repeat(300 * 1024));
+    for path in [
+        "/scim/v2/Users",
+        "/scim/v2/Groups",
+        "/scim/v2/.search",
+        "/scim/v2/Users/.search",
+    ] {
+        let response = scim_send(&app, &token, Method::POST, path, Some(&big), None).await;
+        expect_scim_error(response, StatusCode::PAYLOAD_TOO_LARGE, None).await;
+    }
+    let bulk = format!("{{\"x\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let response = scim_send(
+        &app,
+        &token,
+        Method::POST,
+        "/scim/v2/Bulk",
+        Some(&bulk),
+        None,
+    )
+    .await;
+    expect_scim_error(response, StatusCode::PAYLOAD_TOO_LARGE, None).await;
+    // A method a SCIM path does not take is a SCIM error too.
+    let response = scim_send(
+        &app,
+        &token,
+        Method::PUT,
+        "/scim/v2/Users",
+        Some("{}"),
+        None,
+    )
+    .await;
+    expect_scim_error(response, StatusCode::METHOD_NOT_ALLOWED, None).await;
+}

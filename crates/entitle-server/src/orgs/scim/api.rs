@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Query, State},
+    extract::{FromRequest, Query, Request, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -105,23 +105,50 @@ async fn schema(
     one_of(discovery::schemas(&state.config.public_base()), &id)
 }
 
-/// The JSON body, whatever its content type says (clients send application/scim+json).
-fn json_body(bytes: &Bytes) -> Result<Value, ScimError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ScimError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidSyntax"),
-            format!("The body is not JSON: {e}"),
-        )
-    })?;
-    if !value.is_object() {
-        return Err(ScimError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidSyntax"),
-            "The body must be a JSON object.",
-        ));
+/// A SCIM request body: a JSON object, whatever its content type says (clients send
+/// application/scim+json). Anything else, a body over the size limit included, is a SCIM
+/// error document.
+pub struct ScimBody(pub Value);
+
+impl FromRequest<AppState> for ScimBody {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ScimError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ScimError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    format!(
+                        "The body is larger than allowed: {} KiB, or {} MiB for /Bulk.",
+                        MAX_BODY_BYTES / 1024,
+                        super::bulk::MAX_PAYLOAD_BYTES / (1024 * 1024)
+                    ),
+                )
+            } else {
+                ScimError::new(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidSyntax"),
+                    rejection.body_text(),
+                )
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidSyntax"),
+                format!("The body is not JSON: {e}"),
+            )
+        })?;
+        if !value.is_object() {
+            return Err(ScimError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidSyntax"),
+                "The body must be a JSON object.",
+            ));
+        }
+        Ok(ScimBody(value))
     }
-    Ok(value)
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {
@@ -145,9 +172,8 @@ async fn create_user(
     State(state): State<AppState>,
     client: ScimClient,
     from: Client,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = json_body(&body)?;
     Ok(created(
         provisioning::create(&state, &client, &from, &body).await?,
     ))
@@ -159,9 +185,8 @@ async fn replace_user(
     from: Client,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = json_body(&body)?;
     let if_match = if_match(&headers);
     Ok(scim(
         provisioning::replace(&state, &client, &from, &id, if_match.as_deref(), &body).await?,
@@ -174,9 +199,8 @@ async fn patch_user(
     from: Client,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = json_body(&body)?;
     let if_match = if_match(&headers);
     Ok(scim(
         provisioning::patch(&state, &client, &from, &id, if_match.as_deref(), &body).await?,
@@ -240,9 +264,9 @@ async fn get_user(
 async fn search_users(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let query = query::search_query(&json_body(&body)?)?;
+    let query = query::search_query(&body)?;
     Ok(scim(users::list(&state, client.org_id, &query).await?))
 }
 
@@ -250,9 +274,8 @@ async fn run_bulk(
     State(state): State<AppState>,
     client: ScimClient,
     from: Client,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = json_body(&body)?;
     Ok(scim(super::bulk::run(&state, &client, &from, &body).await?))
 }
 
@@ -279,9 +302,9 @@ async fn list_groups(
 async fn search_groups(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let params = query::search_query(&json_body(&body)?)?;
+    let params = query::search_query(&body)?;
     Ok(scim(groups::list(&state, client.org_id, &params).await?))
 }
 
@@ -301,9 +324,8 @@ async fn create_group(
     State(state): State<AppState>,
     client: ScimClient,
     from: Client,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = json_body(&body)?;
     Ok(created(
         groups::create(&state, &client, &from, &body).await?,
     ))
@@ -315,9 +337,8 @@ async fn replace_group(
     from: Client,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let body = json_body(&body)?;
     let if_match = if_match(&headers);
     Ok(scim(
         groups::replace(&state, &client, &from, &id, if_match.as_deref(), &body).await?,
@@ -331,10 +352,9 @@ async fn patch_group(
     Path(id): Path<String>,
     headers: HeaderMap,
     params: ListParams,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let Query(params) = params.map_err(bad_query)?;
-    let body = json_body(&body)?;
     let if_match = if_match(&headers);
     let patched = groups::patch(
         &state,
@@ -367,9 +387,9 @@ async fn delete_group(
 async fn search_everything(
     State(state): State<AppState>,
     client: ScimClient,
-    body: Bytes,
+    ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let params = query::search_query(&json_body(&body)?)?;
+    let params = query::search_query(&body)?;
     Ok(scim(
         super::search_everything(&state, client.org_id, &params).await?,
     ))

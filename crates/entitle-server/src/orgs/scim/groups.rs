@@ -1085,10 +1085,7 @@ pub fn mappable_role(name: &str) -> ApiResult<Role> {
         ApiError::field(
             "role",
             "unknown_role",
-            format!(
-                "\"{name}\" is not a role. Use {}.",
-                Role::ALL.map(Role::as_str).join(", ")
-            ),
+            crate::orgs::roles::unknown_role(name),
         )
     })?;
     if role == Role::FulfillmentContact {
