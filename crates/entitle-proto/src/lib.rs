@@ -570,6 +570,9 @@ pub struct ImportBatch {
     pub file_name: String,
     pub created_at: i64,
     pub committed_at: Option<i64>,
+    /// How the file was read: `utf-8`, or `windows-1252` (what Excel on Windows saves as
+    /// plain "CSV").
+    pub encoding: String,
     /// Rows by status (`valid`, `invalid`, `duplicate`, `already_member`,
     /// `other_organization`), not counting removed ones; and `removed`.
     pub counts: std::collections::BTreeMap<String, i64>,
@@ -583,7 +586,10 @@ pub struct ImportRow {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// As written in the file.
     pub country: String,
+    /// The ISO 3166-1 alpha-2 code the country was read as; none when it is no country.
+    pub country_code: Option<String>,
     pub roles: String,
     pub status: String,
     pub details: String,

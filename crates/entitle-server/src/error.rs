@@ -121,10 +121,12 @@ impl ApiError {
     /// The message shown to the caller; internal errors say nothing of their cause.
     pub fn detail(&self) -> String {
         match self {
-            ApiError::Validation(errors) => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                format!("Some fields are invalid: {}.", fields.join(", "))
-            }
+            // Each field and why, so the reason is in the detail as well as in `errors`.
+            ApiError::Validation(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join(" "),
             ApiError::Unauthenticated => "Sign in to continue.".to_owned(),
             ApiError::InvalidCredentials => "The email address or password is wrong.".to_owned(),
             ApiError::NotFound => "There is nothing here.".to_owned(),

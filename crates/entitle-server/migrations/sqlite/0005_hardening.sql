@@ -18,3 +18,6 @@ CREATE UNIQUE INDEX email_changes_cancel ON email_changes (cancel_hash);
 -- A confidential client serving APIs may introspect other clients' tokens; any other
 -- client introspects only its own.
 ALTER TABLE oauth_clients ADD COLUMN resource_server BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- How a staged file's bytes were read: utf-8, or windows-1252 (Excel's plain "CSV").
+ALTER TABLE import_batches ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8';

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod countries;
 pub mod email_change;
 pub mod flows;
 pub mod hooks;

@@ -1,6 +1,8 @@
 //! The personal data entitle holds, as types that can only be built valid.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
+
+use super::countries;
 
 /// Why a field was refused: a stable code and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,31 +90,86 @@ impl fmt::Display for Email {
     }
 }
 
-/// An ISO 3166-1 alpha-2 country code. Alpha-3 codes and English names are accepted.
+/// An ISO 3166-1 alpha-2 country code. Read from any code (alpha-2, alpha-3, numeric),
+/// the ISO short or official name, or a name people use ("UK", "South Korea", "Viet
+/// Nam", "Côte d'Ivoire"), in any case, with or without accents and punctuation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountryCode(String);
+pub struct CountryCode(&'static str);
+
+/// The longest country text read; the longest official name is 60 characters.
+pub const COUNTRY_MAX_CHARS: usize = 80;
 
 impl CountryCode {
     pub fn parse(raw: &str) -> Result<CountryCode, Invalid> {
         let trimmed = raw.trim();
         let unknown = || {
+            let shown: String = trimmed.chars().take(COUNTRY_MAX_CHARS).collect();
             Invalid::new(
                 "unknown_country",
-                format!("\"{trimmed}\" is not a country; use an ISO 3166-1 code such as US or DE, or the country's English name."),
+                format!("\"{shown}\" is not a country we know; use its English name (such as United Kingdom or South Korea) or its ISO 3166-1 code (GB, KR)."),
             )
         };
-        if trimmed.is_empty() || trimmed.len() > 80 {
+        if trimmed.is_empty() || trimmed.chars().count() > COUNTRY_MAX_CHARS {
             return Err(unknown());
         }
-        let country = celes::Country::from_str(trimmed)
-            .or_else(|_| celes::Country::from_str(&trimmed.to_uppercase()))
-            .map_err(|_| unknown())?;
-        Ok(CountryCode(country.alpha2.to_owned()))
+        country_index()
+            .get(&country_key(trimmed))
+            .map(|&i| CountryCode(countries::COUNTRIES[i].0))
+            .ok_or_else(unknown)
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0
     }
+
+    /// The country's name as people read it ("United Kingdom").
+    pub fn name(&self) -> &'static str {
+        countries::COUNTRIES
+            .iter()
+            .find(|c| c.0 == self.0)
+            .map_or(self.0, |c| c.3)
+    }
+}
+
+/// What typed country text is compared on: no accents, no case, no punctuation or
+/// spaces, no leading "the", "&" as "and" and "St" as "Saint". scripts/gen-countries.py
+/// makes the table's keys the same way.
+pub fn country_key(raw: &str) -> String {
+    use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
+    let folded: String = raw
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect::<String>()
+        .replace('&', " and ");
+    let mut words: Vec<&str> = folded
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| if w == "st" { "saint" } else { w })
+        .collect();
+    if words.first() == Some(&"the") {
+        words.remove(0);
+    }
+    words.concat()
+}
+
+/// Every code and name key to its row of [`countries::COUNTRIES`]; codes first, so no
+/// name can shadow one.
+fn country_index() -> &'static std::collections::HashMap<String, usize> {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<String, usize>> =
+        std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index = std::collections::HashMap::new();
+        for (i, (alpha2, alpha3, numeric, _, keys)) in countries::COUNTRIES.iter().enumerate() {
+            for code in [alpha2, alpha3, numeric] {
+                index.insert(code.to_ascii_lowercase(), i);
+            }
+            for key in *keys {
+                index.entry((*key).to_owned()).or_insert(i);
+            }
+        }
+        index
+    })
 }
 
 /// A first or last name: trimmed, 1 to 100 characters, no control characters.
@@ -234,15 +291,55 @@ mod tests {
         for (raw, code) in [
             ("de", "DE"),
             ("DEU", "DE"),
+            ("276", "DE"),
             ("Germany", "DE"),
+            ("Federal Republic of Germany", "DE"),
             (" united states ", "US"),
+            ("United States of America", "US"),
+            ("USA", "US"),
             ("GB", "GB"),
+            ("United Kingdom", "GB"),
+            ("UK", "GB"),
+            ("Great Britain", "GB"),
+            ("UnitedKingdom", "GB"),
+            ("United Kingdom of Great Britain and Northern Ireland", "GB"),
+            ("South Korea", "KR"),
+            ("Korea, Republic of", "KR"),
+            ("Republic of Korea", "KR"),
+            ("North Korea", "KP"),
+            ("Czech Republic", "CZ"),
+            ("Czechia", "CZ"),
+            ("The Netherlands", "NL"),
+            ("netherlands", "NL"),
+            ("Holland", "NL"),
+            ("Côte d'Ivoire", "CI"),
+            ("COTE D’IVOIRE", "CI"),
+            ("Ivory Coast", "CI"),
+            ("Viet Nam", "VN"),
+            ("Vietnam", "VN"),
+            ("Türkiye", "TR"),
+            ("Turkey", "TR"),
+            ("Bolivia (Plurinational State of)", "BO"),
+            ("Iran, Islamic Republic of", "IR"),
+            ("Congo", "CG"),
+            ("Democratic Republic of the Congo", "CD"),
+            ("Saint Kitts & Nevis", "KN"),
+            ("St. Lucia", "LC"),
+            ("Åland Islands", "AX"),
+            ("réunion", "RE"),
+            ("São Tomé and Príncipe", "ST"),
+            ("Russia", "RU"),
         ] {
             assert_eq!(CountryCode::parse(raw).expect(raw).as_str(), code, "{raw}");
         }
-        for raw in ["", "XX", "Atlantis", "12"] {
+        for raw in ["", "XX", "Atlantis", "12", "Korea", "The", &"x".repeat(81)] {
             assert!(CountryCode::parse(raw).is_err(), "{raw:?}");
         }
+        assert_eq!(CountryCode::parse("kr").expect("KR").name(), "South Korea");
+        assert_eq!(
+            CountryCode::parse("cod").expect("CD").name(),
+            "The Democratic Republic of the Congo"
+        );
     }
 
     #[test]

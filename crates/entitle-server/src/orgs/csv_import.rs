@@ -70,7 +70,7 @@ pub enum FileError {
         "The file is empty. Start from the template: Email,First Name,Last Name,Country,Roles."
     )]
     Empty,
-    #[error("The file is not a CSV text file. Save it from your spreadsheet as \"CSV UTF-8 (Comma delimited)\".")]
+    #[error("The file is not a CSV text file (it holds bytes no text has). Save it from your spreadsheet as \"CSV UTF-8 (Comma delimited)\".")]
     NotText,
     #[error("The file uses \"{0}\" to separate columns. Save it as CSV with commas between columns (\"CSV UTF-8 (Comma delimited)\").")]
     WrongDelimiter(char),
@@ -102,17 +102,61 @@ pub struct FileRow {
     pub roles: String,
 }
 
-/// Reads the file: UTF-8 with or without BOM, CRLF or LF, quoted fields (with commas
-/// and line breaks), column names in any case and order, spaces around values trimmed.
-pub fn read(bytes: &[u8]) -> Result<Vec<FileRow>, FileError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(FileError::Empty);
+/// How a file's bytes were read as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    /// What Excel on Windows saves as plain "CSV": read as Windows-1252.
+    Windows1252,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf-8",
+            Encoding::Windows1252 => "windows-1252",
+        }
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| FileError::NotText)?;
-    if text.contains('\0') {
+}
+
+/// The text of a file: UTF-8 (with or without BOM) when it is, else Windows-1252 when
+/// every byte is a character of it; anything holding control characters is no text.
+pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), FileError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let (text, encoding) = match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), Encoding::Utf8),
+        Err(_) => {
+            let (text, malformed) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
+            if malformed {
+                return Err(FileError::NotText);
+            }
+            (text.into_owned(), Encoding::Windows1252)
+        }
+    };
+    // C0 and C1 controls but tab and line breaks: what binary files are full of.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+    {
         return Err(FileError::NotText);
     }
+    Ok((text, encoding))
+}
+
+/// Reads the file: UTF-8 with or without BOM, or Windows-1252 (see [`decode`]); CRLF or
+/// LF, quoted fields (with commas and line breaks), column names in any case and order,
+/// spaces around values trimmed.
+pub fn read(bytes: &[u8]) -> Result<(Vec<FileRow>, Encoding), FileError> {
+    if bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(bytes)
+        .iter()
+        .all(|b| b.is_ascii_whitespace())
+    {
+        return Err(FileError::Empty);
+    }
+    let (text, encoding) = decode(bytes)?;
+    let text = text.as_str();
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -171,7 +215,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<FileRow>, FileError> {
     if rows.is_empty() {
         return Err(FileError::NoRows);
     }
-    Ok(rows)
+    Ok((rows, encoding))
 }
 
 /// The 1-based line a record starting at `byte` is on. (The csv crate ends a record at
@@ -450,7 +494,9 @@ mod tests {
     use super::*;
 
     fn rows(text: &str) -> Vec<FileRow> {
-        read(text.as_bytes()).expect("reads")
+        let (rows, encoding) = read(text.as_bytes()).expect("reads");
+        assert_eq!(encoding, Encoding::Utf8);
+        rows
     }
 
     fn staged(text: &str) -> Vec<StagedRow> {
@@ -628,6 +674,30 @@ mod tests {
             matches!(extra, FileError::Malformed { line: 2, .. }),
             "{extra:?}"
         );
+    }
+
+    #[test]
+    fn excel_windows_1252_files_are_read_as_such_and_binary_still_refused() {
+        let excel = b"Email,First Name,Last Name,Country,Roles\r\nfran@acme.example,Fran\xe7ois,M\xfcller,C\xf4te d'Ivoire,\r\nzoe@acme.example,Zo\xeb,\x93Q\x94,France,\r\n";
+        let (rows, encoding) = read(excel).expect("reads");
+        assert_eq!(encoding, Encoding::Windows1252);
+        assert_eq!(
+            (
+                rows[0].first_name.as_str(),
+                rows[0].last_name.as_str(),
+                rows[0].country.as_str()
+            ),
+            ("François", "Müller", "Côte d'Ivoire")
+        );
+        assert_eq!(rows[1].last_name, "“Q”");
+        for binary in [
+            &b"\x00\x01\x02\x03\xff\xfe"[..],
+            b"Email\x1b,First\x07",
+            b"\x89PNG\r\n\x1a\n",
+            b"abc\x81def",
+        ] {
+            assert_eq!(read(binary), Err(FileError::NotText), "{binary:?}");
+        }
     }
 
     #[test]

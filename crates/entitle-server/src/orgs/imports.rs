@@ -20,6 +20,7 @@ use crate::{
     execute,
     identity::{
         flows::{self, actor_of, Fields},
+        person::CountryCode,
         store::AccountRow,
     },
     insert_many, on_db,
@@ -106,7 +107,7 @@ pub async fn stage(
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
     access.require(Action::ManageUsers)?;
-    let rows = csv_import::read(bytes).map_err(|e| {
+    let (rows, encoding) = csv_import::read(bytes).map_err(|e| {
         let code = match e {
             csv_import::FileError::TooManyRows(_) => "too_many_rows",
             _ => "unreadable_file",
@@ -122,12 +123,14 @@ pub async fn stage(
         .collect();
     execute!(
         &mut tx,
-        "INSERT INTO import_batches (id, org_id, file_name, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO import_batches (id, org_id, file_name, created_by, created_at, encoding) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
         id,
         org_id,
         &file_name,
         caller.id,
-        now_ms()
+        now_ms(),
+        encoding.as_str()
     )?;
     insert_rows(&mut tx, id, &staged).await?;
     audit::record(
@@ -155,6 +158,7 @@ struct BatchRow {
     file_name: String,
     created_at: i64,
     committed_at: Option<i64>,
+    encoding: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -175,7 +179,7 @@ struct RowRow {
 /// A batch of `org_id` with its rows; 404 for a batch of another organization.
 async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<ImportBatch> {
     let batch: BatchRow = on_db!(ex, |c| sqlx::query_as(
-        "SELECT id, org_id, file_name, created_at, committed_at FROM import_batches WHERE id = $1 AND org_id = $2"
+        "SELECT id, org_id, file_name, created_at, committed_at, encoding FROM import_batches WHERE id = $1 AND org_id = $2"
     )
     .bind(id)
     .bind(org_id)
@@ -206,6 +210,7 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Impor
         file_name: batch.file_name,
         created_at: batch.created_at,
         committed_at: batch.committed_at,
+        encoding: batch.encoding,
         counts,
         rows: rows
             .into_iter()
@@ -215,6 +220,9 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Impor
                 email: r.email,
                 first_name: r.first_name,
                 last_name: r.last_name,
+                country_code: CountryCode::parse(&r.country)
+                    .ok()
+                    .map(|c| c.as_str().to_owned()),
                 country: r.country,
                 roles: r.roles,
                 status: r.status,

@@ -1,9 +1,9 @@
 //! `/api/v1/orgs/{org_id}/imports`: staged bulk registration. Files are sent as the raw
-//! request body (`text/csv`), up to 1 MiB.
+//! request body (`text/csv`) or in a `multipart/form-data` form, up to 1 MiB.
 
 use axum::{
     body::Bytes,
-    extract::State,
+    extract::{FromRequest, Multipart, Request, State},
     http::{header, StatusCode},
     response::IntoResponse,
 };
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{csv_import, imports};
 use crate::{
     app::{AppState, Client},
-    error::{ApiResult, Json, Path, Query},
+    error::{ApiError, ApiResult, Json, Path, Query},
     identity::session::SignedIn,
 };
 
@@ -43,22 +43,103 @@ struct StageQuery {
 }
 
 /// Stage a CSV file (`Email,First Name,Last Name,Country,Roles`, at most 1,000 users):
-/// every row gets a status; nobody is added until the batch is committed.
+/// every row gets a status; nobody is added until the batch is committed. Send the file
+/// as the body (`text/csv`) or as the `file` part of a `multipart/form-data` form (what
+/// `curl -F file=@staff.csv` sends).
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/imports", tag = "organizations",
-    params(("org_id" = Uuid, Path), StageQuery), request_body(content = String, content_type = "text/csv"),
+    params(("org_id" = Uuid, Path), StageQuery),
+    request_body(content(
+        (String = "text/csv"),
+        (UploadForm = "multipart/form-data"),
+    )),
     responses((status = 201, body = ImportBatch), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 413, body = Problem), (status = 422, body = Problem, description = "The file cannot be read, or holds more than 1,000 users")))]
+        (status = 413, body = Problem), (status = 415, body = Problem, description = "Neither text/csv nor multipart/form-data"),
+        (status = 422, body = Problem, description = "The file cannot be read, or holds more than 1,000 users")))]
 async fn stage(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     client: Client,
     Path(org_id): Path<Uuid>,
     Query(query): Query<StageQuery>,
-    body: Bytes,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<ImportBatch>)> {
-    let name = query.file_name.unwrap_or_else(|| "upload.csv".to_owned());
+    let (file_name, body) = uploaded_file(request, &state).await?;
+    let name = query
+        .file_name
+        .or(file_name)
+        .unwrap_or_else(|| "upload.csv".to_owned());
     let batch = imports::stage(&state, &current.account, org_id, &name, &body, &client).await?;
     Ok((StatusCode::CREATED, Json(batch)))
+}
+
+/// A `multipart/form-data` upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form for the OpenAPI document
+struct UploadForm {
+    /// The CSV file.
+    #[schema(format = Binary, content_media_type = "text/csv")]
+    file: String,
+}
+
+/// The file of an upload and its name, if the form gave one: the raw body of a `text/csv`
+/// request, or the `file` part of a multipart form. Any other type is 415.
+async fn uploaded_file(request: Request, state: &AppState) -> ApiResult<(Option<String>, Bytes)> {
+    let media_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let unsupported = || {
+        ApiError::UnsupportedMediaType(
+            "Send the CSV file as the body with Content-Type: text/csv, or as the \"file\" part of a multipart/form-data form.".to_owned(),
+        )
+    };
+    let too_large = |status: StatusCode, text: String| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request("invalid_body", text)
+        }
+    };
+    match media_type.as_deref() {
+        Some("text/csv" | "application/csv") => {
+            let body = Bytes::from_request(request, state)
+                .await
+                .map_err(|e| too_large(e.status(), e.body_text()))?;
+            Ok((None, body))
+        }
+        Some("multipart/form-data") => {
+            let mut form = Multipart::from_request(request, state)
+                .await
+                .map_err(|e| too_large(e.status(), e.body_text()))?;
+            while let Some(part) = form
+                .next_field()
+                .await
+                .map_err(|e| too_large(e.status(), e.body_text()))?
+            {
+                if part.name() == Some("file") {
+                    let name = part.file_name().map(str::to_owned);
+                    let bytes = part
+                        .bytes()
+                        .await
+                        .map_err(|e| too_large(e.status(), e.body_text()))?;
+                    return Ok((name, bytes));
+                }
+            }
+            Err(ApiError::field(
+                "file",
+                "missing_file",
+                "The form has no part named \"file\" holding the CSV file.",
+            ))
+        }
+        _ => Err(unsupported()),
+    }
 }
 
 /// The organization's imports, newest first (without rows).

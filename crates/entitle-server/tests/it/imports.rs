@@ -391,3 +391,191 @@ async fn a_commit_killed_midway_leaves_all_rows_or_none() {
     server.kill().expect("stop");
     let _ = server.wait();
 }
+
+/// What a new administrator tries first: country names as people write them, the file
+/// Excel saves on Windows, and uploads as `curl -F` sends them.
+#[tokio::test]
+async fn everyday_files_country_names_and_uploads_are_read() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("olga@vendor.example").await;
+    let (acme, fiona) = org_with_contact(&app, &operator, "Acme", "fiona@acme.example").await;
+
+    let file = "Email,First Name,Last Name,Country,Roles\n\
+                a@acme.example,A,A,United Kingdom,\n\
+                b@acme.example,B,B,South Korea,\n\
+                c@acme.example,C,C,Czech Republic,\n\
+                d@acme.example,D,D,The Netherlands,\n\
+                e@acme.example,E,E,Côte d'Ivoire,\n\
+                f@acme.example,F,F,Viet Nam,\n\
+                g@acme.example,G,G,UK,\n\
+                h@acme.example,H,H,USA,\n\
+                i@acme.example,I,I,Great Britain,\n\
+                j@acme.example,J,J,\"Korea, Republic of\",\n\
+                k@acme.example,K,K,Narnia,\n";
+    let batch: Value = stage(&app, &fiona, &acme, file)
+        .await
+        .json()
+        .await
+        .expect("batch");
+    let read: Vec<(&str, Option<&str>)> = batch["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap_or(""),
+                r["country_code"].as_str(),
+            )
+        })
+        .collect();
+    let valid = |code| ("valid", Some(code));
+    assert_eq!(
+        read,
+        [
+            valid("GB"),
+            valid("KR"),
+            valid("CZ"),
+            valid("NL"),
+            valid("CI"),
+            valid("VN"),
+            valid("GB"),
+            valid("US"),
+            valid("GB"),
+            valid("KR"),
+            ("invalid", None),
+        ]
+    );
+    assert_eq!(batch["encoding"], "utf-8");
+    // The preview shows the code it was read as.
+    let browser = new_client();
+    app.page_sign_in(
+        &browser,
+        "fiona@acme.example",
+        entitle_testkit::PASSWORD,
+        "/",
+    )
+    .await;
+    let id = batch["id"].as_str().expect("id");
+    let page = browser
+        .get(app.url(&format!("/orgs/{acme}/imports/{id}")))
+        .send()
+        .await
+        .expect("preview")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("<abbr title=\"South Korea\">KR</abbr>"),
+        "{page}"
+    );
+
+    // Excel's plain "CSV" on Windows: Windows-1252, read as such and said so.
+    let excel = b"Email,First Name,Last Name,Country,Roles\r\nfran@acme.example,Fran\xe7ois,M\xfcller,C\xf4te d'Ivoire,\r\n".to_vec();
+    let response = new_client()
+        .post(app.url(&format!("/api/v1/orgs/{acme}/imports")))
+        .bearer_auth(&fiona)
+        .header("content-type", "text/csv")
+        .body(excel)
+        .send()
+        .await
+        .expect("stage");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let batch: Value = response.json().await.expect("batch");
+    assert_eq!(batch["encoding"], "windows-1252");
+    assert_eq!(batch["rows"][0]["first_name"], "François");
+    assert_eq!(batch["rows"][0]["country_code"], "CI");
+    let id = batch["id"].as_str().expect("id");
+    let page = browser
+        .get(app.url(&format!("/orgs/{acme}/imports/{id}")))
+        .send()
+        .await
+        .expect("preview")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Windows-1252"));
+    // Binary is still no text, and the detail says why.
+    let response = new_client()
+        .post(app.url(&format!("/api/v1/orgs/{acme}/imports")))
+        .bearer_auth(&fiona)
+        .header("content-type", "text/csv")
+        .body(vec![0x89, b'P', b'N', b'G', 0, 0, 0x1a, 0xff, 0xfe])
+        .send()
+        .await
+        .expect("stage");
+    let problem = expect_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(problem["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("not a CSV text file")));
+
+    // multipart/form-data, as curl -F sends it; the part's file name is kept.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(
+            "Email,First Name,Last Name,Country,Roles\nm@acme.example,M,M,DE,\n".as_bytes(),
+        )
+        .file_name("from-curl.csv")
+        .mime_str("text/csv")
+        .expect("mime"),
+    );
+    let response = new_client()
+        .post(app.url(&format!("/api/v1/orgs/{acme}/imports")))
+        .bearer_auth(&fiona)
+        .multipart(form)
+        .send()
+        .await
+        .expect("stage");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let batch: Value = response.json().await.expect("batch");
+    assert_eq!(batch["file_name"], "from-curl.csv");
+    assert_eq!(batch["rows"][0]["email"], "m@acme.example");
+    // Anything else is 415, a missing type included.
+    for content_type in [
+        None,
+        Some("application/json"),
+        Some("application/octet-stream"),
+    ] {
+        let mut request = new_client()
+            .post(app.url(&format!("/api/v1/orgs/{acme}/imports")))
+            .bearer_auth(&fiona)
+            .body("Email,First Name,Last Name,Country,Roles\nx@acme.example,X,X,DE,\n");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("stage");
+        expect_problem(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+
+    // Sign-up and adding a member read countries the same way.
+    let added = app
+        .post_as(
+            &fiona,
+            &format!("/api/v1/orgs/{acme}/members"),
+            &serde_json::json!({"email": "n@acme.example", "first_name": "N", "last_name": "N",
+                                "country": "Viet Nam"}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    assert_eq!(
+        added.json::<Value>().await.expect("member")["country"],
+        "VN"
+    );
+    let signed_up = app
+        .post(
+            "/api/v1/signup",
+            &serde_json::json!({"email": "s@example.com", "password": entitle_testkit::PASSWORD,
+                                "first_name": "S", "last_name": "S", "country": "The Netherlands"}),
+        )
+        .await;
+    assert_eq!(signed_up.status(), StatusCode::ACCEPTED);
+}

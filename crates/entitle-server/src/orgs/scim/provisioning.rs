@@ -58,7 +58,7 @@ fn primary_email(value: &Json) -> Result<Option<String>, ScimError> {
 }
 
 /// The fields of a full User resource (POST, PUT), and the email address it names.
-fn fields_of(body: &Json) -> Result<(UserFields, Option<String>), ScimError> {
+pub fn fields_of(body: &Json) -> Result<(UserFields, Option<String>), ScimError> {
     check_schemas(body, USER_SCHEMA)?;
     let user_name = text(field(body, "userName"), "userName")?
         .filter(|u| !u.trim().is_empty())
