@@ -6,7 +6,7 @@ use entitle_server::orgs::csv_import::{self, Known};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(rows) = csv_import::read(data) else {
+    let Ok((rows, _)) = csv_import::read(data) else {
         return;
     };
     let count = rows.len();

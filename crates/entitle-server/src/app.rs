@@ -48,12 +48,17 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Connects, migrates and loads the server secret: everything `serve` needs.
-    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+    /// Connects, migrates and loads the server secret: everything `serve` needs. Without
+    /// a `public_url`, links use the one a serving process recorded, if any.
+    pub async fn open(mut config: Config) -> anyhow::Result<AppState> {
         let db = Db::connect(config.database_url.as_deref(), &config.data_dir)
             .await
             .context("opening the database")?;
         db.migrate().await.context("running migrations")?;
+        if config.public_url.is_none() {
+            let mut conn = db.reader().await?;
+            config.public_url = setting(&mut conn, PUBLIC_URL_SETTING).await?;
+        }
         let csrf_key = load_or_create_secret(&db, "csrf_key").await?;
         let kek =
             KeyEncryptionKey::load(config.oidc.key_encryption_key.as_deref(), &config.data_dir)?;
@@ -77,12 +82,40 @@ impl AppState {
         })))
     }
 
+    /// Records where this server is reached, for the commands run beside it.
+    pub async fn record_public_url(&self) -> anyhow::Result<()> {
+        let mut conn = self.db.writer().await?;
+        crate::execute!(
+            &mut conn,
+            "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = $2, updated_at = $3",
+            PUBLIC_URL_SETTING,
+            self.config.public_base(),
+            now_ms()
+        )?;
+        Ok(())
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.config
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
     }
+}
+
+const PUBLIC_URL_SETTING: &str = "public_url";
+
+async fn setting(
+    ex: &mut impl crate::db::Executor,
+    name: &str,
+) -> Result<Option<String>, crate::db::DbError> {
+    Ok(on_db!(ex, |c| sqlx::query_scalar(
+        "SELECT value FROM server_settings WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(c)
+    .await)?)
 }
 
 /// Identity tells the domains above it of account changes through these.

@@ -254,6 +254,21 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// The base URL of a server listening on `listen` that was given no public URL: the
+/// address itself, or the machine's name when it listens on every interface.
+fn derived_base(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        let host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("http://{host}:{}", listen.port())
+    } else {
+        format!("http://{listen}")
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -426,8 +441,31 @@ impl Config {
     pub fn public_base(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.listen),
+            None => derived_base(self.listen),
         }
+    }
+
+    /// Whether people on other machines can reach the server at its listen address.
+    pub fn listens_beyond_loopback(&self) -> bool {
+        !self.listen.ip().is_loopback()
+    }
+
+    /// One line for the start-up log: where it listens and is reached, its database and
+    /// mail; the whole configuration is logged at debug.
+    pub fn summary(&self) -> String {
+        let database = match &self.database_url {
+            Some(url) => redact_url(url),
+            None => format!("sqlite {}", self.data_dir.join("entitle.db").display()),
+        };
+        let mail = match &self.smtp {
+            Some(smtp) => format!("smtp {}:{}", smtp.host, smtp.port),
+            None => format!("outbox {}", self.data_dir.join("outbox").display()),
+        };
+        format!(
+            "listen {}, public URL {}, database {database}, mail {mail}",
+            self.listen,
+            self.public_base()
+        )
     }
 
     /// A configuration for tests: cheap password hashing, no SMTP, a given data directory.
@@ -539,6 +577,29 @@ recheck_interval_secs = 21600
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_without_a_public_url_follow_the_listen_address() {
+        let mut config = Config::default();
+        assert_eq!(config.public_base(), "http://127.0.0.1:8080");
+        assert!(!config.listens_beyond_loopback());
+        config.listen = "10.1.2.3:9000".parse().expect("address");
+        assert_eq!(config.public_base(), "http://10.1.2.3:9000");
+        assert!(config.listens_beyond_loopback());
+        config.listen = "0.0.0.0:9000".parse().expect("address");
+        let host = hostname::get()
+            .expect("hostname")
+            .into_string()
+            .expect("utf-8");
+        assert_eq!(config.public_base(), format!("http://{host}:9000"));
+        config.listen = "[::1]:9000".parse().expect("address");
+        assert_eq!(config.public_base(), "http://[::1]:9000");
+        config.public_url = Some("https://id.vendor.example/".to_owned());
+        assert_eq!(config.public_base(), "https://id.vendor.example");
+        assert!(config
+            .summary()
+            .contains("public URL https://id.vendor.example"));
+    }
 
     #[test]
     fn example_config_parses_to_the_defaults() {

@@ -24,6 +24,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Err(error) = state.record_public_url().await {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "recording the public URL failed"
+        );
+    }
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let client_changes = tokio::spawn(oidc::clients::follow_changes(
         state.db.clone(),

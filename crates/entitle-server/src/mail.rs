@@ -146,3 +146,42 @@ impl Mailer {
         });
     }
 }
+
+/// The newest `count` messages of an outbox, newest first, each as its recipient, subject
+/// and plain text: what `entitled outbox` prints, links whole (the files encode long
+/// lines as quoted-printable, which breaks links copied out of them).
+pub fn newest_in_outbox(dir: &std::path::Path, count: usize) -> anyhow::Result<Vec<String>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", dir.display())),
+    };
+    // Named by UUIDv7: the names sort in the order the messages were written.
+    files.sort();
+    files
+        .iter()
+        .rev()
+        .take(count)
+        .map(|path| {
+            let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let message = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .with_context(|| format!("{} is not an email", path.display()))?;
+            let to = message
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default();
+            Ok(format!(
+                "To: {to}\nSubject: {}\nFile: {}\n\n{}\n",
+                message.subject().unwrap_or_default(),
+                path.display(),
+                message.body_text(0).unwrap_or_default().trim_end()
+            ))
+        })
+        .collect()
+}

@@ -59,16 +59,18 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Create the first operator account and email it a set-password link.
+    /// Create the first operator account (you, the vendor's staff) and email it a
+    /// set-password link.
     Bootstrap {
+        /// Your email address: you sign in with it.
         #[arg(long)]
         email: String,
-        #[arg(long, default_value = "entitle")]
+        #[arg(long)]
         first_name: String,
-        #[arg(long, default_value = "Operator")]
+        #[arg(long)]
         last_name: String,
-        /// ISO 3166-1 country of the operator.
-        #[arg(long, default_value = "US")]
+        /// Your country: its name or ISO 3166-1 code (such as "United Kingdom" or GB).
+        #[arg(long)]
         country: String,
         /// Add an operator even though one exists.
         #[arg(long)]
@@ -85,6 +87,15 @@ enum Command {
     Clients {
         #[command(subcommand)]
         action: ClientsAction,
+    },
+    /// Print the newest emails of the outbox (where mail goes without [smtp]), with their
+    /// links whole.
+    Outbox {
+        /// How many of the newest to print.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[command(flatten)]
+        db: DbArgs,
     },
     /// Print a commented example configuration file.
     DefaultConfig,
@@ -186,10 +197,13 @@ fn load(
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENTITLE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colours only for a person at a terminal, never into files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -267,18 +281,53 @@ async fn run() -> anyhow::Result<()> {
                     "Existing account made an operator; a set-password link was sent to {email}."
                 ),
             }
+            if state.config.smtp.is_none() {
+                println!("No [smtp] is configured: `entitled outbox` prints the message.");
+            }
             state.db.close().await;
+        }
+        Command::Outbox { count, db } => {
+            let config = load(cli.config.as_deref(), db, None)?;
+            let dir = config.data_dir.join("outbox");
+            let messages = entitle_server::mail::newest_in_outbox(&dir, count)?;
+            if messages.is_empty() {
+                println!("No email in {}.", dir.display());
+            }
+            for message in messages {
+                println!("{message}");
+            }
         }
         Command::Keys { action } => keys_command(cli.config.as_deref(), action).await?,
         Command::Clients { action } => clients_command(cli.config.as_deref(), action).await?,
         Command::Serve { listen, db } => {
-            let config = load(cli.config.as_deref(), db, listen)?;
-            tracing::info!(config = ?config, "starting");
-            let listen = config.listen;
-            let state = AppState::open(config).await?;
-            let listener = tokio::net::TcpListener::bind(listen)
+            let mut config = load(cli.config.as_deref(), db, listen)?;
+            tracing::debug!(config = ?config, "configuration");
+            let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
-                .with_context(|| format!("listening on {listen}"))?;
+                .with_context(|| format!("listening on {}", config.listen))?;
+            config.listen = listener.local_addr()?;
+            if config.public_url.is_none() {
+                if config.listens_beyond_loopback() {
+                    tracing::warn!(
+                        "listening on {} without public_url: links in emails and the OpenID Connect issuer use {}; set public_url to the address people reach this server at",
+                        config.listen,
+                        config.public_base()
+                    );
+                }
+                config.public_url = Some(config.public_base());
+            }
+            tracing::info!("starting: {}", config.summary());
+            let outbox = config
+                .smtp
+                .is_none()
+                .then(|| config.data_dir.join("outbox"));
+            let state = AppState::open(config).await?;
+            if let Some(outbox) = outbox {
+                tracing::info!(
+                    "no [smtp] configured: emails are written to {}; `entitled outbox` prints the newest",
+                    outbox.display()
+                );
+            }
             tracing::info!(address = %listener.local_addr()?, backend = state.db.backend(), "entitled listening");
             entitle_server::serve(state.clone(), listener, shutdown_signal()).await?;
             state.db.close().await;

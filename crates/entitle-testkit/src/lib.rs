@@ -231,7 +231,7 @@ impl TestApp {
         )
         .await
         .expect("bootstrap");
-        let mail = self.mail.expect(email, "added").await;
+        let mail = self.mail.expect(email, "operator account").await;
         let token = mail.token("/reset-password").expect("set-password link");
         let response = self
             .post(

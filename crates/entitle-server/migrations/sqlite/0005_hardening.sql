@@ -21,3 +21,11 @@ ALTER TABLE oauth_clients ADD COLUMN resource_server BOOLEAN NOT NULL DEFAULT FA
 
 -- How a staged file's bytes were read: utf-8, or windows-1252 (Excel's plain "CSV").
 ALTER TABLE import_batches ADD COLUMN encoding TEXT NOT NULL DEFAULT 'utf-8';
+
+-- What a serving process records for the commands run beside it, such as the URL it is
+-- reached at (so `entitled bootstrap` links to it without a public_url of its own).
+CREATE TABLE server_settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

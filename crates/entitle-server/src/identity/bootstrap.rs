@@ -80,12 +80,22 @@ pub async fn bootstrap_operator(
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await?;
-    let message = flows::set_password_message(
-        state,
-        &account,
-        &token.secret,
-        Some("the entitle operators"),
+    let url = format!(
+        "{}/reset-password?token={}",
+        state.config.public_base(),
+        token.secret
     );
+    let message = crate::mail::Email {
+        to: account.email.clone(),
+        subject: "Your entitle operator account".to_owned(),
+        greeting: format!("Hello {},", account.first_name),
+        paragraphs: vec![
+            "An operator account of entitle was set up for this address with `entitled bootstrap`. Operators create products, organizations and their first Fulfillment Contacts.".to_owned(),
+            format!("Confirm your email address and choose a password to sign in. The link works once and for {} hours.", state.config.tokens.invitation_ttl_secs / 3600),
+            "If you did not set up entitle, ignore this message.".to_owned(),
+        ],
+        action: Some(("Confirm your email and set a password".to_owned(), url)),
+    };
     state.mailer.send(&message).await?;
     Ok(outcome)
 }
