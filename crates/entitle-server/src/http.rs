@@ -24,7 +24,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "entitle", description = "Identity, organizations and entitlements. Errors are RFC 9457 problem documents with a stable `code`."),
+    info(title = "entitle", description = "Identity, organizations and entitlements. Errors are RFC 9457 problem documents with a stable `code`. \
+        The API takes the session token of `POST /api/v1/session` as a bearer token (or the session cookie a browser holds); \
+        the SCIM endpoints take an organization's SCIM token; the OAuth token, introspection and revocation endpoints authenticate clients."),
+    modifiers(&Security),
+    security(("session" = []), ("session_cookie" = [])),
     tags(
         (name = "identity", description = "Sign-up, sign-in, recovery and the signed-in account"),
         (name = "terms", description = "Terms of Service"),
@@ -35,6 +39,176 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
     )
 )]
 struct ApiDoc;
+
+/// Declares how callers authenticate, and the endpoints outside the JSON API (SCIM, OAuth)
+/// with the credentials each takes, so that a client generator knows them all.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            path::{HttpMethod, OperationBuilder, PathItem},
+            security::{
+                ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement,
+                SecurityScheme,
+            },
+            ResponseBuilder,
+        };
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, scheme) in [
+            ("session", bearer("The `session_token` of `POST /api/v1/session`.")),
+            (
+                "session_cookie",
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    crate::identity::session::SESSION_COOKIE,
+                    "The session cookie of a browser; requests that change something must send JSON.",
+                ))),
+            ),
+            ("scim_token", bearer("An organization's SCIM token (`entitle_scim_…`), made on its Provisioning page.")),
+            ("access_token", bearer("An access token (JWT, RFC 9068) issued by `/oauth2/token`.")),
+            (
+                "client_secret_basic",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Basic)
+                        .description(Some("A confidential client's id and secret (RFC 6749 §2.3.1); `client_secret_post` in the form also works, and public clients send only `client_id`."))
+                        .build(),
+                ),
+            ),
+        ] {
+            components.security_schemes.insert(name.to_owned(), scheme);
+        }
+        let outside: &[(&str, &[HttpMethod], &str, &str)] = &[
+            (
+                "/scim/v2/Users",
+                &[HttpMethod::Get, HttpMethod::Post],
+                "scim_token",
+                "SCIM 2.0 Users (RFC 7644); see docs/scim.md",
+            ),
+            (
+                "/scim/v2/Users/{id}",
+                &[
+                    HttpMethod::Get,
+                    HttpMethod::Put,
+                    HttpMethod::Patch,
+                    HttpMethod::Delete,
+                ],
+                "scim_token",
+                "A SCIM User",
+            ),
+            (
+                "/scim/v2/Users/.search",
+                &[HttpMethod::Post],
+                "scim_token",
+                "Search SCIM Users",
+            ),
+            (
+                "/scim/v2/Groups",
+                &[HttpMethod::Get, HttpMethod::Post],
+                "scim_token",
+                "SCIM 2.0 Groups",
+            ),
+            (
+                "/scim/v2/Groups/{id}",
+                &[
+                    HttpMethod::Get,
+                    HttpMethod::Put,
+                    HttpMethod::Patch,
+                    HttpMethod::Delete,
+                ],
+                "scim_token",
+                "A SCIM Group",
+            ),
+            (
+                "/scim/v2/Groups/.search",
+                &[HttpMethod::Post],
+                "scim_token",
+                "Search SCIM Groups",
+            ),
+            (
+                "/scim/v2/.search",
+                &[HttpMethod::Post],
+                "scim_token",
+                "Search Users and Groups",
+            ),
+            (
+                "/scim/v2/Bulk",
+                &[HttpMethod::Post],
+                "scim_token",
+                "SCIM bulk operations",
+            ),
+            (
+                "/scim/v2/ServiceProviderConfig",
+                &[HttpMethod::Get],
+                "scim_token",
+                "SCIM service provider configuration",
+            ),
+            (
+                "/oauth2/token",
+                &[HttpMethod::Post],
+                "client_secret_basic",
+                "OAuth 2.0 token endpoint (RFC 6749); see docs/oidc.md",
+            ),
+            (
+                "/oauth2/introspect",
+                &[HttpMethod::Post],
+                "client_secret_basic",
+                "Token introspection (RFC 7662)",
+            ),
+            (
+                "/oauth2/revoke",
+                &[HttpMethod::Post],
+                "client_secret_basic",
+                "Token revocation (RFC 7009)",
+            ),
+            (
+                "/oauth2/device_authorization",
+                &[HttpMethod::Post],
+                "client_secret_basic",
+                "Device authorization (RFC 8628)",
+            ),
+            (
+                "/oauth2/userinfo",
+                &[HttpMethod::Get, HttpMethod::Post],
+                "access_token",
+                "OpenID Connect UserInfo",
+            ),
+        ];
+        for (path, methods, scheme, summary) in outside {
+            let tag = if path.starts_with("/scim") {
+                "scim"
+            } else {
+                "oauth"
+            };
+            for method in *methods {
+                let operation = OperationBuilder::new()
+                    .summary(Some(*summary))
+                    .tag(tag)
+                    .security(SecurityRequirement::new(*scheme, Vec::<String>::new()))
+                    .response(
+                        "200",
+                        ResponseBuilder::new().description("See the linked documentation."),
+                    )
+                    .build();
+                let item = PathItem::new(method.clone(), operation);
+                match openapi.paths.paths.get_mut(*path) {
+                    Some(existing) => existing.merge_operations(item),
+                    None => {
+                        openapi.paths.paths.insert((*path).to_owned(), item);
+                    }
+                }
+            }
+        }
+    }
+}
 
 fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -190,7 +364,7 @@ async fn request_id(req: Request, next: Next) -> Response {
     response
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),

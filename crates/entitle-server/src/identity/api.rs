@@ -51,7 +51,7 @@ fn accepted() -> (StatusCode, Json<Accepted>) {
 }
 
 /// Sign up (the individual user process). Answers 202 whether or not the address has an account.
-#[utoipa::path(post, path = "/api/v1/signup", tag = "identity", request_body = SignUpRequest,
+#[utoipa::path(post, path = "/api/v1/signup", tag = "identity", security(()), request_body = SignUpRequest,
     responses((status = 202, body = Accepted), (status = 422, body = Problem)))]
 async fn sign_up(
     State(state): State<AppState>,
@@ -63,7 +63,7 @@ async fn sign_up(
 }
 
 /// Confirm an email address with the token from the verification email.
-#[utoipa::path(post, path = "/api/v1/verify-email", tag = "identity", request_body = VerifyEmailRequest,
+#[utoipa::path(post, path = "/api/v1/verify-email", tag = "identity", security(()), request_body = VerifyEmailRequest,
     responses((status = 200, body = Account), (status = 400, body = Problem, description = "Invalid, expired or used token")))]
 async fn verify_email(
     State(state): State<AppState>,
@@ -78,7 +78,7 @@ async fn verify_email(
 }
 
 /// Sign in with email and password; sets the session cookie and returns a bearer token.
-#[utoipa::path(post, path = "/api/v1/session", tag = "identity", request_body = SignInRequest,
+#[utoipa::path(post, path = "/api/v1/session", tag = "identity", security(()), request_body = SignInRequest,
     responses((status = 200, body = SignInResponse), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 429, body = Problem, description = "Throttled; see Retry-After")))]
 async fn sign_in(
@@ -119,7 +119,7 @@ async fn sign_out(
 }
 
 /// "Forgot password?": emails a single-use link. Answers 202 whatever the address.
-#[utoipa::path(post, path = "/api/v1/forgot-password", tag = "identity", request_body = EmailRequest,
+#[utoipa::path(post, path = "/api/v1/forgot-password", tag = "identity", security(()), request_body = EmailRequest,
     responses((status = 202, body = Accepted), (status = 422, body = Problem)))]
 async fn forgot_password(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ async fn forgot_password(
 }
 
 /// Set a password with the emailed link's token, confirming the email address.
-#[utoipa::path(post, path = "/api/v1/reset-password", tag = "identity", request_body = ResetPasswordRequest,
+#[utoipa::path(post, path = "/api/v1/reset-password", tag = "identity", security(()), request_body = ResetPasswordRequest,
     responses((status = 200, body = Accepted), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn reset_password(
     State(state): State<AppState>,
@@ -203,7 +203,7 @@ pub fn email_change_message(change: &EmailChange) -> String {
 }
 
 /// Confirm a new sign-in address with the token sent to it.
-#[utoipa::path(post, path = "/api/v1/email-change/confirm", tag = "identity", request_body = VerifyEmailRequest,
+#[utoipa::path(post, path = "/api/v1/email-change/confirm", tag = "identity", security(()), request_body = VerifyEmailRequest,
     responses((status = 200, body = Account), (status = 400, body = Problem, description = "Invalid, expired or used token"),
         (status = 409, body = Problem, description = "Another account took the address meanwhile")))]
 async fn confirm_email_change(
@@ -219,7 +219,7 @@ async fn confirm_email_change(
 }
 
 /// Cancel a pending change of address with the token sent to the old address.
-#[utoipa::path(post, path = "/api/v1/email-change/cancel", tag = "identity", request_body = VerifyEmailRequest,
+#[utoipa::path(post, path = "/api/v1/email-change/cancel", tag = "identity", security(()), request_body = VerifyEmailRequest,
     responses((status = 204), (status = 400, body = Problem, description = "Invalid or used token")))]
 async fn cancel_email_change(
     State(state): State<AppState>,
@@ -258,7 +258,7 @@ async fn erase(
 }
 
 /// The current Terms of Service.
-#[utoipa::path(get, path = "/api/v1/terms/current", tag = "terms",
+#[utoipa::path(get, path = "/api/v1/terms/current", tag = "terms", security(()),
     responses((status = 200, body = Terms), (status = 404, body = Problem, description = "None published")))]
 async fn current_terms(State(state): State<AppState>) -> ApiResult<Json<Terms>> {
     let mut conn = state.db.reader().await?;

@@ -229,14 +229,14 @@ async fn report(
 }
 
 /// The CSV template for bulk registration.
-#[utoipa::path(get, path = "/api/v1/imports/template", tag = "organizations",
+#[utoipa::path(get, path = "/api/v1/imports/template", tag = "organizations", security(()),
     responses((status = 200, content_type = "text/csv", body = String)))]
 async fn template() -> impl IntoResponse {
     csv_download("users-template.csv", csv_import::TEMPLATE.to_owned())
 }
 
 /// An example file for bulk registration.
-#[utoipa::path(get, path = "/api/v1/imports/example", tag = "organizations",
+#[utoipa::path(get, path = "/api/v1/imports/example", tag = "organizations", security(()),
     responses((status = 200, content_type = "text/csv", body = String)))]
 async fn example() -> impl IntoResponse {
     csv_download("users-example.csv", csv_import::EXAMPLE.to_owned())

@@ -501,8 +501,14 @@ pub async fn terms_form(
     };
     match flows::terms_required(&state, &current.account).await? {
         Some(terms) => {
+            // The accept form is the page's first and main form: the header's sign-out
+            // moves below it, as "Decline and sign out".
+            let chrome = Chrome {
+                email: None,
+                ..page.chrome()
+            };
             let body = render(&TermsPage {
-                chrome: page.chrome(),
+                chrome,
                 terms,
                 next: safe_next(&query.next).unwrap_or_default().to_owned(),
                 form_error: None,

@@ -259,3 +259,79 @@ async fn strings_have_limits_and_email_fields_take_only_addresses() {
     field_refused(r, "roles").await;
     assert_eq!(snapshot(&app).await, before, "nothing was written");
 }
+
+/// The OpenAPI document says how each operation authenticates, and says it truly: every
+/// API operation that inherits the session requirement answers 401 without credentials,
+/// and the ones marked public do not.
+#[tokio::test]
+async fn the_openapi_document_declares_how_each_operation_authenticates() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("openapi");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["session"]["scheme"], "bearer");
+    assert_eq!(schemes["session_cookie"]["in"], "cookie");
+    assert_eq!(schemes["scim_token"]["scheme"], "bearer");
+    assert_eq!(schemes["client_secret_basic"]["scheme"], "basic");
+    assert_eq!(
+        doc["security"],
+        json!([{"session": []}, {"session_cookie": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/scim/v2/Users/{id}"]["patch"]["security"],
+        json!([{"scim_token": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/oauth2/token"]["post"]["security"],
+        json!([{"client_secret_basic": []}])
+    );
+    let mut public = Vec::new();
+    let mut checked = 0;
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        for (method, operation) in operations.as_object().expect("operations") {
+            let filled: String = path
+                .split('/')
+                .map(|p| {
+                    if p.starts_with('{') {
+                        "0190a5a0-0000-7000-8000-000000000001"
+                    } else {
+                        p
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let method: Method = method.to_uppercase().parse().expect("method");
+            let response = app
+                .new_client()
+                .request(method.clone(), app.url(&filled))
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("send");
+            if operation["security"] == json!([{}]) {
+                assert_ne!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path}"
+                );
+                public.push(path.clone());
+            } else {
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(public.iter().any(|p| p == "/api/v1/session"));
+    assert!(checked > 40, "{checked}");
+}

@@ -120,3 +120,47 @@ async fn only_operators_publish_terms_and_versions_are_unique() {
     )
     .await;
 }
+
+/// The terms page's first form, the one a keyboard or a screen reader meets first, is the
+/// acceptance; signing out is offered after it.
+#[tokio::test]
+async fn the_terms_page_leads_with_the_accept_form() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator("ops@vendor.example").await;
+    assert_eq!(
+        publish(&app, &operator, "2026-01").await.status(),
+        StatusCode::CREATED
+    );
+    app.register("ana@example.com", PASSWORD).await;
+    let browser = app.new_client();
+    let signed_in = app
+        .page_sign_in(&browser, "ana@example.com", PASSWORD, "/account")
+        .await;
+    assert_eq!(
+        entitle_testkit::location(&signed_in),
+        "/terms?next=%2Faccount"
+    );
+    let html = browser
+        .get(app.url("/terms?next=%2Faccount"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let forms: Vec<&str> = html
+        .match_indices("<form method=\"post\" action=\"")
+        .map(|(i, _)| &html[i + 28..i + 28 + 9])
+        .collect();
+    assert_eq!(forms, ["/terms\">\n", "/sign-out"], "{html}");
+    assert!(html.contains("Decline and sign out"));
+    let accepted = app
+        .submit_form(
+            &browser,
+            "/terms?next=%2Faccount",
+            "/terms",
+            &[("version", "2026-01"), ("next", "/account")],
+        )
+        .await;
+    assert_eq!(entitle_testkit::location(&accepted), "/account");
+}
