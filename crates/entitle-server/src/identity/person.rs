@@ -122,6 +122,13 @@ impl CountryCode {
         self.0
     }
 
+    /// A stored code as people read it: "United Kingdom (GB)".
+    pub fn describe(stored: &str) -> String {
+        CountryCode::parse(stored)
+            .map(|c| format!("{} ({})", c.name(), c.as_str()))
+            .unwrap_or_else(|_| stored.to_owned())
+    }
+
     /// The country's name as people read it ("United Kingdom").
     pub fn name(&self) -> &'static str {
         countries::COUNTRIES

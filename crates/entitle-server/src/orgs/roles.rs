@@ -77,6 +77,15 @@ impl Role {
     }
 }
 
+/// Role names as people read them: "Co-Administrator, License Checkout".
+pub fn labels(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| Role::parse(n).map(Role::label).unwrap_or(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The sentence for a name that is no role, quoting at most the start of it.
 pub fn unknown_role(name: &str) -> String {
     let shown: String = name.chars().take(40).collect();

@@ -198,11 +198,7 @@ fn status_of(member: &OrgMember) -> &'static str {
 }
 
 fn role_labels(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| Role::parse(n).map(Role::label).unwrap_or(n))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::orgs::roles::labels(names)
 }
 
 /// A role checkbox.
@@ -412,6 +408,8 @@ struct MemberPage {
     member: OrgMember,
     role_labels: String,
     status: &'static str,
+    /// "United Kingdom (GB)".
+    country: String,
     joined: String,
     home: bool,
     manages: bool,
@@ -453,6 +451,7 @@ async fn member_page(
             role_labels(&member.roles)
         },
         status: status_of(&member),
+        country: crate::identity::person::CountryCode::describe(&member.country),
         joined: date(member.joined_at),
         home,
         manages: org.access.may(Action::ManageUsers),

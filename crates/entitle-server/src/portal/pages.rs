@@ -553,8 +553,11 @@ pub async fn accept_terms(
 struct AccountPage {
     chrome: Chrome,
     account: AccountRow,
+    /// "United Kingdom (GB)".
+    country: String,
     pending_email: Option<String>,
-    memberships: Vec<Membership>,
+    /// Each organization with its roles as people read them.
+    memberships: Vec<(Membership, String)>,
     devices: Vec<DeviceView>,
     notice: Option<String>,
     errors: HashMap<String, String>,
@@ -599,9 +602,18 @@ async fn account_page(
             user_agent: d.user_agent,
         })
         .collect();
+    let country = crate::identity::person::CountryCode::describe(&current.account.country);
+    let memberships = memberships
+        .into_iter()
+        .map(|m| {
+            let roles = crate::orgs::roles::labels(&m.roles);
+            (m, roles)
+        })
+        .collect();
     let body = render(&AccountPage {
         chrome: page.chrome(),
         account: current.account.clone(),
+        country,
         pending_email,
         memberships,
         devices,

@@ -125,3 +125,57 @@ async fn the_last_fulfillment_contact_cannot_erase_themselves() {
         .await;
     expect_problem(response, StatusCode::CONFLICT, "last_fulfillment_contact").await;
 }
+
+/// The account page names the country and the roles as people read them, in the same
+/// styled details as the rest of the portal, and changes the address from a form.
+#[tokio::test]
+async fn the_account_page_shows_names_and_changes_the_address() {
+    let app = TestApp::spawn().await;
+    app.register("ana@example.com", PASSWORD).await; // registered with country DE
+    let browser = app.new_client();
+    app.page_sign_in(&browser, "ana@example.com", PASSWORD, "/account")
+        .await;
+    let html = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("<dl class=\"details\">"));
+    assert!(html.contains("<dd>Germany (DE)</dd>"), "{html}");
+    let asked = app
+        .submit_form(
+            &browser,
+            "/account",
+            "/account/email",
+            &[
+                ("new_email", "ana@new.example"),
+                ("email_password", PASSWORD),
+            ],
+        )
+        .await;
+    let html = asked.text().await.expect("html");
+    assert!(html.contains("We sent a link to ana@new.example"), "{html}");
+    assert!(html.contains("changing to ana@new.example"));
+    app.mail
+        .expect(
+            "ana@new.example",
+            "Confirm your new entitle sign-in address",
+        )
+        .await;
+    let wrong = app
+        .submit_form(
+            &browser,
+            "/account",
+            "/account/email",
+            &[
+                ("new_email", "ana@other.example"),
+                ("email_password", "wrong one"),
+            ],
+        )
+        .await;
+    let html = wrong.text().await.expect("html");
+    assert!(html.contains("id=\"email_password-error\""), "{html}");
+}
