@@ -210,6 +210,38 @@ pub struct Org {
     pub auto_approval: bool,
 }
 
+/// An organization in a list: the operator's console, or one's own organizations.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrgSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: i64,
+    pub member_count: i64,
+}
+
+/// A page of organizations.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrgList {
+    pub orgs: Vec<OrgSummary>,
+    /// Organizations matching the search, on every page.
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// A signing key of the OpenID Connect provider and the license files.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SigningKey {
+    pub kid: String,
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+    pub created_at: i64,
+    /// When it stopped signing; none while it signs.
+    pub retired_at: Option<i64>,
+    /// Until when a retired key stays published in the JWKS.
+    pub publish_until: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct AuditEvent {
     pub id: Uuid,

@@ -10,8 +10,7 @@ use entitle_server::{
     config::{CliOverrides, Config, LogFormat, EXAMPLE_CONFIG},
     error::ApiError,
     identity::bootstrap,
-    oidc::{self, keys},
-    AppState,
+    oidc, AppState,
 };
 
 #[global_allocator]
@@ -354,8 +353,14 @@ async fn keys_command(config: Option<&std::path::Path>, action: KeysAction) -> a
     let state = AppState::open(load(config, db, None)?).await?;
     match action {
         KeysAction::Rotate { .. } => {
-            let retention = keys::longest_token_lifetime_ms(&state.db, &state.config.oidc).await?;
-            let kids = keys::rotate(&state.db, state.oidc.keys.kek(), retention).await?;
+            let actor = Actor {
+                id: None,
+                label: Some("entitled keys (command line)".to_owned()),
+                ip: None,
+            };
+            let (kids, retention) = oidc::api::rotate_keys(&state, &actor)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
             println!(
                 "New signing keys: {}. The previous keys stay published for {} s, until every token they signed has expired.",
                 kids.join(", "),
@@ -364,7 +369,10 @@ async fn keys_command(config: Option<&std::path::Path>, action: KeysAction) -> a
         }
         KeysAction::List { .. } => {
             println!("{:<45} {:<6} {:<21} STATE", "KID", "ALG", "CREATED");
-            for key in keys::list(&state.db).await? {
+            let keys = oidc::api::signing_keys(&state)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+            for key in keys {
                 let status = match (key.retired_at, key.publish_until) {
                     (None, _) => "active".to_owned(),
                     (Some(_), Some(until)) if until > entitle_server::db::now_ms() => {

@@ -29,3 +29,9 @@ CREATE TABLE server_settings (
     value TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- Organizations found by name in the operator's console: the name lowercased by the
+-- server (prefix searches are range scans on it).
+ALTER TABLE orgs ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+UPDATE orgs SET name_key = lower(name);
+CREATE INDEX orgs_name_key ON orgs (name_key, id);

@@ -141,13 +141,21 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let SignedIn(current) = SignedIn::from_request_parts(parts, state).await?;
-        if !current.account.is_operator {
-            return Err(ApiError::forbidden(
-                "operator_only",
-                "Only the vendor's operators can do this.",
-            ));
-        }
+        require_operator(&current.account)?;
         Ok(Operator(current))
+    }
+}
+
+/// 403 unless the account is one of the vendor's operators: the one check of the API's
+/// operator endpoints and the operator's console.
+pub fn require_operator(account: &AccountRow) -> Result<(), ApiError> {
+    if account.is_operator {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "operator_only",
+            "Only the vendor's operators can do this.",
+        ))
     }
 }
 

@@ -3,7 +3,7 @@
 //! their administrators.
 
 use axum::{extract::State, http::StatusCode};
-use entitle_proto::{ClientRegistration, OAuthClient, Problem, SignedInDevice};
+use entitle_proto::{ClientRegistration, OAuthClient, Problem, SignedInDevice, SigningKey};
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -25,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register_client, list_clients))
         .routes(routes!(disable_client))
+        .routes(routes!(list_signing_keys))
+        .routes(routes!(rotate_signing_keys))
         .routes(routes!(my_devices))
         .routes(routes!(revoke_my_device))
 }
@@ -66,6 +68,67 @@ pub async fn register(
     Ok(client)
 }
 
+/// Every signing key, newest first.
+pub async fn signing_keys(state: &AppState) -> ApiResult<Vec<SigningKey>> {
+    Ok(super::keys::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|k| SigningKey {
+            kid: k.kid,
+            alg: k.alg,
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+            publish_until: k.publish_until,
+        })
+        .collect())
+}
+
+/// Adds a new key of each algorithm; the previous ones stop signing and stay published
+/// until every token they signed has expired. Returns the new keys' ids and how long
+/// the old ones stay published.
+pub async fn rotate_keys(state: &AppState, actor: &Actor) -> ApiResult<(Vec<String>, i64)> {
+    let retention = super::keys::longest_token_lifetime_ms(&state.db, &state.config.oidc).await?;
+    let kids = super::keys::rotate(&state.db, state.oidc.keys.kek(), retention).await?;
+    state.oidc.keys.reload(&state.db).await?;
+    let mut conn = state.db.writer().await?;
+    audit::record(
+        &mut conn,
+        actor,
+        Entry {
+            action: "oidc.keys_rotated",
+            target_type: "signing_key",
+            target_id: None,
+            target_label: None,
+            org_id: None,
+            details: json!({ "new": kids, "old_published_for_secs": retention / 1000 }),
+        },
+    )
+    .await?;
+    Ok((kids, retention))
+}
+
+/// The provider's signing keys (operators only).
+#[utoipa::path(get, path = "/api/v1/keys", tag = "clients",
+    responses((status = 200, body = Vec<SigningKey>), (status = 403, body = Problem)))]
+async fn list_signing_keys(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> ApiResult<Json<Vec<SigningKey>>> {
+    Ok(Json(signing_keys(&state).await?))
+}
+
+/// Rotate the signing keys (operators only); answers with every key.
+#[utoipa::path(post, path = "/api/v1/keys/rotate", tag = "clients",
+    responses((status = 200, body = Vec<SigningKey>), (status = 403, body = Problem)))]
+async fn rotate_signing_keys(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    from: Client,
+) -> ApiResult<Json<Vec<SigningKey>>> {
+    rotate_keys(&state, &actor_of(&current.account, &from)).await?;
+    Ok(Json(signing_keys(&state).await?))
+}
+
 /// Register an OAuth/OpenID Connect client (operators only).
 #[utoipa::path(post, path = "/api/v1/clients", tag = "clients", request_body = ClientRegistration,
     responses((status = 201, body = OAuthClient, description = "Registered; `client_secret` is shown only in this answer"),
@@ -80,6 +143,13 @@ async fn register_client(
     Ok((StatusCode::CREATED, Json(client)))
 }
 
+/// The enabled clients, oldest first.
+pub async fn clients(state: &AppState) -> ApiResult<Vec<OAuthClient>> {
+    let mut conn = state.db.reader().await?;
+    let rows = clients::list(&mut conn).await?;
+    Ok(rows.iter().map(clients::ClientRow::to_proto).collect())
+}
+
 /// The registered clients (operators only).
 #[utoipa::path(get, path = "/api/v1/clients", tag = "clients",
     responses((status = 200, body = Vec<OAuthClient>), (status = 403, body = Problem)))]
@@ -87,11 +157,7 @@ async fn list_clients(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> ApiResult<Json<Vec<OAuthClient>>> {
-    let mut conn = state.db.reader().await?;
-    let rows = clients::list(&mut conn).await?;
-    Ok(Json(
-        rows.iter().map(clients::ClientRow::to_proto).collect(),
-    ))
+    Ok(Json(clients(&state).await?))
 }
 
 /// Disable a client: its grants are revoked and it gets no more tokens (operators only).

@@ -668,11 +668,7 @@ async fn end_session(
         }
         None => {
             let body = render(&MessagePage {
-                chrome: Chrome {
-                    csrf: String::new(),
-                    email: None,
-                    org: None,
-                },
+                chrome: Chrome::default(),
                 title: "Signed out".to_owned(),
                 paragraphs: vec!["You are signed out.".to_owned()],
                 link: Some(("Sign in again".to_owned(), "/sign-in".to_owned())),

@@ -2,8 +2,8 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use entitle_proto::{
-    AddMemberRequest, AuditPage, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgMember,
-    Problem, SetRolesRequest, UpdateMemberRequest,
+    AddMemberRequest, AuditPage, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgList,
+    OrgMember, Problem, SetRolesRequest, UpdateMemberRequest,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::{
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_org))
+        .routes(routes!(create_org, list_orgs))
         .routes(routes!(get_org))
         .routes(routes!(list_members, add_member))
         .routes(routes!(get_member, remove_member, update_member))
@@ -231,6 +231,22 @@ async fn create_org(
 ) -> ApiResult<(StatusCode, Json<Org>)> {
     let org = super::create_with_contact(&state, &current.account, req, &client).await?;
     Ok((StatusCode::CREATED, Json(org)))
+}
+
+/// Organizations by name: every one for an operator, one's own for anyone else.
+#[utoipa::path(
+    get, path = "/api/v1/orgs", tag = "organizations",
+    params(super::directory::OrgQuery),
+    responses((status = 200, body = OrgList), (status = 401, body = Problem), (status = 422, body = Problem))
+)]
+async fn list_orgs(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Query(query): Query<super::directory::OrgQuery>,
+) -> ApiResult<Json<OrgList>> {
+    Ok(Json(
+        super::directory::list(&state, &current.account, &query).await?,
+    ))
 }
 
 /// An organization, for its members and operators.

@@ -117,7 +117,7 @@ fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
 
 /// The search text as a range of keys: everything that starts with it, in any case.
 /// Keys compare bytewise, and no key holds U+10FFFF, so `text + U+10FFFF` bounds them.
-fn search_range(q: &str) -> Option<(String, String)> {
+pub(crate) fn search_range(q: &str) -> Option<(String, String)> {
     let text = q
         .split_whitespace()
         .collect::<Vec<_>>()

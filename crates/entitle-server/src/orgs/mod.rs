@@ -6,6 +6,7 @@ pub mod api;
 pub mod approval;
 pub mod approval_api;
 pub mod csv_import;
+pub mod directory;
 pub mod domains;
 pub mod domains_api;
 pub mod imports;

@@ -26,12 +26,13 @@ pub async fn insert_org(
     created_by: Uuid,
 ) -> Result<(), DbError> {
     on_db!(ex, |c| sqlx::query(
-        "INSERT INTO orgs (id, name, created_at, created_by) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO orgs (id, name, created_at, created_by, name_key) VALUES ($1, $2, $3, $4, $5)"
     )
     .bind(org.id)
     .bind(&org.name)
     .bind(org.created_at)
     .bind(created_by)
+    .bind(org.name.to_lowercase())
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;

@@ -123,11 +123,11 @@ macro_rules! org_page {
 pub mod domains;
 pub mod provisioning;
 
-fn see_other(path: String) -> Response {
+pub(super) fn see_other(path: String) -> Response {
     Redirect::to(&path).into_response()
 }
 
-fn date(ms: i64) -> String {
+pub(super) fn date(ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .ok()
@@ -137,7 +137,7 @@ fn date(ms: i64) -> String {
 
 /// What a finished action says on the page it returns to; a fixed list, so a link
 /// cannot put words on the page.
-fn notice_text(done: Option<&str>) -> Option<String> {
+pub(super) fn notice_text(done: Option<&str>) -> Option<String> {
     Some(
         match done? {
             "added" => "Added. They have been emailed a link to set their password.",
@@ -152,6 +152,9 @@ fn notice_text(done: Option<&str>) -> Option<String> {
             "approved" => "Approved: they are a User now and have been told.",
             "rejected" => "Rejected; they have been told.",
             "revoked" => "Revoked: requests with that token are refused from now on.",
+            "created" => "Created. Its first Fulfillment Contact has been emailed.",
+            "disabled_client" => "Disabled: its tokens are revoked and it gets no more.",
+            "rotated" => "Rotated: new tokens are signed with the new keys.",
             _ => return None,
         }
         .to_owned(),
@@ -161,7 +164,7 @@ fn notice_text(done: Option<&str>) -> Option<String> {
 #[derive(Deserialize, Default)]
 pub struct Done {
     #[serde(default)]
-    done: Option<String>,
+    pub(super) done: Option<String>,
 }
 
 // ---- Members -------------------------------------------------------------------------
@@ -232,15 +235,15 @@ fn ticked_roles(form: &HashMap<String, String>) -> Vec<String> {
 }
 
 #[derive(Default)]
-struct PersonForm {
-    email: String,
-    first_name: String,
-    last_name: String,
-    country: String,
+pub(super) struct PersonForm {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: String,
 }
 
 impl PersonForm {
-    fn from_form(form: &HashMap<String, String>) -> PersonForm {
+    pub(super) fn from_form(form: &HashMap<String, String>) -> PersonForm {
         let field = |name: &str| form.get(name).cloned().unwrap_or_default();
         PersonForm {
             email: field("email"),

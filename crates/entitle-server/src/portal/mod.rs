@@ -3,6 +3,7 @@
 
 mod admin;
 mod csrf;
+mod operator;
 mod pages;
 
 use std::collections::HashMap;
@@ -64,6 +65,21 @@ pub fn router() -> Router<AppState> {
         .route("/account/export", get(pages::export))
         .route("/account/erase", post(pages::erase))
         .route("/static/htmx-2.0.11.min.js", get(admin::htmx))
+        .route("/operator", get(operator::console))
+        .route(
+            "/operator/orgs",
+            get(operator::orgs).post(operator::create_org),
+        )
+        .route(
+            "/operator/clients",
+            get(operator::clients).post(operator::register_client),
+        )
+        .route(
+            "/operator/clients/{client_id}/disable",
+            post(operator::disable_client),
+        )
+        .route("/operator/keys", get(operator::keys))
+        .route("/operator/keys/rotate", post(operator::rotate_keys))
         .route("/orgs/{org_id}", get(admin::org_home))
         .route(
             "/orgs/{org_id}/members",
@@ -156,11 +172,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What the layout needs on every page.
+#[derive(Default)]
 pub struct Chrome {
     pub csrf: String,
     pub email: Option<String>,
     /// On an organization's pages: which organization, and what the header links to.
     pub org: Option<OrgChrome>,
+    /// The signed-in person is an operator: the header links to their console.
+    pub operator: bool,
+    /// On the operator's console: the header link of the current page.
+    pub console: Option<&'static str>,
 }
 
 pub struct OrgChrome {
@@ -187,7 +208,8 @@ impl Page {
         Chrome {
             csrf: self.csrf.clone(),
             email: self.current.as_ref().map(|c| c.account.email.clone()),
-            org: None,
+            operator: self.current.as_ref().is_some_and(|c| c.account.is_operator),
+            ..Chrome::default()
         }
     }
 }
@@ -283,11 +305,7 @@ impl IntoResponse for PageError {
             tracing::error!(request_id = ?current_request_id(), error = format!("{error:#}"), "internal error on a page");
         }
         let page = MessagePage {
-            chrome: Chrome {
-                csrf: String::new(),
-                email: None,
-                org: None,
-            },
+            chrome: Chrome::default(),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             paragraphs: vec![self.0.detail()],
             link: Some(("Go to the start page".to_owned(), "/".to_owned())),
@@ -359,6 +377,7 @@ pub async fn after_sign_in(
         )),
         (true, None) => Redirect::to("/terms"),
         (false, Some(next)) => Redirect::to(next),
+        (false, None) if account.is_operator => Redirect::to("/operator"),
         (false, None) => Redirect::to("/account"),
     })
 }

@@ -60,10 +60,10 @@ fn signed_in(page: &Page) -> Result<&CurrentSession, Response> {
 }
 
 pub async fn home(page: Page) -> Redirect {
-    if page.current.is_some() {
-        Redirect::to("/account")
-    } else {
-        Redirect::to("/sign-in")
+    match &page.current {
+        Some(current) if current.account.is_operator => Redirect::to("/operator"),
+        Some(_) => Redirect::to("/account"),
+        None => Redirect::to("/sign-in"),
     }
 }
 
@@ -505,6 +505,7 @@ pub async fn terms_form(
             // moves below it, as "Decline and sign out".
             let chrome = Chrome {
                 email: None,
+                operator: false,
                 ..page.chrome()
             };
             let body = render(&TermsPage {

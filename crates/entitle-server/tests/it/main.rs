@@ -12,6 +12,7 @@ mod interop;
 mod malformed;
 mod members;
 mod oidc;
+mod operator;
 mod orgs;
 mod pages;
 mod recovery;

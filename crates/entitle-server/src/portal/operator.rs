@@ -1,0 +1,459 @@
+//! The operator's console: the vendor's staff find, create and open organizations,
+//! register and disable OAuth clients and rotate the signing keys. Each page calls the
+//! same functions as the JSON API; only operators get past `OperatorPage::open`.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::{
+    extract::State,
+    response::{IntoResponse, Redirect, Response},
+};
+use entitle_proto::{ClientRegistration, CreateOrgRequest, NewPerson, OAuthClient, OrgSummary};
+use serde::Deserialize;
+
+use super::{
+    admin::{date, notice_text, see_other, Done, PersonForm},
+    form_problem, render, CheckedForm, Chrome, FormError, Page, PageError,
+};
+use crate::{
+    app::{AppState, Client},
+    error::{ApiError, Path, Query},
+    identity::{
+        flows::{self, actor_of},
+        session::{require_operator, CurrentSession},
+    },
+    oidc::{self, clients::GRANT_TYPES},
+    orgs::{self, directory},
+};
+
+type PageResult = Result<Response, PageError>;
+
+/// An operator on one of the console's pages.
+struct OperatorPage {
+    page: Page,
+    current: CurrentSession,
+}
+
+impl OperatorPage {
+    /// Signs in (coming back here) and accepts the terms first; 403 for anyone but an
+    /// operator.
+    async fn open(
+        state: &AppState,
+        page: Page,
+        here: &str,
+    ) -> Result<Result<OperatorPage, Response>, PageError> {
+        let Some(current) = page.current.clone() else {
+            let next = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", here)
+                .finish();
+            return Ok(Err(
+                Redirect::to(&format!("/sign-in?{next}")).into_response()
+            ));
+        };
+        if flows::terms_required(state, &current.account)
+            .await?
+            .is_some()
+        {
+            return Ok(Err(Redirect::to("/terms").into_response()));
+        }
+        require_operator(&current.account)?;
+        Ok(Ok(OperatorPage { page, current }))
+    }
+
+    fn chrome(&self, section: &'static str) -> Chrome {
+        Chrome {
+            console: Some(section),
+            ..self.page.chrome()
+        }
+    }
+
+    fn respond(self, template: &impl Template) -> Response {
+        (self.page.jar, render(template)).into_response()
+    }
+}
+
+macro_rules! operator_page {
+    ($state:expr, $page:expr, $here:expr) => {
+        match OperatorPage::open($state, $page, $here).await? {
+            Ok(operator) => operator,
+            Err(response) => return Ok(response),
+        }
+    };
+}
+
+pub async fn console() -> Redirect {
+    Redirect::to("/operator/orgs")
+}
+
+// ---- Organizations ------------------------------------------------------------------
+
+struct OrgRow {
+    id: uuid::Uuid,
+    name: String,
+    member_count: i64,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/operator_orgs.html")]
+struct OrgsPage {
+    chrome: Chrome,
+    q: String,
+    orgs: Vec<OrgRow>,
+    total: i64,
+    first: i64,
+    last: i64,
+    previous: Option<String>,
+    next: Option<String>,
+    org_name: String,
+    with_email: bool,
+    person: PersonForm,
+    notice: Option<String>,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct OrgsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+async fn orgs_page(
+    state: &AppState,
+    operator: OperatorPage,
+    query: &OrgsQuery,
+    filled: Option<(String, PersonForm)>,
+    error: Option<ApiError>,
+) -> PageResult {
+    let listing = directory::OrgQuery {
+        q: query.q.clone(),
+        offset: query.offset,
+        limit: None,
+    };
+    let found = directory::list(state, &operator.current.account, &listing).await?;
+    let (errors, form_error) = match error {
+        Some(error) => form_problem(error)?,
+        None => (HashMap::new(), None),
+    };
+    let href = |offset: i64| {
+        let params = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", &query.q)
+            .append_pair("offset", &offset.to_string())
+            .finish();
+        format!("/operator/orgs?{params}")
+    };
+    let shown = found.orgs.len() as i64;
+    let (org_name, person) = filled.unwrap_or_else(|| {
+        (
+            String::new(),
+            PersonForm {
+                email: String::new(),
+                first_name: String::new(),
+                last_name: String::new(),
+                country: String::new(),
+            },
+        )
+    });
+    let template = OrgsPage {
+        chrome: operator.chrome("orgs"),
+        q: query.q.clone(),
+        total: found.total,
+        first: found.offset + 1,
+        last: found.offset + shown,
+        previous: (found.offset > 0).then(|| href((found.offset - found.limit).max(0))),
+        next: (found.offset + shown < found.total).then(|| href(found.offset + found.limit)),
+        orgs: found
+            .orgs
+            .into_iter()
+            .map(|o: OrgSummary| OrgRow {
+                id: o.id,
+                name: o.name,
+                member_count: o.member_count,
+                created: date(o.created_at),
+            })
+            .collect(),
+        org_name,
+        with_email: true,
+        person,
+        notice: notice_text(query.done.as_deref()),
+        errors,
+        form_error,
+    };
+    Ok(operator.respond(&template))
+}
+
+pub async fn orgs(
+    State(state): State<AppState>,
+    page: Page,
+    Query(query): Query<OrgsQuery>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/orgs");
+    orgs_page(&state, operator, &query, None, None).await
+}
+
+pub async fn create_org(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/orgs");
+    let person = PersonForm::from_form(&form);
+    let name = form.get("org_name").cloned().unwrap_or_default();
+    let request = CreateOrgRequest {
+        name: name.clone(),
+        fulfillment_contact: NewPerson {
+            email: person.email.clone(),
+            first_name: person.first_name.clone(),
+            last_name: person.last_name.clone(),
+            country: person.country.clone(),
+        },
+    };
+    match orgs::create_with_contact(&state, &operator.current.account, request, &client).await {
+        Ok(org) => Ok(see_other(format!("/orgs/{}/members?done=created", org.id))),
+        Err(error) => {
+            let query = OrgsQuery::default();
+            orgs_page(&state, operator, &query, Some((name, person)), Some(error)).await
+        }
+    }
+}
+
+// ---- Clients ------------------------------------------------------------------------
+
+/// The registration form as typed, shown again when it is refused.
+#[derive(Default)]
+struct ClientForm {
+    name: String,
+    confidential: bool,
+    resource_server: bool,
+    grant_types: Vec<String>,
+    redirect_uris: String,
+    scopes: String,
+}
+
+impl ClientForm {
+    fn from_pairs(pairs: &[(String, String)]) -> ClientForm {
+        let one = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        ClientForm {
+            name: one("name"),
+            confidential: one("confidential") == "true",
+            resource_server: one("resource_server") == "true",
+            grant_types: pairs
+                .iter()
+                .filter(|(k, _)| k == "grant_type")
+                .map(|(_, v)| v.clone())
+                .collect(),
+            redirect_uris: one("redirect_uris"),
+            scopes: one("scopes"),
+        }
+    }
+
+    fn registration(&self) -> ClientRegistration {
+        ClientRegistration {
+            name: self.name.clone(),
+            confidential: self.confidential,
+            redirect_uris: self
+                .redirect_uris
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            post_logout_redirect_uris: Vec::new(),
+            grant_types: self.grant_types.clone(),
+            scopes: self.scopes.split_whitespace().map(str::to_owned).collect(),
+            org_id: None,
+            access_token_ttl_secs: None,
+            refresh_token_ttl_secs: None,
+            id_token_signed_response_alg: None,
+            resource_server: self.resource_server,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/operator_clients.html")]
+struct ClientsPage {
+    chrome: Chrome,
+    clients: Vec<OAuthClient>,
+    /// A client just registered: its secret, shown this once.
+    created: Option<OAuthClient>,
+    form: ClientForm,
+    grant_choices: Vec<(&'static str, bool)>,
+    notice: Option<String>,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+async fn clients_page(
+    state: &AppState,
+    operator: OperatorPage,
+    done: Option<&str>,
+    created: Option<OAuthClient>,
+    form: ClientForm,
+    error: Option<ApiError>,
+) -> PageResult {
+    let clients = oidc::api::clients(state).await?;
+    let (errors, form_error) = match error {
+        Some(error) => form_problem(error)?,
+        None => (HashMap::new(), None),
+    };
+    let grant_choices = GRANT_TYPES
+        .iter()
+        .map(|g| (*g, form.grant_types.iter().any(|t| t == g)))
+        .collect();
+    let template = ClientsPage {
+        chrome: operator.chrome("clients"),
+        clients,
+        created,
+        form,
+        grant_choices,
+        notice: notice_text(done),
+        errors,
+        form_error,
+    };
+    Ok(operator.respond(&template))
+}
+
+pub async fn clients(
+    State(state): State<AppState>,
+    page: Page,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/clients");
+    clients_page(
+        &state,
+        operator,
+        done.done.as_deref(),
+        None,
+        ClientForm::default(),
+        None,
+    )
+    .await
+}
+
+/// Registers a client; the page that answers shows its secret, once, never in a URL.
+pub async fn register_client(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(pairs): CheckedForm<Vec<(String, String)>>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/clients");
+    let form = ClientForm::from_pairs(&pairs);
+    let actor = actor_of(&operator.current.account, &client);
+    match oidc::api::register(&state, &actor, &form.registration()).await {
+        Ok(created) => {
+            clients_page(
+                &state,
+                operator,
+                None,
+                Some(created),
+                ClientForm::default(),
+                None,
+            )
+            .await
+        }
+        Err(error) => clients_page(&state, operator, None, None, form, Some(error)).await,
+    }
+}
+
+pub async fn disable_client(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    Path(client_id): Path<String>,
+    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/clients");
+    let actor = actor_of(&operator.current.account, &client);
+    match oidc::api::disable(&state, &actor, &client_id).await {
+        Ok(()) => Ok(see_other(
+            "/operator/clients?done=disabled_client".to_owned(),
+        )),
+        Err(error) => {
+            clients_page(
+                &state,
+                operator,
+                None,
+                None,
+                ClientForm::default(),
+                Some(error),
+            )
+            .await
+        }
+    }
+}
+
+// ---- Signing keys -------------------------------------------------------------------
+
+struct KeyRow {
+    kid: String,
+    alg: String,
+    created: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/operator_keys.html")]
+struct KeysPage {
+    chrome: Chrome,
+    keys: Vec<KeyRow>,
+    notice: Option<String>,
+    form_error: Option<FormError>,
+}
+
+pub async fn keys(
+    State(state): State<AppState>,
+    page: Page,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/keys");
+    let now = crate::db::now_ms();
+    let keys = oidc::api::signing_keys(&state)
+        .await?
+        .into_iter()
+        .map(|k| KeyRow {
+            state: match (k.retired_at, k.publish_until) {
+                (None, _) => "signing".to_owned(),
+                (Some(_), Some(until)) if until > now => {
+                    format!("retired, published until {} UTC", date(until))
+                }
+                _ => "retired".to_owned(),
+            },
+            created: date(k.created_at),
+            kid: k.kid,
+            alg: k.alg,
+        })
+        .collect();
+    let template = KeysPage {
+        chrome: operator.chrome("keys"),
+        keys,
+        notice: notice_text(done.done.as_deref()),
+        form_error: None,
+    };
+    Ok(operator.respond(&template))
+}
+
+pub async fn rotate_keys(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/keys");
+    oidc::api::rotate_keys(&state, &actor_of(&operator.current.account, &client)).await?;
+    Ok(see_other("/operator/keys?done=rotated".to_owned()))
+}
