@@ -29,6 +29,29 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub oidc: OidcConfig,
     pub domains: DomainConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Where Prometheus scrapes `/metrics`: never public by default.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on the main address to requests with this bearer token.
+    pub bearer_token: Option<String>,
+    /// Serve `/metrics` alone on this address (such as 127.0.0.1:9464), without a token.
+    pub listen: Option<SocketAddr>,
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 /// Organizations' domain claims, verified by a DNS TXT record.
@@ -140,6 +163,7 @@ impl Default for Config {
             smtp: None,
             oidc: OidcConfig::default(),
             domains: DomainConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -287,6 +311,7 @@ impl fmt::Debug for Config {
             .field("smtp", &self.smtp)
             .field("oidc", &self.oidc)
             .field("domains", &self.domains)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -337,6 +362,7 @@ const FILE_VARIABLES: &[(&str, &str)] = &[
         "ENTITLE_OIDC__KEY_ENCRYPTION_KEY_FILE",
         "oidc.key_encryption_key",
     ),
+    ("ENTITLE_METRICS__BEARER_TOKEN_FILE", "metrics.bearer_token"),
 ];
 
 impl Config {
@@ -563,6 +589,13 @@ recheck_interval_secs = 21600
 # Mail domains anyone can have an address at; they cannot be claimed. Setting this
 # replaces the built-in list (gmail.com, outlook.com, yahoo.com, icloud.com, …).
 # public_mail_domains = ["gmail.com", "outlook.com"]
+
+[metrics]
+# Prometheus metrics at /metrics are not public. Serve them on the main address to
+# requests with this bearer token (or ENTITLE_METRICS__BEARER_TOKEN_FILE)…
+# bearer_token = "a long random string"
+# …or alone on a separate address, without a token.
+# listen = "127.0.0.1:9464"
 
 # Without [smtp], every message is written to <data_dir>/outbox/ as an .eml file.
 # [smtp]

@@ -84,15 +84,25 @@ impl Executor for Conn {
     }
 }
 
-/// Runs `$body` with `$c` bound to the backend's concrete `&mut Connection`.
+/// Runs `$body` with `$c` bound to the backend's concrete `&mut Connection`, and
+/// records how long it took (`entitle_db_query_duration_seconds`).
 #[macro_export]
 macro_rules! on_db {
-    ($ex:expr, |$c:ident| $body:expr) => {
+    ($ex:expr, |$c:ident| $body:expr) => {{
+        let started = std::time::Instant::now();
         match $crate::db::Executor::exec($ex) {
-            $crate::db::Exec::Sqlite($c) => $body,
-            $crate::db::Exec::Postgres($c) => $body,
+            $crate::db::Exec::Sqlite($c) => {
+                let result = $body;
+                $crate::metrics::query_finished("sqlite", started);
+                result
+            }
+            $crate::db::Exec::Postgres($c) => {
+                let result = $body;
+                $crate::metrics::query_finished("postgres", started);
+                result
+            }
         }
-    };
+    }};
 }
 
 /// Runs one statement with bound values on either backend; yields the rows it changed.
@@ -335,25 +345,79 @@ impl Db {
 
     /// Starts a read-write transaction.
     pub async fn begin(&self) -> Result<Tx, DbError> {
+        let started = std::time::Instant::now();
         Ok(match self {
-            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite { writer, .. } => {
+                let tx = Tx::Sqlite(writer.begin().await?);
+                crate::metrics::acquired("sqlite_writer", started);
+                tx
+            }
+            Db::Postgres(pool) => {
+                let tx = Tx::Postgres(pool.begin().await?);
+                crate::metrics::acquired("postgres", started);
+                tx
+            }
         })
+    }
+
+    /// Each pool's name, connections open, idle ones and the most it opens: for
+    /// `entitle_db_pool_connections`.
+    pub fn pool_use(&self) -> Vec<(&'static str, u32, usize, u32)> {
+        match self {
+            Db::Sqlite { writer, readers } => vec![
+                (
+                    "sqlite_writer",
+                    writer.size(),
+                    writer.num_idle(),
+                    writer.options().get_max_connections(),
+                ),
+                (
+                    "sqlite_readers",
+                    readers.size(),
+                    readers.num_idle(),
+                    readers.options().get_max_connections(),
+                ),
+            ],
+            Db::Postgres(pool) => vec![(
+                "postgres",
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )],
+        }
     }
 
     /// A connection for reads (and single-statement writes on PostgreSQL).
     pub async fn reader(&self) -> Result<Conn, DbError> {
+        let started = std::time::Instant::now();
         Ok(match self {
-            Db::Sqlite { readers, .. } => Conn::Sqlite(readers.acquire().await?),
-            Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+            Db::Sqlite { readers, .. } => {
+                let conn = Conn::Sqlite(readers.acquire().await?);
+                crate::metrics::acquired("sqlite_readers", started);
+                conn
+            }
+            Db::Postgres(pool) => {
+                let conn = Conn::Postgres(pool.acquire().await?);
+                crate::metrics::acquired("postgres", started);
+                conn
+            }
         })
     }
 
     /// A connection for a single autocommitted write.
     pub async fn writer(&self) -> Result<Conn, DbError> {
+        let started = std::time::Instant::now();
         Ok(match self {
-            Db::Sqlite { writer, .. } => Conn::Sqlite(writer.acquire().await?),
-            Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+            Db::Sqlite { writer, .. } => {
+                let conn = Conn::Sqlite(writer.acquire().await?);
+                crate::metrics::acquired("sqlite_writer", started);
+                conn
+            }
+            Db::Postgres(pool) => {
+                let conn = Conn::Postgres(pool.acquire().await?);
+                crate::metrics::acquired("postgres", started);
+                conn
+            }
         })
     }
 

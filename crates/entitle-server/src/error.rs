@@ -14,6 +14,16 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
+tokio::task_local! {
+    /// The account a request acts for, once its session is known: for the request log.
+    pub static REQUEST_ACCOUNT: std::cell::Cell<Option<uuid::Uuid>>;
+}
+
+/// Notes the account the current request acts for (in the request log line).
+pub fn note_request_account(id: uuid::Uuid) {
+    let _ = REQUEST_ACCOUNT.try_with(|cell| cell.set(Some(id)));
+}
+
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(|id| id.clone()).ok()
 }

@@ -234,6 +234,7 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_behind_token))
         .route(
             "/api/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
@@ -246,6 +247,7 @@ pub fn build_router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(uniform_errors))
+        .layer(middleware::from_fn(observe))
         .layer(middleware::from_fn_with_state(state.clone(), secure_cookies))
         .layer(middleware::from_fn(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -286,6 +288,99 @@ fn over_tls(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
             f.split(';')
                 .any(|pair| pair.trim().trim_matches('"') == "proto=https")
         })
+}
+
+/// One log line per request at info, with the method, matched route (never the raw URI:
+/// query strings carry one-time tokens), status, latency, request id and the account
+/// when known; and the request's place in `entitle_http_request_duration_seconds`.
+async fn observe(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let account = std::cell::Cell::new(None);
+    let (response, account) = crate::error::REQUEST_ACCOUNT
+        .scope(account, async {
+            let response = next.run(req).await;
+            let account = crate::error::REQUEST_ACCOUNT
+                .try_with(std::cell::Cell::get)
+                .ok()
+                .flatten();
+            (response, account)
+        })
+        .await;
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    crate::metrics::HTTP_REQUESTS
+        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+        .observe(latency.as_secs_f64());
+    tracing::info!(
+        method = %method,
+        route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        request_id = crate::error::current_request_id().unwrap_or_default(),
+        account_id = account.map(|a| a.to_string()),
+        "request"
+    );
+    response
+}
+
+/// `/metrics` on the main address: only to the configured bearer token; without one
+/// configured there is nothing here.
+async fn metrics_behind_token(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(expected) = &state.config.metrics.bearer_token else {
+        return crate::portal::not_found_page();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if !crate::identity::tokens::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        let mut response =
+            (StatusCode::UNAUTHORIZED, "Send the metrics bearer token.").into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"metrics\""),
+        );
+        return response;
+    }
+    metrics(State(state)).await
+}
+
+/// Every metric, in the Prometheus text format, with the pools' use as of now.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    for (pool, open, idle, max) in state.db.pool_use() {
+        let gauge = |s: &str| crate::metrics::DB_CONNECTIONS.with_label_values(&[pool, s]);
+        gauge("idle").set(idle as i64);
+        gauge("in_use").set(i64::from(open) - idle as i64);
+        crate::metrics::DB_POOL_SIZE
+            .with_label_values(&[pool])
+            .set(i64::from(max));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+/// The separate metrics address's router: `/metrics` alone, without a token.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 /// Every error answers in the format of the surface it comes from. The framework's own

@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod mail;
+pub mod metrics;
 pub mod oidc;
 pub mod orgs;
 pub mod portal;
@@ -30,6 +31,18 @@ pub async fn serve(
             "recording the public URL failed"
         );
     }
+    metrics::init();
+    let metrics_server = match state.config.metrics.listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await?;
+            tracing::info!(address = %listener.local_addr()?, "metrics at /metrics");
+            let router = http::metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }))
+        }
+        None => None,
+    };
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let client_changes = tokio::spawn(oidc::clients::follow_changes(
         state.db.clone(),
@@ -41,6 +54,9 @@ pub async fn serve(
         .await;
     housekeeping.abort();
     client_changes.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     served
 }
 

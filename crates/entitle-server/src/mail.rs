@@ -113,23 +113,37 @@ impl Mailer {
                     ),
             )
             .context("building email")?;
-        match &self.delivery {
-            Delivery::Smtp(transport) => {
-                transport.send(message).await.context("smtp delivery")?;
-                tracing::info!(subject = %email.subject, "email sent");
-            }
-            Delivery::Outbox(dir) => {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .context("creating outbox")?;
-                let path = dir.join(format!("{}.eml", uuid::Uuid::now_v7()));
-                tokio::fs::write(&path, message.formatted())
-                    .await
-                    .context("writing outbox file")?;
-                tracing::info!(subject = %email.subject, file = %path.display(), "email written to outbox (no SMTP configured)");
-            }
-        }
-        Ok(())
+        let (delivery, delivered) = match &self.delivery {
+            Delivery::Smtp(transport) => (
+                "smtp",
+                async {
+                    transport.send(message).await.context("smtp delivery")?;
+                    tracing::info!(subject = %email.subject, "email sent");
+                    Ok(())
+                }
+                .await,
+            ),
+            Delivery::Outbox(dir) => (
+                "outbox",
+                async {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .context("creating outbox")?;
+                    let path = dir.join(format!("{}.eml", uuid::Uuid::now_v7()));
+                    tokio::fs::write(&path, message.formatted())
+                        .await
+                        .context("writing outbox file")?;
+                    tracing::info!(subject = %email.subject, file = %path.display(), "email written to outbox (no SMTP configured)");
+                    Ok(())
+                }
+                .await,
+            ),
+        };
+        let outcome = if delivered.is_ok() { "sent" } else { "failed" };
+        crate::metrics::EMAILS
+            .with_label_values(&[delivery, outcome])
+            .inc();
+        delivered
     }
 
     /// Sends without making the caller wait, so responses take the same time whether or

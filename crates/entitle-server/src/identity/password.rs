@@ -17,7 +17,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::config::PasswordConfig;
+use crate::{config::PasswordConfig, metrics::HashJob};
 
 const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
@@ -42,11 +42,13 @@ enum Job {
     Hash {
         password: String,
         reply: oneshot::Sender<anyhow::Result<String>>,
+        counted: HashJob,
     },
     Verify {
         password: String,
         stored: String,
         reply: oneshot::Sender<anyhow::Result<bool>>,
+        counted: HashJob,
     },
 }
 
@@ -77,6 +79,7 @@ impl PasswordHasher {
             .send(Job::Hash {
                 password: password.to_owned(),
                 reply,
+                counted: HashJob::queued(),
             })
             .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
         answer.await.context("hashing thread dropped the job")?
@@ -95,6 +98,7 @@ impl PasswordHasher {
                 password: password.to_owned(),
                 stored: target,
                 reply,
+                counted: HashJob::queued(),
             })
             .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
         let matched = answer.await.context("hashing thread dropped the job")?? && real;
@@ -114,14 +118,21 @@ fn worker(queue: &Mutex<mpsc::Receiver<Job>>, params: &Params) {
             Err(_) => return,
         };
         match job {
-            Ok(Job::Hash { password, reply }) => {
+            Ok(Job::Hash {
+                password,
+                reply,
+                mut counted,
+            }) => {
+                counted.start();
                 let _ = reply.send(hash_with(params, &mut memory, &password));
             }
             Ok(Job::Verify {
                 password,
                 stored,
                 reply,
+                mut counted,
             }) => {
+                counted.start();
                 let _ = reply.send(verify_with(&mut memory, &password, &stored));
             }
             Err(_) => return,

@@ -63,6 +63,7 @@ pub async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<CurrentSe
     if !account.is_active() {
         return Ok(None);
     }
+    crate::error::note_request_account(account.id);
     let mut session = session;
     if now - session.last_seen_at > TOUCH_EVERY_MS {
         let expires_at = now + state.config.tokens.session_ttl_secs * 1000;

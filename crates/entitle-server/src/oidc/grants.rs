@@ -381,12 +381,18 @@ pub async fn token(
     if !client.allows_grant(grant_type) {
         return Err(OAuthError::unauthorized_client(grant_type));
     }
-    match grant_type {
+    let issued = match grant_type {
         AUTHORIZATION_CODE => authorization_code(state, &client, params, from).await,
         REFRESH_TOKEN => refresh_token(state, &client, params).await,
         CLIENT_CREDENTIALS => client_credentials(state, &client, params),
         _ => device_code(state, &client, params, from).await,
+    };
+    if issued.is_ok() {
+        crate::metrics::TOKENS_ISSUED
+            .with_label_values(&[grant_type])
+            .inc();
     }
+    issued
 }
 
 /// A new grant for a person signed in to a client, with a refresh token when

@@ -11,6 +11,7 @@ mod imports;
 mod interop;
 mod malformed;
 mod members;
+mod observability;
 mod oidc;
 mod operator;
 mod orgs;
