@@ -114,8 +114,8 @@ export async function startEntitled(smtp) {
     log: () => log,
     // An operator with a password, signed in through the API; returns their bearer token.
     async operator(email) {
-      await run(['bootstrap', '--email', email]);
-      const mail = await smtp.expect(email, 'added');
+      await run(['bootstrap', '--email', email, '--first-name', 'Olga', '--last-name', 'Operator', '--country', 'United Kingdom']);
+      const mail = await smtp.expect(email, 'operator account');
       const token = new URL(linkIn(mail, '/reset-password')).searchParams.get('token');
       const set = await api('POST', '/api/v1/reset-password', { token, email, password: PASSWORD });
       if (set.status !== 200) throw new Error(JSON.stringify(set));
