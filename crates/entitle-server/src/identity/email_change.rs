@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     app::{AppState, Client},
-    audit::{self, Actor, Entry},
+    audit::{self, Actor},
     db::{now_ms, DbError, Executor, Tx},
     error::{ApiError, ApiResult},
     execute,
@@ -98,7 +98,7 @@ pub async fn request(
     audit::record(
         &mut *tx,
         actor,
-        event(
+        flows::account_event(
             "account.email_change_requested",
             account,
             json!({"before": account.email, "after": new.as_str()}),
@@ -161,7 +161,7 @@ async fn apply_unregistered(
     audit::record(
         &mut *tx,
         actor,
-        event(
+        flows::account_event(
             "account.email_changed",
             &moved,
             json!({"before": account.email, "after": new.as_str(), "registered": false}),
@@ -203,17 +203,6 @@ async fn set_email(
     Ok(moved)
 }
 
-fn event<'a>(action: &'a str, account: &'a AccountRow, details: serde_json::Value) -> Entry<'a> {
-    Entry {
-        action,
-        target_type: "account",
-        target_id: Some(account.id),
-        target_label: Some(&account.email),
-        org_id: None,
-        details,
-    }
-}
-
 /// The owner of the new address confirms it: it becomes the sign-in address, verified,
 /// and every session and client grant of the account ends.
 pub async fn confirm(state: &AppState, token: &str, client: &Client) -> ApiResult<AccountRow> {
@@ -244,7 +233,7 @@ pub async fn confirm(state: &AppState, token: &str, client: &Client) -> ApiResul
     audit::record(
         &mut tx,
         &actor_of(&moved, client),
-        event(
+        flows::account_event(
             "account.email_changed",
             &moved,
             json!({"before": account.email, "after": moved.email, "registered": true}),
@@ -293,7 +282,7 @@ pub async fn cancel(state: &AppState, token: &str, client: &Client) -> ApiResult
             label: Some(format!("holder of {}", account.email)),
             ip: Some(client.ip.clone()),
         },
-        event(
+        flows::account_event(
             "account.email_change_cancelled",
             &account,
             json!({"before": account.email, "after": new_email}),

@@ -73,7 +73,7 @@ pub fn actor_of(account: &AccountRow, client: &Client) -> Actor {
 }
 
 /// An audit entry about one person's own account.
-fn account_event<'a>(
+pub(crate) fn account_event<'a>(
     action: &'a str,
     account: &'a AccountRow,
     details: serde_json::Value,

@@ -5,16 +5,8 @@ use entitle_proto::{OrgList, OrgSummary};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::members::search_range;
-use crate::{
-    app::AppState,
-    db::DbError,
-    error::{ApiError, ApiResult},
-    identity::store::AccountRow,
-    on_db,
-};
-
-pub const MAX_PAGE: i64 = 200;
+use super::members::{check_page, search_range};
+use crate::{app::AppState, db::DbError, error::ApiResult, identity::store::AccountRow, on_db};
 
 /// `?q=&offset=&limit=` of the organization list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -47,29 +39,7 @@ enum Filter {
 }
 
 fn check_query(query: &OrgQuery) -> ApiResult<Listing> {
-    let offset = query.offset.unwrap_or(0);
-    let limit = query.limit.unwrap_or(50);
-    if offset < 0 {
-        return Err(ApiError::field(
-            "offset",
-            "invalid",
-            "The offset cannot be negative.",
-        ));
-    }
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            "invalid",
-            format!("The limit is 1 to {MAX_PAGE}."),
-        ));
-    }
-    if query.q.chars().count() > 200 {
-        return Err(ApiError::field(
-            "q",
-            "too_long",
-            "Search for at most 200 characters.",
-        ));
-    }
+    let (offset, limit) = check_page(query.offset, query.limit, &query.q)?;
     let filter = match Uuid::parse_str(query.q.trim()) {
         Ok(id) => Filter::Id(id),
         Err(_) => match search_range(&query.q) {

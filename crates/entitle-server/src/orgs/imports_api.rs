@@ -84,17 +84,7 @@ struct UploadForm {
 /// The file of an upload and its name, if the form gave one: the raw body of a `text/csv`
 /// request, or the `file` part of a multipart form. Any other type is 415.
 async fn uploaded_file(request: Request, state: &AppState) -> ApiResult<(Option<String>, Bytes)> {
-    let media_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let media_type = crate::error::media_type(request.headers());
     let unsupported = || {
         ApiError::UnsupportedMediaType(
             "Send the CSV file as the body with Content-Type: text/csv, or as the \"file\" part of a multipart/form-data form.".to_owned(),

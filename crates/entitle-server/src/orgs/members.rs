@@ -84,8 +84,24 @@ fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
             ))
         }
     };
-    let offset = query.offset.unwrap_or(0);
-    let limit = query.limit.unwrap_or(50);
+    let (offset, limit) = check_page(query.offset, query.limit, &query.q)?;
+    Ok(Listing {
+        prefix: search_range(&query.q),
+        order_by,
+        offset,
+        limit,
+    })
+}
+
+/// The offset and limit of a list's page (50 by default, at most `MAX_PAGE`), with its
+/// search text of at most 200 characters, checked.
+pub(crate) fn check_page(
+    offset: Option<i64>,
+    limit: Option<i64>,
+    q: &str,
+) -> ApiResult<(i64, i64)> {
+    let offset = offset.unwrap_or(0);
+    let limit = limit.unwrap_or(50);
     if offset < 0 {
         return Err(ApiError::field(
             "offset",
@@ -100,19 +116,14 @@ fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
             format!("The limit is 1 to {MAX_PAGE}."),
         ));
     }
-    if query.q.chars().count() > 200 {
+    if q.chars().count() > 200 {
         return Err(ApiError::field(
             "q",
             "too_long",
             "Search for at most 200 characters.",
         ));
     }
-    Ok(Listing {
-        prefix: search_range(&query.q),
-        order_by,
-        offset,
-        limit,
-    })
+    Ok((offset, limit))
 }
 
 /// The search text as a range of keys: everything that starts with it, in any case.

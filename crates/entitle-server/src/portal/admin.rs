@@ -21,7 +21,7 @@ use crate::{
     app::{AppState, Client},
     audit::{self, AuditQuery},
     error::{ApiError, Path, Query},
-    identity::{flows, session::CurrentSession},
+    identity::session::CurrentSession,
     orgs::{
         access::OrgAccess,
         approval, imports, members,
@@ -46,20 +46,10 @@ impl OrgPage {
         org_id: Uuid,
         here: &str,
     ) -> Result<Result<OrgPage, Response>, PageError> {
-        let Some(current) = page.current.clone() else {
-            let next = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("next", here)
-                .finish();
-            return Ok(Err(
-                Redirect::to(&format!("/sign-in?{next}")).into_response()
-            ));
+        let current = match super::signed_in_with_terms(state, &page, here).await? {
+            Ok(current) => current,
+            Err(detour) => return Ok(Err(detour)),
         };
-        if flows::terms_required(state, &current.account)
-            .await?
-            .is_some()
-        {
-            return Ok(Err(Redirect::to("/terms").into_response()));
-        }
         let mut conn = state.db.reader().await?;
         let access = OrgAccess::of(&mut conn, &current.account, org_id).await?;
         Ok(Ok(OrgPage {

@@ -360,6 +360,30 @@ pub fn form_problem(
 
 /// Where a signed-in person goes next: the terms if they owe them, then `next` (where
 /// they were going, such as an application's sign-in request), else their account.
+/// The signed-in person of a page who has accepted the current terms; otherwise where to
+/// send them first: to sign in (coming back to `here`), or to the terms.
+pub async fn signed_in_with_terms(
+    state: &AppState,
+    page: &Page,
+    here: &str,
+) -> Result<Result<CurrentSession, Response>, PageError> {
+    let Some(current) = page.current.clone() else {
+        let next = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", here)
+            .finish();
+        return Ok(Err(
+            Redirect::to(&format!("/sign-in?{next}")).into_response()
+        ));
+    };
+    if crate::identity::flows::terms_required(state, &current.account)
+        .await?
+        .is_some()
+    {
+        return Ok(Err(Redirect::to("/terms").into_response()));
+    }
+    Ok(Ok(current))
+}
+
 pub async fn after_sign_in(
     state: &AppState,
     account: &AccountRow,

@@ -20,7 +20,7 @@ use crate::{
     app::{AppState, Client},
     error::{ApiError, Path, Query},
     identity::{
-        flows::{self, actor_of},
+        flows::actor_of,
         session::{require_operator, CurrentSession},
     },
     oidc::{self, clients::GRANT_TYPES},
@@ -43,20 +43,10 @@ impl OperatorPage {
         page: Page,
         here: &str,
     ) -> Result<Result<OperatorPage, Response>, PageError> {
-        let Some(current) = page.current.clone() else {
-            let next = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("next", here)
-                .finish();
-            return Ok(Err(
-                Redirect::to(&format!("/sign-in?{next}")).into_response()
-            ));
+        let current = match super::signed_in_with_terms(state, &page, here).await? {
+            Ok(current) => current,
+            Err(detour) => return Ok(Err(detour)),
         };
-        if flows::terms_required(state, &current.account)
-            .await?
-            .is_some()
-        {
-            return Ok(Err(Redirect::to("/terms").into_response()));
-        }
         require_operator(&current.account)?;
         Ok(Ok(OperatorPage { page, current }))
     }

@@ -288,26 +288,40 @@ pub async fn replace(
     body: &Json,
 ) -> Result<Json, ScimError> {
     let (mut after, email) = fields_of(body)?;
+    change_user(state, client, from, id, if_match, |before| {
+        if email.is_none() {
+            after.email = before.email.clone();
+        }
+        Ok(after)
+    })
+    .await
+}
+
+/// Makes a user what `change` makes of it (after checking If-Match), through the rules
+/// every entry point shares; answers with the user as it is then.
+async fn change_user(
+    state: &AppState,
+    client: &ScimClient,
+    from: &Client,
+    id: &str,
+    if_match: Option<&str>,
+    change: impl FnOnce(&UserFields) -> Result<UserFields, ScimError>,
+) -> Result<Json, ScimError> {
     let mut tx = state.db.begin().await?;
     let access = client.access(&mut tx).await?;
     let org_id = access.org.id;
     let (id, before, _) = current(&mut tx, state, org_id, id, if_match).await?;
-    if email.is_none() {
-        after.email = before.email.clone();
+    let after = change(&before)?;
+    let mut messages = Vec::new();
+    if after != before {
+        let actor = actor(client, from);
+        messages = save(&mut tx, state, &access, id, &before, &after, &actor).await?;
     }
-    let messages = save(
-        &mut tx,
-        state,
-        &access,
-        id,
-        &before,
-        &after,
-        &actor(client, from),
-    )
-    .await?;
     let updated = resource_of(&mut tx, state, org_id, id).await?;
     tx.commit().await?;
-    send(state, messages);
+    for message in messages {
+        state.mailer.send_in_background(message);
+    }
     Ok(updated)
 }
 
@@ -424,12 +438,6 @@ pub fn apply_patch(mut fields: UserFields, body: &Json) -> Result<UserFields, Sc
     Ok(fields)
 }
 
-fn send(state: &AppState, messages: Vec<Message>) {
-    for message in messages {
-        state.mailer.send_in_background(message);
-    }
-}
-
 /// PATCH /Users/{id}.
 pub async fn patch(
     state: &AppState,
@@ -439,28 +447,10 @@ pub async fn patch(
     if_match: Option<&str>,
     body: &Json,
 ) -> Result<Json, ScimError> {
-    let mut tx = state.db.begin().await?;
-    let access = client.access(&mut tx).await?;
-    let org_id = access.org.id;
-    let (id, before, _) = current(&mut tx, state, org_id, id, if_match).await?;
-    let after = apply_patch(before.clone(), body)?;
-    let mut messages = Vec::new();
-    if after != before {
-        messages = save(
-            &mut tx,
-            state,
-            &access,
-            id,
-            &before,
-            &after,
-            &actor(client, from),
-        )
-        .await?;
-    }
-    let updated = resource_of(&mut tx, state, org_id, id).await?;
-    tx.commit().await?;
-    send(state, messages);
-    Ok(updated)
+    change_user(state, client, from, id, if_match, |before| {
+        apply_patch(before.clone(), body)
+    })
+    .await
 }
 
 /// DELETE /Users/{id}: the person leaves the organization (their account stays).
