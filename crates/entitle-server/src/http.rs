@@ -246,10 +246,7 @@ pub fn build_router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(uniform_errors))
-        .layer(middleware::from_fn(observe))
-        .layer(middleware::from_fn_with_state(state.clone(), secure_cookies))
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The matched route, never the raw URI: query strings carry one-time tokens.
             let route = req
@@ -290,43 +287,117 @@ fn over_tls(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
-/// One log line per request at info, with the method, matched route (never the raw URI:
-/// query strings carry one-time tokens), status, latency, request id and the account
-/// when known; and the request's place in `entitle_http_request_duration_seconds`.
-async fn observe(req: Request, next: Next) -> Response {
+/// What every request passes through, as one layer (each layer costs every request):
+/// an id (visible to handlers and problem documents, returned in `x-request-id`), errors
+/// in the format of their surface, `Secure` cookies over TLS, the request's place in
+/// `entitle_http_request_duration_seconds` and its one log line.
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
+    let id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("request_id", id.as_str());
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let account = std::cell::Cell::new(None);
-    let (response, account) = crate::error::REQUEST_ACCOUNT
-        .scope(account, async {
-            let response = next.run(req).await;
-            let account = crate::error::REQUEST_ACCOUNT
-                .try_with(std::cell::Cell::get)
-                .ok()
-                .flatten();
-            (response, account)
-        })
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let uri = req.uri().clone();
+    let tls = over_tls(&state, req.headers());
+    let (mut response, account) = REQUEST_ID
+        .scope(
+            id.clone(),
+            crate::error::REQUEST_ACCOUNT.scope(std::cell::Cell::new(None), async {
+                let response = in_format_of_surface(uri.path(), next.run(req).await).await;
+                let account = crate::error::REQUEST_ACCOUNT
+                    .try_with(std::cell::Cell::get)
+                    .ok()
+                    .flatten();
+                (response, account)
+            }),
+        )
         .await;
-    let status = response.status().as_u16();
+    if tls {
+        mark_cookies_secure(&mut response);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    let status = response.status();
     let latency = started.elapsed();
+    // The matched route, never the raw URI: query strings carry one-time tokens.
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     crate::metrics::HTTP_REQUESTS
-        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+        .with_label_values(&[method.as_str(), route, status.as_str()])
         .observe(latency.as_secs_f64());
     tracing::info!(
         method = %method,
         route,
-        status,
+        status = status.as_u16(),
         latency_ms = latency.as_secs_f64() * 1000.0,
-        request_id = crate::error::current_request_id().unwrap_or_default(),
+        request_id = id,
         account_id = account.map(|a| a.to_string()),
         "request"
     );
     response
+}
+
+/// Every error answers in the format of the surface it comes from. The framework's own
+/// rejections (a body over the limit, a malformed path) are plain text; they become a
+/// SCIM error under `/scim`, an OAuth error under `/oauth2`, a problem document under
+/// `/api` and an error page anywhere else.
+async fn in_format_of_surface(path: &str, response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    if path.starts_with("/scim/") {
+        crate::orgs::scim::ScimError::new(status, None, text).into_response()
+    } else if path.starts_with("/oauth2/") {
+        crate::oidc::OAuthError {
+            status,
+            error: "invalid_request",
+            description: text,
+            basic_challenge: false,
+        }
+        .into_response()
+    } else if path.starts_with("/api/") {
+        ApiError::rejected(status, text).into_response()
+    } else {
+        crate::portal::PageError(ApiError::rejected(status, text)).into_response()
+    }
+}
+
+/// Cookies set over TLS are `Secure`: every cookie this server sets passes here, so none
+/// can be forgotten.
+fn mark_cookies_secure(response: &mut Response) {
+    let cookies: Vec<HeaderValue> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| match value.to_str() {
+            Ok(text) if !text.to_ascii_lowercase().contains("; secure") => {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(value.clone())
+            }
+            _ => value.clone(),
+        })
+        .collect();
+    if cookies.is_empty() {
+        return;
+    }
+    response.headers_mut().remove(header::SET_COOKIE);
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// `/metrics` on the main address: only to the configured bearer token; without one
@@ -381,82 +452,6 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
-}
-
-/// Every error answers in the format of the surface it comes from. The framework's own
-/// rejections (a body over the limit, a malformed path) are plain text; they become a
-/// SCIM error under `/scim`, an OAuth error under `/oauth2`, a problem document under
-/// `/api` and an error page anywhere else.
-async fn uniform_errors(req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let response = next.run(req).await;
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("text/plain"));
-    let status = response.status();
-    if !plain || !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
-        .ok()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
-    if path.starts_with("/scim/") {
-        crate::orgs::scim::ScimError::new(status, None, text).into_response()
-    } else if path.starts_with("/oauth2/") {
-        crate::oidc::OAuthError {
-            status,
-            error: "invalid_request",
-            description: text,
-            basic_challenge: false,
-        }
-        .into_response()
-    } else if path.starts_with("/api/") {
-        ApiError::rejected(status, text).into_response()
-    } else {
-        crate::portal::PageError(ApiError::rejected(status, text)).into_response()
-    }
-}
-
-/// Cookies set over TLS are `Secure`: every cookie this server sets passes here, so none
-/// can be forgotten.
-async fn secure_cookies(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let tls = over_tls(&state, req.headers());
-    let mut response = next.run(req).await;
-    if tls {
-        let cookies: Vec<HeaderValue> = response
-            .headers_mut()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|value| match value.to_str() {
-                Ok(text) if !text.to_ascii_lowercase().contains("; secure") => {
-                    HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(value.clone())
-                }
-                _ => value.clone(),
-            })
-            .collect();
-        response.headers_mut().remove(header::SET_COOKIE);
-        for cookie in cookies {
-            response.headers_mut().append(header::SET_COOKIE, cookie);
-        }
-    }
-    response
-}
-
-/// Gives every request an id, visible to handlers (and problem documents) and returned
-/// in the `x-request-id` header.
-async fn request_id(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::now_v7().to_string();
-    tracing::Span::current().record("request_id", id.as_str());
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
-    response
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = Health)))]
