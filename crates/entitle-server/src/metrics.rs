@@ -9,7 +9,7 @@
 use std::{sync::LazyLock, time::Instant};
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -151,11 +151,20 @@ pub static TOKENS_ISSUED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Each backend's statement histogram, looked up once: every statement records here.
+static SQLITE_QUERIES: LazyLock<Histogram> =
+    LazyLock::new(|| DB_QUERIES.with_label_values(&["sqlite"]));
+static POSTGRES_QUERIES: LazyLock<Histogram> =
+    LazyLock::new(|| DB_QUERIES.with_label_values(&["postgres"]));
+
 /// Records one database statement that started at `started`.
 pub fn query_finished(backend: &'static str, started: Instant) {
-    DB_QUERIES
-        .with_label_values(&[backend])
-        .observe(started.elapsed().as_secs_f64());
+    let histogram = if backend == "sqlite" {
+        &SQLITE_QUERIES
+    } else {
+        &POSTGRES_QUERIES
+    };
+    histogram.observe(started.elapsed().as_secs_f64());
 }
 
 /// Records a wait for a connection of `pool`.
