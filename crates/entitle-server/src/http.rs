@@ -297,13 +297,13 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     tracing::Span::current().record("request_id", id.as_str());
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let uri = req.uri().clone();
+    let surface = Surface::of(req.uri().path());
     let tls = over_tls(&state, req.headers());
     let (mut response, account) = REQUEST_ID
         .scope(
             id.clone(),
             crate::error::REQUEST_ACCOUNT.scope(std::cell::Cell::new(None), async {
-                let response = in_format_of_surface(uri.path(), next.run(req).await).await;
+                let response = in_format_of_surface(surface, next.run(req).await).await;
                 let account = crate::error::REQUEST_ACCOUNT
                     .try_with(std::cell::Cell::get)
                     .ok()
@@ -337,11 +337,34 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     response
 }
 
+/// Which kind of client a path serves, so its errors take that kind's format.
+#[derive(Clone, Copy)]
+enum Surface {
+    Scim,
+    OAuth,
+    Api,
+    Page,
+}
+
+impl Surface {
+    fn of(path: &str) -> Surface {
+        if path.starts_with("/scim/") {
+            Surface::Scim
+        } else if path.starts_with("/oauth2/") {
+            Surface::OAuth
+        } else if path.starts_with("/api/") {
+            Surface::Api
+        } else {
+            Surface::Page
+        }
+    }
+}
+
 /// Every error answers in the format of the surface it comes from. The framework's own
 /// rejections (a body over the limit, a malformed path) are plain text; they become a
 /// SCIM error under `/scim`, an OAuth error under `/oauth2`, a problem document under
 /// `/api` and an error page anywhere else.
-async fn in_format_of_surface(path: &str, response: Response) -> Response {
+async fn in_format_of_surface(surface: Surface, response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -360,20 +383,17 @@ async fn in_format_of_surface(path: &str, response: Response) -> Response {
         .ok()
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
-    if path.starts_with("/scim/") {
-        crate::orgs::scim::ScimError::new(status, None, text).into_response()
-    } else if path.starts_with("/oauth2/") {
-        crate::oidc::OAuthError {
+    match surface {
+        Surface::Scim => crate::orgs::scim::ScimError::new(status, None, text).into_response(),
+        Surface::OAuth => crate::oidc::OAuthError {
             status,
             error: "invalid_request",
             description: text,
             basic_challenge: false,
         }
-        .into_response()
-    } else if path.starts_with("/api/") {
-        ApiError::rejected(status, text).into_response()
-    } else {
-        crate::portal::PageError(ApiError::rejected(status, text)).into_response()
+        .into_response(),
+        Surface::Api => ApiError::rejected(status, text).into_response(),
+        Surface::Page => crate::portal::PageError(ApiError::rejected(status, text)).into_response(),
     }
 }
 

@@ -167,6 +167,20 @@ pub fn query_finished(backend: &'static str, started: Instant) {
     histogram.observe(started.elapsed().as_secs_f64());
 }
 
+/// Counts a token response of the token endpoint (the grant types are a fixed few, so
+/// each one's counter is looked up once).
+pub fn token_issued(grant_type: &str) {
+    static BY_GRANT: LazyLock<Vec<(&'static str, prometheus::IntCounter)>> = LazyLock::new(|| {
+        crate::oidc::clients::GRANT_TYPES
+            .iter()
+            .map(|g| (*g, TOKENS_ISSUED.with_label_values(&[*g])))
+            .collect()
+    });
+    if let Some((_, counter)) = BY_GRANT.iter().find(|(g, _)| *g == grant_type) {
+        counter.inc();
+    }
+}
+
 /// Records a wait for a connection of `pool`.
 pub fn acquired(pool: &'static str, started: Instant) {
     DB_ACQUIRE

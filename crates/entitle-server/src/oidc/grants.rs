@@ -388,9 +388,7 @@ pub async fn token(
         _ => device_code(state, &client, params, from).await,
     };
     if issued.is_ok() {
-        crate::metrics::TOKENS_ISSUED
-            .with_label_values(&[grant_type])
-            .inc();
+        crate::metrics::token_issued(grant_type);
     }
     issued
 }
