@@ -143,12 +143,18 @@ impl CountryCode {
 /// makes the table's keys the same way.
 pub fn country_key(raw: &str) -> String {
     use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
-    let folded: String = raw
-        .nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect::<String>()
-        .replace('&', " and ");
+    // Most text is plain ASCII ("DE", "Germany"): no accents to take off.
+    let mut folded: String = if raw.is_ascii() {
+        raw.to_ascii_lowercase()
+    } else {
+        raw.nfd()
+            .filter(|c| !is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    if folded.contains('&') {
+        folded = folded.replace('&', " and ");
+    }
     let mut words: Vec<&str> = folded
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
