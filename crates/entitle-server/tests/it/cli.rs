@@ -20,6 +20,25 @@ fn entitled(
     command.output().expect("entitled runs")
 }
 
+/// `entitled bootstrap` of Olga Operator at `email`.
+fn bootstrap(email: &str, force: bool) -> Vec<&str> {
+    let mut args = vec![
+        "bootstrap",
+        "--email",
+        email,
+        "--first-name",
+        "Olga",
+        "--last-name",
+        "Operator",
+        "--country",
+        "United Kingdom",
+    ];
+    if force {
+        args.push("--force");
+    }
+    args
+}
+
 #[tokio::test]
 async fn bootstrap_refuses_to_run_twice_without_force() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -32,20 +51,7 @@ async fn bootstrap_refuses_to_run_twice_without_force() {
         String::from_utf8_lossy(&migrate.stderr)
     );
 
-    let operator = |email: &'static str| {
-        [
-            "bootstrap",
-            "--email",
-            email,
-            "--first-name",
-            "Olga",
-            "--last-name",
-            "Operator",
-            "--country",
-            "United Kingdom",
-        ]
-    };
-    let first = entitled(temp.path(), url, &operator("ops@vendor.example"));
+    let first = entitled(temp.path(), url, &bootstrap("ops@vendor.example", false));
     assert!(
         first.status.success(),
         "{}",
@@ -74,61 +80,17 @@ async fn bootstrap_refuses_to_run_twice_without_force() {
     );
     assert!(!printed.contains("added you"));
 
-    let second = entitled(
-        temp.path(),
-        url,
-        &[
-            "bootstrap",
-            "--email",
-            "other@vendor.example",
-            "--first-name",
-            "O",
-            "--last-name",
-            "P",
-            "--country",
-            "DE",
-        ],
-    );
+    let second = entitled(temp.path(), url, &bootstrap("other@vendor.example", false));
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("--force"));
-    let forced = entitled(
-        temp.path(),
-        url,
-        &[
-            "bootstrap",
-            "--email",
-            "other@vendor.example",
-            "--first-name",
-            "O",
-            "--last-name",
-            "P",
-            "--country",
-            "DE",
-            "--force",
-        ],
-    );
+    let forced = entitled(temp.path(), url, &bootstrap("other@vendor.example", true));
     assert!(
         forced.status.success(),
         "{}",
         String::from_utf8_lossy(&forced.stderr)
     );
 
-    let bad = entitled(
-        temp.path(),
-        url,
-        &[
-            "bootstrap",
-            "--email",
-            "nonsense",
-            "--first-name",
-            "O",
-            "--last-name",
-            "P",
-            "--country",
-            "DE",
-            "--force",
-        ],
-    );
+    let bad = entitled(temp.path(), url, &bootstrap("nonsense", true));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
 }
@@ -233,17 +195,7 @@ async fn commands_link_to_where_the_server_is_reached() {
     let bootstrapped = entitled(
         &app.data_dir,
         url.as_deref(),
-        &[
-            "bootstrap",
-            "--email",
-            "ops@vendor.example",
-            "--first-name",
-            "Olga",
-            "--last-name",
-            "Operator",
-            "--country",
-            "GB",
-        ],
+        &bootstrap("ops@vendor.example", false),
     );
     assert!(
         bootstrapped.status.success(),
