@@ -32,7 +32,17 @@ pub fn after_failure(
     ThrottleRow {
         failures,
         window_started_at,
-        blocked_until: now + delay_secs(failures, free, max_delay_secs) * 1000,
+        blocked_until: blocked_until(failures, now, free, max_delay_secs),
+    }
+}
+
+/// When the next attempt may go ahead after `failures`. Nothing is blocked while attempts
+/// are free: a request that read the clock a moment earlier but reached the row later must
+/// not be refused by the one that overtook it.
+fn blocked_until(failures: i64, now: i64, free: i64, max_delay_secs: i64) -> i64 {
+    match delay_secs(failures, free, max_delay_secs) {
+        0 => 0,
+        delay => now + delay * 1000,
     }
 }
 
@@ -57,9 +67,12 @@ pub fn refund(previous: ThrottleRow, now: i64, free: i64, max_delay_secs: i64) -
     ThrottleRow {
         failures,
         window_started_at: previous.window_started_at,
-        blocked_until: previous
-            .blocked_until
-            .min(now + delay_secs(failures, free, max_delay_secs) * 1000),
+        blocked_until: previous.blocked_until.min(blocked_until(
+            failures,
+            now,
+            free,
+            max_delay_secs,
+        )),
     }
 }
 
@@ -123,7 +136,13 @@ mod tests {
         assert_eq!(wait_secs(row, 5_000), None);
         let later = after_failure(row, 1_000 + WINDOW_MS, 3, 900);
         assert_eq!(later.failures, 1);
-        assert_eq!(later.blocked_until, 1_000 + WINDOW_MS);
+        assert_eq!(later.blocked_until, 0, "free attempts block nothing");
+    }
+
+    #[test]
+    fn a_free_attempt_that_read_the_clock_earlier_is_not_refused_by_a_later_one() {
+        let later = take_attempt(None, 2_000, 5, 900).expect("first");
+        assert!(take_attempt(Some(later), 1_990, 5, 900).is_ok());
     }
 
     #[test]
@@ -142,7 +161,7 @@ mod tests {
         let r = row.expect("row");
         assert_eq!(r.failures, 5);
         let back = refund(r, 1_000, 5, 900);
-        assert_eq!((back.failures, back.blocked_until), (4, 1_000));
+        assert_eq!((back.failures, back.blocked_until), (4, 0));
         assert!(take_attempt(Some(back), 1_000, 5, 900).is_ok());
         let none = refund(
             ThrottleRow {
