@@ -395,6 +395,107 @@ pub struct OrgMember {
     pub pending_email: Option<String>,
 }
 
+/// One member with what their page shows: when they last signed in, their invitation,
+/// their SCIM groups and which roles came from a group.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MemberDetail {
+    #[serde(flatten)]
+    pub member: OrgMember,
+    /// Whether this organization is the person's home (only it edits their details).
+    pub home: bool,
+    pub last_sign_in_at: Option<i64>,
+    /// The last link sent to set a password, while the person has none.
+    pub invitation: Option<MemberInvitation>,
+    pub groups: Vec<MemberGroup>,
+    /// The roles a mapped SCIM group gave; the others were given by hand.
+    pub roles_from_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MemberInvitation {
+    pub sent_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MemberGroup {
+    pub id: Uuid,
+    pub display_name: String,
+    /// The role the group gives its members, if it is mapped to one.
+    pub role: Option<String>,
+}
+
+/// How many members have each status (`active`, `invited`, `disabled`), each role, and
+/// the most common email domains: the member list's filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MemberCounts {
+    pub total: i64,
+    pub statuses: std::collections::BTreeMap<String, i64>,
+    pub roles: std::collections::BTreeMap<String, i64>,
+    /// At most 20, the largest first.
+    pub domains: Vec<DomainCount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DomainCount {
+    pub domain: String,
+    pub members: i64,
+}
+
+/// What a bulk action does to each member it names.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkMemberAction {
+    Disable,
+    Enable,
+    Remove,
+    /// Gives `role`.
+    AddRole,
+    /// Takes `role` away.
+    RemoveRole,
+    /// Sends a new invitation to those who have not set a password.
+    ResendInvitation,
+}
+
+/// One action on many members; each is checked under the same rules as one at a time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkMemberRequest {
+    pub action: BulkMemberAction,
+    /// For `add_role` and `remove_role`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// 1 to 200 members of the organization.
+    #[schema(min_items = 1, max_items = 200)]
+    pub account_ids: Vec<Uuid>,
+}
+
+/// What a bulk action did to each member, and what it refused and why.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct BulkMemberOutcome {
+    pub done: Vec<BulkMemberDone>,
+    pub refused: Vec<BulkMemberRefusal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct BulkMemberDone {
+    pub account_id: Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct BulkMemberRefusal {
+    pub account_id: Uuid,
+    /// Absent when the id is no member of the organization.
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The error code one-at-a-time would have answered (`forbidden`, `not_found`,
+    /// `last_fulfillment_contact`, `already_registered`, …).
+    pub code: String,
+    pub reason: String,
+}
+
 /// Changes to a member; absent fields stay as they are. Details change only in the
 /// person's home organization.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -626,5 +727,11 @@ pub struct ImportRow {
     pub status: String,
     pub details: String,
     pub removed: bool,
+    /// What the commit did: `added_and_invited`, `added` (they had an account already),
+    /// `not_added` or `removed`; absent until committed.
     pub result: Option<String>,
+    /// Values that start like a spreadsheet formula (`=`, `+`, `-`, `@`): kept as typed,
+    /// but worth a look.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }

@@ -118,12 +118,26 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<AuditEvent>, DbError> {
     let actor = query.actor.as_ref().map(|a| a.trim().to_lowercase());
+    // LIKE with its wildcards escaped: the text is matched as typed.
+    let contains = query
+        .actor_contains
+        .as_ref()
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let escaped = a
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM audit_events \
          WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR target_id = $2) \
            AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR id < $4) \
            AND ($6 IS NULL OR org_id = $6) AND ($7 IS NULL OR at >= $7) \
            AND ($8 IS NULL OR at < $8) AND ($9 IS NULL OR actor_label = $9) \
+           AND ($10 IS NULL OR LOWER(actor_label) LIKE $10 ESCAPE '\\') \
          ORDER BY id DESC LIMIT $5"
     );
     let rows: Vec<EventRow> = on_db!(ex, |c| sqlx::query_as(&sql)
@@ -136,6 +150,7 @@ pub async fn list(
         .bind(query.from)
         .bind(query.until)
         .bind(&actor)
+        .bind(&contains)
         .fetch_all(c)
         .await)?;
     Ok(rows.into_iter().map(AuditEvent::from).collect())
@@ -149,6 +164,8 @@ pub struct AuditQuery {
     pub actor_id: Option<Uuid>,
     /// The actor's email address (or `system`).
     pub actor: Option<String>,
+    /// Part of the actor's label, in any case: `acme.example` finds everyone of Acme.
+    pub actor_contains: Option<String>,
     pub target_id: Option<Uuid>,
     pub action: Option<String>,
     /// Operators only: one organization's events.
@@ -166,7 +183,11 @@ pub struct AuditQuery {
 impl AuditQuery {
     /// 422 for filters longer than any actor or action can be.
     pub fn check(&self) -> crate::error::ApiResult<()> {
-        for (field, value, max) in [("actor", &self.actor, 254), ("action", &self.action, 64)] {
+        for (field, value, max) in [
+            ("actor", &self.actor, 254),
+            ("actor_contains", &self.actor_contains, 254),
+            ("action", &self.action, 64),
+        ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > max) {
                 return Err(crate::error::ApiError::field(
                     field,
@@ -221,16 +242,8 @@ pub async fn export_csv(
         .from_writer(Vec::new());
     let _ = writer.write_record(["Time", "Actor", "IP address", "Action", "Target", "Details"]);
     for event in events {
-        let time =
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.at) * 1_000_000)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default();
         let cells = [
-            time,
+            rfc3339(event.at),
             event.actor.unwrap_or_default(),
             event.ip.unwrap_or_default(),
             event.action,
@@ -279,4 +292,15 @@ pub async fn forget_labels_of(ex: &mut impl Executor, account_id: Uuid) -> Resul
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Unix milliseconds as RFC 3339 ("2026-12-05T16:04:14.123Z"), for exports.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod orgs;
 pub mod portal;
+pub mod words;
 
 pub use app::AppState;
 pub use config::Config;

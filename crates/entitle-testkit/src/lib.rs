@@ -166,6 +166,27 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A JSON PATCH with a bearer session token, from a client without cookies.
+    pub async fn patch_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        new_client()
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A DELETE with a bearer session token, from a client without cookies.
+    pub async fn delete_as(&self, token: &str, path: &str) -> Response {
+        new_client()
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Signs up through the API and confirms the address from the real email; returns
     /// the account id.
     pub async fn register(&self, email: &str, password: &str) -> String {

@@ -88,7 +88,7 @@ pub(crate) fn account_event<'a>(
     }
 }
 
-fn link(state: &AppState, path: &str, token: &str) -> String {
+pub(crate) fn link(state: &AppState, path: &str, token: &str) -> String {
     format!("{}{path}?token={token}", state.config.public_base())
 }
 
@@ -168,7 +168,11 @@ pub async fn issue_account_token(
 }
 
 /// Counts a message to `email` against its hourly cap; false when the cap is reached.
-async fn may_email(tx: &mut crate::db::Tx, state: &AppState, email: &str) -> ApiResult<bool> {
+pub(crate) async fn may_email(
+    tx: &mut crate::db::Tx,
+    state: &AppState,
+    email: &str,
+) -> ApiResult<bool> {
     let now = now_ms();
     let counted = store::update_throttle(tx, &throttle::email_key(email), |row| {
         throttle::after_email(row, now, state.config.throttle.emails_per_hour).ok_or(())
@@ -470,6 +474,7 @@ async fn open_session(
         user_agent: client.user_agent.clone(),
     };
     store::insert_session(tx, &session, &token.hash).await?;
+    store::record_sign_in(tx, account_id, now).await?;
     Ok((session, token.secret))
 }
 

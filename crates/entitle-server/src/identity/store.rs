@@ -628,6 +628,44 @@ pub async fn update_throttle<E>(
     Err(DbError::Contended("throttle"))
 }
 
+/// Notes when the account last signed in, for its administrators to see.
+pub async fn record_sign_in(ex: &mut impl Executor, id: Uuid, now: i64) -> Result<(), DbError> {
+    execute!(
+        ex,
+        "UPDATE accounts SET last_sign_in_at = $1 WHERE id = $2",
+        now,
+        id
+    )?;
+    Ok(())
+}
+
+pub async fn last_sign_in(ex: &mut impl Executor, id: Uuid) -> Result<Option<i64>, DbError> {
+    let row: Option<(Option<i64>,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT last_sign_in_at FROM accounts WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.and_then(|(at,)| at))
+}
+
+/// The last set-password link sent to the account (an invitation, or a recovery link)
+/// that is not used: when it was sent and until when it works.
+pub async fn last_set_password_link(
+    ex: &mut impl Executor,
+    id: Uuid,
+) -> Result<Option<(i64, i64)>, DbError> {
+    Ok(on_db!(ex, |c| sqlx::query_as(
+        "SELECT created_at, expires_at FROM account_tokens \
+         WHERE account_id = $1 AND purpose = $2 AND used_at IS NULL \
+         ORDER BY created_at DESC LIMIT 1"
+    )
+    .bind(id)
+    .bind(TokenPurpose::SetPassword.as_str())
+    .fetch_optional(c)
+    .await)?)
+}
+
 pub async fn clear_throttle(ex: &mut impl Executor, key: &str) -> Result<(), DbError> {
     on_db!(ex, |c| sqlx::query("DELETE FROM throttles WHERE key = $1")
         .bind(key)

@@ -2,8 +2,9 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use entitle_proto::{
-    AddMemberRequest, AuditPage, CreateOrgRequest, MemberPage, Org, OrgAdministrator, OrgList,
-    OrgMember, Problem, SetRolesRequest, UpdateMemberRequest,
+    AddMemberRequest, AuditPage, BulkMemberOutcome, BulkMemberRequest, CreateOrgRequest,
+    MemberCounts, MemberDetail, MemberPage, Org, OrgAdministrator, OrgList, OrgMember, Problem,
+    SetRolesRequest, UpdateMemberRequest,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -23,6 +24,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_members, add_member))
         .routes(routes!(get_member, remove_member, update_member))
         .routes(routes!(set_member_roles))
+        .routes(routes!(member_counts))
+        .routes(routes!(export_members))
+        .routes(routes!(bulk_members))
+        .routes(routes!(resend_invitation))
+        .routes(routes!(send_password_reset))
         .routes(routes!(list_administrators))
         .routes(routes!(org_audit))
         .routes(routes!(org_audit_csv))
@@ -110,19 +116,121 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
-/// One member, with their roles.
+/// One member, with their roles, last sign-in, invitation and SCIM groups.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/members/{account_id}", tag = "organizations",
     params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)),
-    responses((status = 200, body = OrgMember), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = MemberDetail), (status = 403, body = Problem), (status = 404, body = Problem))
 )]
 async fn get_member(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     Path((org_id, account_id)): Path<(Uuid, Uuid)>,
-) -> ApiResult<Json<OrgMember>> {
-    let (member, _) = super::members::get(&state, &current.account, org_id, account_id).await?;
-    Ok(Json(member))
+) -> ApiResult<Json<MemberDetail>> {
+    Ok(Json(
+        super::member_actions::detail(&state, &current.account, org_id, account_id).await?,
+    ))
+}
+
+/// How many members have each status and role, and the largest email domains: the
+/// member list's filters.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/members/counts", tag = "organizations",
+    params(("org_id" = Uuid, Path)),
+    responses((status = 200, body = MemberCounts), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+async fn member_counts(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+) -> ApiResult<Json<MemberCounts>> {
+    Ok(Json(
+        super::members::counts(&state, &current.account, org_id).await?,
+    ))
+}
+
+/// Every member the filters match, on all pages, as CSV.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/members.csv", tag = "organizations",
+    params(("org_id" = Uuid, Path), super::members::MemberQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem))
+)]
+async fn export_members(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+    Query(query): Query<super::members::MemberQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let csv = super::members::export_csv(&state, &current.account, org_id, &query).await?;
+    Ok(super::imports_api::csv_download(
+        &format!("members-{org_id}.csv"),
+        csv,
+    ))
+}
+
+/// One action on up to 200 members: each is done or refused under the rules of doing it
+/// to that member alone, and the answer says which and why.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/members/bulk", tag = "organizations",
+    params(("org_id" = Uuid, Path)), request_body = BulkMemberRequest,
+    responses((status = 200, body = BulkMemberOutcome), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "No member, more than 200, or a missing or unknown role"))
+)]
+async fn bulk_members(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path(org_id): Path<Uuid>,
+    Json(request): Json<BulkMemberRequest>,
+) -> ApiResult<Json<BulkMemberOutcome>> {
+    Ok(Json(
+        super::member_actions::bulk(&state, &current.account, org_id, &request, &client).await?,
+    ))
+}
+
+/// Send a member who has not set a password a new invitation.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/members/{account_id}/invitation", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Registered already, or disabled"),
+        (status = 429, body = Problem, description = "Too many messages to this address this hour"))
+)]
+async fn resend_invitation(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    super::member_actions::resend_invitation(&state, &current.account, org_id, account_id, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send a registered member of this, their home, organization a link to set a new password.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/members/{account_id}/password-reset", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("account_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Not registered yet, or disabled"),
+        (status = 429, body = Problem, description = "Too many messages to this address this hour"))
+)]
+async fn send_password_reset(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    super::member_actions::send_password_reset(
+        &state,
+        &current.account,
+        org_id,
+        account_id,
+        &client,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Take a member out of the organization.

@@ -6,6 +6,8 @@ use entitle_proto::{AccessRequest, JoinableOrg, NewAccessRequest, Org, RequiredA
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::words::plural;
+
 use super::{
     access::OrgAccess,
     roles::{Action, Role},
@@ -571,7 +573,11 @@ pub async fn required_actions_of(
     if pending > 0 {
         actions.push(RequiredAction {
             code: "decide_access_requests".to_owned(),
-            message: format!("{pending} request(s) to join are waiting for a decision."),
+            message: format!(
+                "{} to join {} waiting for a decision.",
+                plural(pending, "request", "requests"),
+                if pending == 1 { "is" } else { "are" }
+            ),
             href: format!("{base}/access-requests"),
             count: Some(pending),
         });
@@ -589,8 +595,12 @@ pub async fn required_actions_of(
     if invited > 0 {
         actions.push(RequiredAction {
             code: "invited_not_registered".to_owned(),
-            message: format!("{invited} invited person(s) have not set a password yet."),
-            href: format!("{base}/members"),
+            message: format!(
+                "{} {} not set a password yet.",
+                plural(invited, "invited person", "invited people"),
+                if invited == 1 { "has" } else { "have" }
+            ),
+            href: format!("{base}/members?status=invited"),
             count: Some(invited),
         });
     }

@@ -297,9 +297,9 @@ pub struct FieldProblem {
 pub enum Status {
     Valid,
     Invalid(Vec<FieldProblem>),
-    /// The same (normalized) email as an earlier row.
+    /// The same (normalized) email as an earlier row, on line `of_line` of the file.
     Duplicate {
-        of_row: usize,
+        of_line: u64,
     },
     AlreadyMember,
     OtherOrganization,
@@ -316,18 +316,23 @@ impl Status {
         }
     }
 
-    /// What the preview and the report say about the row.
+    /// Why the row has its status, beyond what the status says; empty for a valid row.
     pub fn describe(&self) -> String {
         match self {
-            Status::Valid => "Ready to add.".to_owned(),
+            Status::Valid => String::new(),
             Status::Invalid(problems) => problems
                 .iter()
                 .map(|p| format!("{}: {}", p.column.header(), p.message))
                 .collect::<Vec<_>>()
                 .join(" "),
-            Status::Duplicate { of_row } => format!("Same email address as row {of_row}."),
-            Status::AlreadyMember => "Already a member of this organization.".to_owned(),
-            Status::OtherOrganization => "Belongs to another organization.".to_owned(),
+            Status::Duplicate { of_line } => {
+                format!("Same email address as line {of_line}; only that line is added.")
+            }
+            Status::AlreadyMember => "Nothing to do: this row is skipped.".to_owned(),
+            Status::OtherOrganization => {
+                "A person belongs to one organization: theirs must remove them before you can add them."
+                    .to_owned()
+            }
         }
     }
 }
@@ -350,7 +355,7 @@ pub fn classify(
     known: impl Fn(&str) -> Known,
     may_grant: impl Fn(Role) -> bool,
 ) -> Vec<StagedRow> {
-    let mut first_row_of: HashMap<String, usize> = HashMap::new();
+    let mut first_line_of: HashMap<String, u64> = HashMap::new();
     rows.into_iter()
         .map(|file| {
             let mut problems = Vec::new();
@@ -409,10 +414,10 @@ pub fn classify(
             }
             let status = if !problems.is_empty() {
                 Status::Invalid(problems)
-            } else if let Some(first) = first_row_of.get(&email) {
-                Status::Duplicate { of_row: *first }
+            } else if let Some(first) = first_line_of.get(&email) {
+                Status::Duplicate { of_line: *first }
             } else {
-                first_row_of.insert(email.clone(), file.number);
+                first_line_of.insert(email.clone(), file.line);
                 match known(&email) {
                     Known::Nobody | Known::Unaffiliated => Status::Valid,
                     Known::MemberHere => Status::AlreadyMember,
@@ -430,11 +435,53 @@ pub fn classify(
         .collect()
 }
 
+fn looks_like_formula(cell: &str) -> bool {
+    matches!(
+        cell.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    )
+}
+
 /// A cell that a spreadsheet would run as a formula gets a leading apostrophe.
 pub fn neutralize(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
+    if looks_like_formula(cell) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
+/// The row's values that start like a spreadsheet formula: they are kept as typed (and
+/// neutralized in every export), but someone may have pasted one by mistake, or be
+/// trying to get a formula into the next administrator's spreadsheet.
+pub fn formula_warnings(row: &FileRow) -> Vec<String> {
+    [
+        (Column::Email, &row.email),
+        (Column::FirstName, &row.first_name),
+        (Column::LastName, &row.last_name),
+        (Column::Country, &row.country),
+        (Column::Roles, &row.roles),
+    ]
+    .into_iter()
+    .filter(|(_, value)| looks_like_formula(value.trim_matches(' ')))
+    .map(|(column, value)| {
+        let first: String = value.trim_matches(' ').chars().take(1).collect();
+        format!(
+            "{} starts with “{}”, which a spreadsheet runs as a formula: check it is meant.",
+            column.header(),
+            first.escape_default()
+        )
+    })
+    .collect()
+}
+
+/// What committing did to a row, by its code.
+pub fn result_words(code: &str) -> &'static str {
+    match code {
+        "added_and_invited" => "added and invited",
+        "added" => "added (had an account already)",
+        "removed" => "removed before committing",
+        _ => "not added",
     }
 }
 
@@ -461,7 +508,7 @@ pub fn report(rows: &[(ReportRow, String)]) -> String {
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     let _ = writer.write_record([
-        "Row",
+        "Line",
         "Email",
         "First Name",
         "Last Name",
@@ -474,7 +521,7 @@ pub fn report(rows: &[(ReportRow, String)]) -> String {
     for (row, result) in rows {
         let f = &row.file;
         let cells = [
-            f.number.to_string(),
+            f.line.to_string(),
             f.email.clone(),
             f.first_name.clone(),
             f.last_name.clone(),
@@ -553,8 +600,8 @@ mod tests {
              ben@example.com,Ben,Stone,GB,\n",
         );
         assert_eq!(staged[0].status, Status::Valid);
-        assert_eq!(staged[1].status, Status::Duplicate { of_row: 1 });
-        assert_eq!(staged[2].status, Status::Duplicate { of_row: 1 });
+        assert_eq!(staged[1].status, Status::Duplicate { of_line: 2 });
+        assert_eq!(staged[2].status, Status::Duplicate { of_line: 2 });
         assert_eq!(staged[3].status, Status::Valid);
     }
 
@@ -723,6 +770,11 @@ mod tests {
         assert!(report.contains("'=cmd|' /C calc'!A0"), "{report}");
         assert!(report.contains("'-2+3"), "{report}");
         assert!(!report.contains(",=cmd"), "{report}");
-        assert!(report.starts_with("Row,Email,First Name"));
+        assert!(report.starts_with("Line,Email,First Name"));
+        let warnings = formula_warnings(&staged[0].file);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("First Name starts with “=”"));
+        assert!(warnings[1].starts_with("Last Name starts with “-”"));
+        assert!(formula_warnings(&rows(EXAMPLE)[0]).is_empty());
     }
 }

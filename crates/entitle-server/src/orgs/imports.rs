@@ -215,6 +215,7 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Impor
         rows: rows
             .into_iter()
             .map(|r| ImportRow {
+                warnings: Vec::new(),
                 number: r.number,
                 line: r.line,
                 email: r.email,
@@ -229,6 +230,10 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Impor
                 details: r.details,
                 removed: r.removed,
                 result: r.result,
+            })
+            .map(|mut row| {
+                row.warnings = csv_import::formula_warnings(&file_row(&row));
+                row
             })
             .collect(),
     })
@@ -274,6 +279,26 @@ pub async fn list(
     Ok(batches)
 }
 
+/// A batch of `org_id` that is not committed yet, for one who may manage users.
+async fn uncommitted(
+    tx: &mut Tx,
+    caller: &AccountRow,
+    org_id: Uuid,
+    id: Uuid,
+) -> ApiResult<ImportBatch> {
+    OrgAccess::of(&mut *tx, caller, org_id)
+        .await?
+        .require(Action::ManageUsers)?;
+    let batch = load(&mut *tx, org_id, id).await?;
+    if batch.committed_at.is_some() {
+        return Err(ApiError::conflict(
+            "import_committed",
+            "This import is committed; its rows cannot change.",
+        ));
+    }
+    Ok(batch)
+}
+
 /// The "x": takes a row out of a batch that is not committed yet.
 pub async fn remove_row(
     state: &AppState,
@@ -283,16 +308,7 @@ pub async fn remove_row(
     number: i64,
 ) -> ApiResult<ImportBatch> {
     let mut tx = state.db.begin().await?;
-    OrgAccess::of(&mut tx, caller, org_id)
-        .await?
-        .require(Action::ManageUsers)?;
-    let batch = load(&mut tx, org_id, id).await?;
-    if batch.committed_at.is_some() {
-        return Err(ApiError::conflict(
-            "import_committed",
-            "This import is committed; its rows cannot change.",
-        ));
-    }
+    uncommitted(&mut tx, caller, org_id, id).await?;
     let changed = execute!(
         &mut tx,
         "UPDATE import_rows SET removed = $1 WHERE batch_id = $2 AND number = $3",
@@ -304,6 +320,59 @@ pub async fn remove_row(
         return Err(ApiError::NotFound);
     }
     let batch = load(&mut tx, org_id, id).await?;
+    tx.commit().await?;
+    Ok(batch)
+}
+
+/// Takes out every row that cannot be added (invalid, duplicate, already a member, in
+/// another organization), leaving the valid ones; answers the batch and how many went.
+pub async fn remove_rows_that_cannot_be_added(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    id: Uuid,
+) -> ApiResult<(ImportBatch, u64)> {
+    let mut tx = state.db.begin().await?;
+    uncommitted(&mut tx, caller, org_id, id).await?;
+    let removed = execute!(
+        &mut tx,
+        "UPDATE import_rows SET removed = $1 WHERE batch_id = $2 AND status <> $3 AND removed = $4",
+        true,
+        id,
+        Status::Valid.code(),
+        false
+    )?;
+    let batch = load(&mut tx, org_id, id).await?;
+    tx.commit().await?;
+    Ok((batch, removed))
+}
+
+/// Throws a staged file away: nobody from it was added, and its rows go. Committed
+/// imports stay, as the record of who was added.
+pub async fn discard(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    id: Uuid,
+    from: &Client,
+) -> ApiResult<ImportBatch> {
+    let mut tx = state.db.begin().await?;
+    let batch = uncommitted(&mut tx, caller, org_id, id).await?;
+    execute!(&mut tx, "DELETE FROM import_rows WHERE batch_id = $1", id)?;
+    execute!(&mut tx, "DELETE FROM import_batches WHERE id = $1", id)?;
+    audit::record(
+        &mut tx,
+        &actor_of(caller, from),
+        Entry {
+            action: "org.import_discarded",
+            target_type: "import",
+            target_id: Some(id),
+            target_label: Some(&batch.file_name),
+            org_id: Some(org_id),
+            details: json!({ "rows": batch.rows.len() }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(batch)
 }
@@ -355,8 +424,11 @@ pub async fn commit(
         return Err(ApiError::conflict(
             "import_changed",
             format!(
-                "{} row(s) are no longer valid (the organization changed since the file was staged); nothing was added. Review them and commit again.",
-                changed.len()
+                "{} no longer valid (the organization changed since the file was staged); nothing was added. Review them and commit again.",
+                match changed.len() {
+                    1 => "1 row is".to_owned(),
+                    n => format!("{n} rows are"),
+                }
             ),
         ));
     }
@@ -394,21 +466,21 @@ pub async fn commit(
         "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND number IN {values}",
         invited,
         3,
-        |query| query.bind("added; invitation sent").bind(id)
+        |query| query.bind("added_and_invited").bind(id)
     )?;
     let invitations: Vec<_> = added.into_iter().filter_map(|(_, m)| m).collect();
     let now = now_ms();
     execute!(
         &mut tx,
         "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND result IS NULL AND removed = $3",
-        "removed before committing",
+        "removed",
         id,
         true
     )?;
     execute!(
         &mut tx,
         "UPDATE import_rows SET result = $1 WHERE batch_id = $2 AND result IS NULL",
-        "not added",
+        "not_added",
         id
     )?;
     execute!(
@@ -464,8 +536,8 @@ pub async fn report(
         .iter()
         .map(|r| {
             let result = match (&r.result, r.removed) {
-                (Some(result), _) => result.clone(),
-                (None, true) => "removed before committing".to_owned(),
+                (Some(code), _) => csv_import::result_words(code).to_owned(),
+                (None, true) => csv_import::result_words("removed").to_owned(),
                 (None, false) => "not committed yet".to_owned(),
             };
             (

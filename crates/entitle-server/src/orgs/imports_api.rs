@@ -25,8 +25,9 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stage, list))
-        .routes(routes!(get))
+        .routes(routes!(get, discard))
         .routes(routes!(remove_row))
+        .routes(routes!(remove_rows_that_cannot_be_added))
         .routes(routes!(commit))
         .routes(routes!(report))
         .routes(routes!(template))
@@ -170,6 +171,35 @@ async fn remove_row(
     Ok(Json(
         imports::remove_row(&state, &current.account, org_id, import_id, number).await?,
     ))
+}
+
+/// Take out every row that cannot be added, keeping the valid ones.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/imports/{import_id}/remove-invalid", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("import_id" = Uuid, Path)),
+    responses((status = 200, body = ImportBatch), (status = 404, body = Problem), (status = 409, body = Problem, description = "Already committed")))]
+async fn remove_rows_that_cannot_be_added(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path((org_id, import_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<ImportBatch>> {
+    let (batch, _) =
+        imports::remove_rows_that_cannot_be_added(&state, &current.account, org_id, import_id)
+            .await?;
+    Ok(Json(batch))
+}
+
+/// Discard a staged file that is not committed: nobody from it is added, and it is gone.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/imports/{import_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path), ("import_id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "Already committed")))]
+async fn discard(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    client: Client,
+    Path((org_id, import_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    imports::discard(&state, &current.account, org_id, import_id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Add every remaining valid row, all or nothing; committing again changes nothing.

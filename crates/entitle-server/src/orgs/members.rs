@@ -2,7 +2,8 @@
 //! administrators are.
 
 use entitle_proto::{
-    AddMemberRequest, MemberPage, OrgAdministrator, OrgMember, UpdateMemberRequest,
+    AddMemberRequest, DomainCount, MemberCounts, MemberPage, OrgAdministrator, OrgMember,
+    UpdateMemberRequest,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -31,7 +32,7 @@ use crate::{
 pub const MAX_PAGE: i64 = 200;
 
 /// `?q=&sort=&order=&offset=&limit=` of the member list.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct MemberQuery {
     /// Part of an email address or name, in any case.
@@ -48,6 +49,15 @@ pub struct MemberQuery {
     /// 1 to 200, default 50.
     #[serde(default)]
     pub limit: Option<i64>,
+    /// `active`, `invited` (no password set yet) or `disabled`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Members holding this role (`user`, `administrator`, …).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Members whose email address is in this domain, exactly.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// What the query means, checked: only known columns reach the SQL.
@@ -57,6 +67,31 @@ struct Listing {
     order_by: &'static str,
     offset: i64,
     limit: i64,
+    /// A condition on `m` from the status filter, written here from known words.
+    status: Option<&'static str>,
+    role: Option<Role>,
+    domain: Option<String>,
+}
+
+impl Listing {
+    fn narrowed(&self) -> bool {
+        self.status.is_some() || self.role.is_some() || self.domain.is_some()
+    }
+}
+
+/// The SQL condition of a member status.
+fn status_condition(status: &str) -> Option<&'static str> {
+    match status {
+        "active" => Some("m.disabled_at IS NULL AND m.registered = TRUE"),
+        "invited" => Some("m.disabled_at IS NULL AND m.registered = FALSE"),
+        "disabled" => Some("m.disabled_at IS NOT NULL"),
+        _ => None,
+    }
+}
+
+/// A filter's value, with blank meaning none (as forms send it).
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
@@ -85,11 +120,38 @@ fn check_query(query: &MemberQuery) -> ApiResult<Listing> {
         }
     };
     let (offset, limit) = check_page(query.offset, query.limit, &query.q)?;
+    let status = match given(&query.status) {
+        None => None,
+        Some(status) => Some(status_condition(status).ok_or_else(|| {
+            ApiError::field(
+                "status",
+                "invalid",
+                "Status is active, invited or disabled.",
+            )
+        })?),
+    };
+    let role = match given(&query.role) {
+        None => None,
+        Some(name) => Some(Role::parse(name).ok_or_else(|| {
+            ApiError::field("role", "unknown_role", super::roles::unknown_role(name))
+        })?),
+    };
+    let domain = given(&query.domain).map(str::to_lowercase);
+    if domain.as_ref().is_some_and(|d| d.chars().count() > 253) {
+        return Err(ApiError::field(
+            "domain",
+            "too_long",
+            "A domain has at most 253 characters.",
+        ));
+    }
     Ok(Listing {
         prefix: search_range(&query.q),
         order_by,
         offset,
         limit,
+        status,
+        role,
+        domain,
     })
 }
 
@@ -161,16 +223,45 @@ const MATCHES: &str = "(m.org_id = $1 AND m.email >= $2 AND m.email < $3) \
     OR (m.org_id = $1 AND m.given_key >= $2 AND m.given_key < $3) \
     OR (m.org_id = $1 AND m.family_key >= $2 AND m.family_key < $3)";
 
+/// The WHERE clause of a listing over `org_members m`, with its binds: $1 the
+/// organization, $2 and $3 the search range, $4 the domain and $5 the role (unused binds
+/// keep the placeholders the same in every form of the query).
+fn listing_filter(listing: &Listing) -> String {
+    let mut filter = match &listing.prefix {
+        Some(_) => format!("({MATCHES})"),
+        None => "m.org_id = $1 AND $2 = $3".to_owned(),
+    };
+    if let Some(status) = listing.status {
+        filter.push_str(&format!(" AND {status}"));
+    }
+    if listing.domain.is_some() {
+        filter.push_str(" AND m.email_domain = $4");
+    } else {
+        filter.push_str(" AND $4 = ''");
+    }
+    if listing.role.is_some() {
+        filter.push_str(
+            " AND EXISTS (SELECT 1 FROM org_member_roles r \
+             WHERE r.org_id = m.org_id AND r.account_id = m.account_id AND r.role = $5)",
+        );
+    } else {
+        filter.push_str(" AND $5 = ''");
+    }
+    filter
+}
+
 async fn page_of(
     ex: &mut impl Executor,
     org_id: Uuid,
     listing: &Listing,
 ) -> Result<MemberPage, DbError> {
-    let (filter, from, to) = match &listing.prefix {
-        Some((from, to)) => (MATCHES, from.as_str(), to.as_str()),
-        // Unused binds keep the placeholders the same in both queries.
-        None => ("m.org_id = $1 AND $2 = $3", "", ""),
+    let (from, to) = match &listing.prefix {
+        Some((from, to)) => (from.as_str(), to.as_str()),
+        None => ("", ""),
     };
+    let domain = listing.domain.as_deref().unwrap_or("");
+    let role = listing.role.map(Role::as_str).unwrap_or("");
+    let filter = listing_filter(listing);
     // The page is picked from an index alone; only its rows are then joined, so a deep
     // offset skips index entries, not joined rows. CROSS JOIN keeps SQLite from
     // scanning every member to join the page (PostgreSQL plans it freely).
@@ -178,7 +269,7 @@ async fn page_of(
         "SELECT a.id, a.email, a.first_name, a.last_name, a.country, \
          a.password_hash IS NOT NULL AS registered, m.disabled_at IS NOT NULL AS disabled, \
          m.created_at AS joined_at \
-         FROM (SELECT m.account_id FROM org_members m WHERE {filter} ORDER BY {order} LIMIT $4 OFFSET $5) p \
+         FROM (SELECT m.account_id FROM org_members m WHERE {filter} ORDER BY {order} LIMIT $6 OFFSET $7) p \
          CROSS JOIN org_members m CROSS JOIN accounts a \
          WHERE m.org_id = $1 AND m.account_id = p.account_id AND a.id = p.account_id ORDER BY {order}",
         order = listing.order_by
@@ -187,18 +278,23 @@ async fn page_of(
         .bind(org_id)
         .bind(from)
         .bind(to)
+        .bind(domain)
+        .bind(role)
         .bind(listing.limit)
         .bind(listing.offset)
         .fetch_all(c)
         .await)?;
-    let count_sql = match listing.prefix {
-        Some(_) => format!("SELECT COUNT(*) FROM org_members m WHERE {filter}"),
-        None => "SELECT member_count FROM orgs WHERE id = $1 AND $2 = $3".to_owned(),
+    let count_sql = if listing.prefix.is_some() || listing.narrowed() {
+        format!("SELECT COUNT(*) FROM org_members m WHERE {filter}")
+    } else {
+        "SELECT member_count FROM orgs WHERE id = $1 AND $2 = $3 AND $4 = $5".to_owned()
     };
     let (total,): (i64,) = on_db!(ex, |c| sqlx::query_as(&count_sql)
         .bind(org_id)
         .bind(from)
         .bind(to)
+        .bind(domain)
+        .bind(role)
         .fetch_one(c)
         .await)?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -224,6 +320,116 @@ async fn page_of(
         offset: listing.offset,
         limit: listing.limit,
     })
+}
+
+/// How many members have each status and role, and the largest email domains, for
+/// those who may list members.
+pub async fn counts(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+) -> ApiResult<MemberCounts> {
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::ListUsers)?;
+    let statuses: Vec<(String, i64)> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT CASE WHEN m.disabled_at IS NOT NULL THEN 'disabled' \
+         WHEN m.registered = TRUE THEN 'active' ELSE 'invited' END AS status, COUNT(*) \
+         FROM org_members m WHERE m.org_id = $1 GROUP BY 1"
+    )
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
+    .map_err(DbError::from)?;
+    let roles: Vec<(String, i64)> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT role, COUNT(*) FROM org_member_roles WHERE org_id = $1 GROUP BY role"
+    )
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
+    .map_err(DbError::from)?;
+    let domains: Vec<(String, i64)> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT email_domain, COUNT(*) FROM org_members WHERE org_id = $1 \
+         GROUP BY email_domain ORDER BY 2 DESC, 1 LIMIT 20"
+    )
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
+    .map_err(DbError::from)?;
+    Ok(MemberCounts {
+        total: statuses.iter().map(|(_, n)| n).sum(),
+        statuses: statuses.into_iter().collect(),
+        roles: roles.into_iter().collect(),
+        domains: domains
+            .into_iter()
+            .map(|(domain, members)| DomainCount { domain, members })
+            .collect(),
+    })
+}
+
+/// Every member the query matches (all pages), as CSV, for those who may list members.
+pub async fn export_csv(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    query: &MemberQuery,
+) -> ApiResult<String> {
+    let mut listing = check_query(&MemberQuery {
+        offset: None,
+        limit: None,
+        ..query.clone()
+    })?;
+    listing.limit = MAX_PAGE;
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::ListUsers)?;
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let header = [
+        "Email",
+        "First Name",
+        "Last Name",
+        "Country",
+        "Roles",
+        "Status",
+        "Joined",
+    ];
+    writer
+        .write_record(header)
+        .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+    loop {
+        let page = page_of(&mut conn, org_id, &listing).await?;
+        for m in &page.members {
+            let status = match (m.disabled, m.registered) {
+                (true, _) => "disabled",
+                (false, true) => "active",
+                (false, false) => "invited",
+            };
+            let record = [
+                m.email.clone(),
+                m.first_name.clone(),
+                m.last_name.clone(),
+                m.country.clone(),
+                super::roles::labels(&m.roles).replace(", ", ";"),
+                status.to_owned(),
+                crate::audit::rfc3339(m.joined_at),
+            ];
+            writer
+                .write_record(record.iter().map(|c| super::csv_import::neutralize(c)))
+                .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+        }
+        if page.members.len() < listing.limit as usize {
+            break;
+        }
+        listing.offset += listing.limit;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+    Ok(String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("csv: {e}"))?)
 }
 
 /// A page of an organization's members, for those who may list them.

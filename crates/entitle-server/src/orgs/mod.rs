@@ -11,6 +11,7 @@ pub mod domains;
 pub mod domains_api;
 pub mod imports;
 pub mod imports_api;
+pub mod member_actions;
 pub mod members;
 pub mod roles;
 pub mod scim;

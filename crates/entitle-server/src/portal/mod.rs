@@ -2,9 +2,13 @@
 //! the JSON API; forms carry CSRF tokens and work without JavaScript.
 
 mod admin;
+pub mod assets;
 mod csrf;
+pub mod flash;
 mod operator;
 mod pages;
+
+pub use crate::words::plural;
 
 use std::collections::HashMap;
 
@@ -64,7 +68,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/account/export", get(pages::export))
         .route("/account/erase", post(pages::erase))
-        .route("/static/htmx-2.0.11.min.js", get(admin::htmx))
+        .route("/static/{file}", get(assets::serve))
         .route("/operator", get(operator::console))
         .route(
             "/operator/orgs",
@@ -80,46 +84,76 @@ pub fn router() -> Router<AppState> {
         )
         .route("/operator/keys", get(operator::keys))
         .route("/operator/keys/rotate", post(operator::rotate_keys))
-        .route("/orgs/{org_id}", get(admin::org_home))
+        .route("/orgs/{org_id}", get(admin::members::org_home))
         .route(
             "/orgs/{org_id}/members",
-            get(admin::members).post(admin::add_member),
+            get(admin::members::members).post(admin::members::add_member),
         )
         .route(
             "/orgs/{org_id}/members/{account_id}",
-            get(admin::member).post(admin::edit_member),
+            get(admin::members::member).post(admin::members::edit_member),
+        )
+        .route(
+            "/orgs/{org_id}/members/new",
+            get(admin::members::add_person_form).post(admin::members::add_member),
+        )
+        .route("/orgs/{org_id}/members/bulk", post(admin::members::bulk))
+        .route(
+            "/orgs/{org_id}/members/{account_id}/invitation",
+            post(admin::members::resend_invitation),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}/password-reset",
+            post(admin::members::send_password_reset),
+        )
+        .route(
+            "/orgs/{org_id}/members/{account_id}/sign-out-everywhere",
+            post(admin::members::sign_out_everywhere),
         )
         .route(
             "/orgs/{org_id}/members/{account_id}/roles",
-            post(admin::set_member_roles),
+            post(admin::members::set_member_roles),
         )
         .route(
             "/orgs/{org_id}/members/{account_id}/access",
-            post(admin::set_member_access),
+            post(admin::members::set_member_access),
         )
         .route(
             "/orgs/{org_id}/members/{account_id}/remove",
-            post(admin::remove_member),
+            post(admin::members::remove_member),
         )
         .route(
             "/orgs/{org_id}/imports",
-            get(admin::imports).post(admin::upload).layer(
-                // The file and the form around it.
-                axum::extract::DefaultBodyLimit::max(
-                    crate::orgs::imports_api::MAX_FILE_BYTES + 16 * 1024,
+            get(admin::imports::imports)
+                .post(admin::imports::upload)
+                .layer(
+                    // The file and the form around it.
+                    axum::extract::DefaultBodyLimit::max(
+                        crate::orgs::imports_api::MAX_FILE_BYTES + 16 * 1024,
+                    ),
                 ),
-            ),
         )
-        .route("/orgs/{org_id}/imports/{batch_id}", get(admin::import))
+        .route(
+            "/orgs/{org_id}/imports/{batch_id}",
+            get(admin::imports::import),
+        )
         .route(
             "/orgs/{org_id}/imports/{batch_id}/rows/{number}/remove",
-            post(admin::remove_import_row),
+            post(admin::imports::remove_import_row),
         )
         .route(
             "/orgs/{org_id}/imports/{batch_id}/commit",
-            post(admin::commit_import),
+            post(admin::imports::commit_import),
         )
-        .route("/orgs/{org_id}/audit", get(admin::audit_log))
+        .route(
+            "/orgs/{org_id}/imports/{batch_id}/remove-invalid",
+            post(admin::imports::remove_invalid_import_rows),
+        )
+        .route(
+            "/orgs/{org_id}/imports/{batch_id}/discard",
+            post(admin::imports::discard_import),
+        )
+        .route("/orgs/{org_id}/audit", get(admin::audit::audit_log))
         .route(
             "/orgs/{org_id}/domains",
             get(admin::domains::list).post(admin::domains::claim),
@@ -196,11 +230,13 @@ pub struct OrgChrome {
     pub required: Vec<entitle_proto::RequiredAction>,
 }
 
-/// A page request: cookies, the CSRF token for forms and the session, if any.
+/// A page request: cookies, the CSRF token for forms, the session, if any, and the
+/// notice an action that redirected here left.
 pub struct Page {
     pub jar: CookieJar,
     pub csrf: String,
     pub current: Option<CurrentSession>,
+    pub flash: Option<flash::Flash>,
 }
 
 impl Page {
@@ -221,7 +257,13 @@ impl FromRequestParts<AppState> for Page {
         let jar = CookieJar::from_headers(&parts.headers);
         let current = session::resolve(parts, state).await?;
         let (jar, csrf) = csrf::token(state, jar, None);
-        Ok(Page { jar, csrf, current })
+        let flash = flash::waiting(state, &jar);
+        Ok(Page {
+            jar,
+            csrf,
+            current,
+            flash,
+        })
     }
 }
 
@@ -327,6 +369,47 @@ pub fn render(template: &impl Template) -> Response {
 
 pub fn not_found_page() -> Response {
     PageError(ApiError::NotFound).into_response()
+}
+
+/// A destructive action's question, naming who or what it touches. Its form carries the
+/// words for the script's dialog; without the script, or when the form arrives without
+/// `confirmed=yes`, the server answers with a page that asks.
+#[derive(Clone)]
+pub struct Confirmation {
+    /// "Remove Bob Birch (bob@acme.example) from Acme?"
+    pub title: String,
+    /// What happens, in a sentence.
+    pub detail: String,
+    /// The button's word: "Remove".
+    pub button: &'static str,
+    /// Where the confirmed form posts.
+    pub action: String,
+    /// The form's fields to send again, the CSRF token aside.
+    pub fields: Vec<(String, String)>,
+    /// Where Cancel goes.
+    pub back: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/confirm.html")]
+pub struct ConfirmPage {
+    pub chrome: Chrome,
+    pub confirmation: Confirmation,
+}
+
+/// Whether a form came with the question answered.
+pub fn confirmed<'a>(mut fields: impl Iterator<Item = (&'a String, &'a String)>) -> bool {
+    fields.any(|(name, value)| name == "confirmed" && value == "yes")
+}
+
+/// The fields of a form to send again from a confirmation page.
+pub fn fields_to_resend<'a>(
+    fields: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
+    fields
+        .filter(|(name, _)| !matches!(name.as_str(), "csrf_token" | "confirmed"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// The problem shown above a form.

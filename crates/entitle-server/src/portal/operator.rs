@@ -13,7 +13,7 @@ use entitle_proto::{ClientRegistration, CreateOrgRequest, NewPerson, OAuthClient
 use serde::Deserialize;
 
 use super::{
-    admin::{date, notice_text, see_other, Done, PersonForm},
+    admin::{date, members::PersonForm, notice_text, see_other, Done},
     form_problem, render, CheckedForm, Chrome, FormError, Page, PageError,
 };
 use crate::{

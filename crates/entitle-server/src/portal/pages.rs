@@ -49,6 +49,7 @@ fn signed_out(state: &AppState, page: Page) -> Page {
         jar,
         csrf,
         current: None,
+        flash: None,
     }
 }
 

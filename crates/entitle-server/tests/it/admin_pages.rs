@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::members::{member, org_with_contact};
 
 /// A cookie-keeping client signed in through the sign-in page.
-async fn browser_as(app: &TestApp, email: &str) -> Client {
+pub async fn browser_as(app: &TestApp, email: &str) -> Client {
     let browser = app.new_client();
     let signed_in = app
         .page_sign_in(&browser, email, PASSWORD, "/account")
@@ -19,12 +19,12 @@ async fn browser_as(app: &TestApp, email: &str) -> Client {
     browser
 }
 
-async fn get(app: &TestApp, browser: &Client, path: &str) -> (StatusCode, String) {
+pub async fn get(app: &TestApp, browser: &Client, path: &str) -> (StatusCode, String) {
     let response = browser.get(app.url(path)).send().await.expect("page");
     (response.status(), response.text().await.expect("html"))
 }
 
-async fn csrf_of(app: &TestApp, browser: &Client, path: &str) -> String {
+pub async fn csrf_of(app: &TestApp, browser: &Client, path: &str) -> String {
     let (status, html) = get(app, browser, path).await;
     assert_eq!(status, StatusCode::OK, "{path}");
     csrf_token(&html).expect("a form")

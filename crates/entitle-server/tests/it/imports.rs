@@ -165,9 +165,9 @@ async fn a_file_is_staged_trimmed_and_committed_once() {
     .await;
     assert_eq!(report.headers()["content-type"], "text/csv; charset=utf-8");
     let report = report.text().await.expect("csv");
-    assert!(report.starts_with("Row,Email,First Name"), "{report}");
+    assert!(report.starts_with("Line,Email,First Name"), "{report}");
     assert!(
-        report.contains("removed before committing") && report.contains("added; invitation sent"),
+        report.contains("removed before committing") && report.contains("added and invited"),
         "{report}"
     );
     let listed: Value = send(

@@ -16,6 +16,7 @@ mod oidc;
 mod operator;
 mod orgs;
 mod pages;
+mod portal;
 mod recovery;
 mod schema;
 mod scim;
