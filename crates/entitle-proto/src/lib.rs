@@ -596,6 +596,15 @@ pub struct AccessRequest {
     pub status: String,
     pub decided_at: Option<i64>,
     pub reason: Option<String>,
+    /// How the request came: `domain` (the person's address is in a verified domain of
+    /// the organization) or `administrator` (they named one of its administrators).
+    pub via: String,
+    /// The administrator's address they named, when `via` is `administrator`.
+    pub named_administrator: Option<String>,
+    /// Who decided, by email address.
+    pub decided_by: Option<String>,
+    /// The roles an approval gave besides User.
+    pub roles: Vec<String>,
 }
 
 /// Approving or rejecting an access request.
@@ -606,6 +615,9 @@ pub struct AccessDecision {
     #[serde(default)]
     #[schema(max_length = 500)]
     pub reason: Option<String>,
+    /// When approving: roles to give besides User, each one the approver may give.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// Something an organization's administrators should do, and where.

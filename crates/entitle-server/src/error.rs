@@ -264,6 +264,32 @@ where
     }
 }
 
+/// An optional JSON body: a request with no body and no Content-Type has none; any other
+/// is read as [`Json`] is, refused the same way when it is not JSON.
+impl<T, S> axum::extract::OptionalFromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, ApiError> {
+        let headers = req.headers();
+        let empty = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_none_or(|length| length == "0");
+        if empty && !headers.contains_key(axum::http::header::CONTENT_TYPE) {
+            return Ok(None);
+        }
+        <Json<T> as axum::extract::FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// A request's media type, lowercased and without its parameters (`text/csv`).
 pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
     headers

@@ -240,7 +240,7 @@ pub fn build_router(state: AppState) -> Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
         )
         .merge(api)
-        .merge(crate::portal::router())
+        .merge(crate::portal::router_with(state.clone()))
         .merge(crate::orgs::scim::api::router())
         .merge(crate::oidc::endpoints::router())
         .fallback(not_found)

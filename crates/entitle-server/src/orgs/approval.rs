@@ -2,7 +2,9 @@
 //! verify an email address in one of its verified domains, and requests to join that
 //! its administrators approve or reject. Also the organization's required actions.
 
-use entitle_proto::{AccessRequest, JoinableOrg, NewAccessRequest, Org, RequiredAction};
+use entitle_proto::{
+    AccessDecision, AccessRequest, JoinableOrg, NewAccessRequest, Org, RequiredAction,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -257,17 +259,20 @@ pub async fn request_access(
         ));
     }
     let mut tx = state.db.begin().await?;
-    let org = match (&request.org_id, &request.administrator_email) {
-        (Some(org_id), None) => orgs_with_domain(&mut tx, caller.email_domain())
-            .await?
-            .into_iter()
-            .find(|o| o.id == *org_id)
-            .ok_or(ApiError::NotFound)?,
+    let (org, named) = match (&request.org_id, &request.administrator_email) {
+        (Some(org_id), None) => (
+            orgs_with_domain(&mut tx, caller.email_domain())
+                .await?
+                .into_iter()
+                .find(|o| o.id == *org_id)
+                .ok_or(ApiError::NotFound)?,
+            None,
+        ),
         (None, Some(email)) => {
             let email = crate::identity::person::Email::parse(email)
                 .map_err(|e| ApiError::field("administrator_email", e.code, e.message))?;
             match org_administered_by(&mut tx, email.as_str()).await? {
-                Some(org) => org,
+                Some(org) => (org, Some(email.as_str().to_owned())),
                 None => return Ok(()),
             }
         }
@@ -282,14 +287,16 @@ pub async fn request_access(
     let id = Uuid::now_v7();
     let created = execute!(
         &mut tx,
-        "INSERT INTO access_requests (id, org_id, account_id, message, created_at, status) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, account_id) WHERE status = 'pending' DO NOTHING",
+        "INSERT INTO access_requests (id, org_id, account_id, message, created_at, status, via, named_administrator) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, account_id) WHERE status = 'pending' DO NOTHING",
         id,
         org.id,
         caller.id,
         &message,
         now_ms(),
-        "pending"
+        "pending",
+        if named.is_some() { "administrator" } else { "domain" },
+        named.as_deref()
     )?;
     if created == 0 {
         // Asked already and not yet decided: nothing new to tell anyone.
@@ -349,6 +356,10 @@ struct RequestRow {
     status: String,
     decided_at: Option<i64>,
     reason: Option<String>,
+    via: String,
+    named_administrator: Option<String>,
+    decided_by: Option<String>,
+    roles: String,
 }
 
 impl From<RequestRow> for AccessRequest {
@@ -365,16 +376,28 @@ impl From<RequestRow> for AccessRequest {
             status: r.status,
             decided_at: r.decided_at,
             reason: r.reason,
+            via: r.via,
+            named_administrator: r.named_administrator,
+            decided_by: r.decided_by,
+            roles: r
+                .roles
+                .split(';')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
 
 const REQUEST_SELECT: &str =
     "SELECT q.id, q.org_id, q.account_id, a.email, a.first_name, a.last_name, \
-     q.message, q.created_at, q.status, q.decided_at, q.reason \
-     FROM access_requests q JOIN accounts a ON a.id = q.account_id";
+     q.message, q.created_at, q.status, q.decided_at, q.reason, q.via, q.named_administrator, \
+     d.email AS decided_by, q.roles \
+     FROM access_requests q JOIN accounts a ON a.id = q.account_id \
+     LEFT JOIN accounts d ON d.id = q.decided_by";
 
-/// The organization's requests with `status` (`pending` when not given), oldest first.
+/// The organization's requests with `status` (`pending` when not given): pending ones
+/// oldest first, decided ones (the history) newest first.
 pub async fn list_requests(
     state: &AppState,
     caller: &AccountRow,
@@ -393,8 +416,13 @@ pub async fn list_requests(
     OrgAccess::of(&mut conn, caller, org_id)
         .await?
         .require(Action::DecideAccessRequests)?;
+    let order = if status == "pending" {
+        "q.created_at"
+    } else {
+        "q.decided_at DESC"
+    };
     let sql = format!(
-        "{REQUEST_SELECT} WHERE q.org_id = $1 AND q.status = $2 ORDER BY q.created_at LIMIT 500"
+        "{REQUEST_SELECT} WHERE q.org_id = $1 AND q.status = $2 ORDER BY {order} LIMIT 500"
     );
     let rows: Vec<RequestRow> = on_db!(&mut conn, |c| sqlx::query_as(&sql)
         .bind(org_id)
@@ -413,10 +441,30 @@ pub async fn decide(
     org_id: Uuid,
     request_id: Uuid,
     approve: bool,
-    reason: Option<&str>,
+    decision: &AccessDecision,
     from: &Client,
 ) -> ApiResult<AccessRequest> {
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let reason = decision
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let mut roles: Vec<Role> = Vec::new();
+    for name in &decision.roles {
+        let role = Role::parse(name).ok_or_else(|| {
+            ApiError::field("roles", "unknown_role", super::roles::unknown_role(name))
+        })?;
+        if !approve {
+            return Err(ApiError::field(
+                "roles",
+                "unexpected",
+                "Roles are given when approving, not rejecting.",
+            ));
+        }
+        if role != Role::User && !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
     if reason.is_some_and(|r| !plain_text(r)) {
         return Err(ApiError::field(
             "reason",
@@ -427,6 +475,9 @@ pub async fn decide(
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
     access.require(Action::DecideAccessRequests)?;
+    for role in &roles {
+        access.require(Action::AssignRole(*role))?;
+    }
     let sql = format!("{REQUEST_SELECT} WHERE q.org_id = $1 AND q.id = $2");
     let row: RequestRow = on_db!(&mut tx, |c| sqlx::query_as(&sql)
         .bind(org_id)
@@ -466,6 +517,23 @@ pub async fn decide(
                 "org.access_approved",
             )
             .await?;
+            if !roles.is_empty() {
+                let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                store::set_roles(&mut tx, org_id, requester.id, &names).await?;
+                audit::record(
+                    &mut tx,
+                    &actor,
+                    Entry {
+                        action: "org.roles_changed",
+                        target_type: "account",
+                        target_id: Some(requester.id),
+                        target_label: Some(&requester.email),
+                        org_id: Some(org_id),
+                        details: json!({ "before": [Role::User.as_str()], "after": names }),
+                    },
+                )
+                .await?;
+            }
         }
     } else {
         audit::record(
@@ -482,14 +550,16 @@ pub async fn decide(
         )
         .await?;
     }
+    let role_names: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     execute!(
         &mut tx,
-        "UPDATE access_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4 \
-         WHERE id = $5 AND status = 'pending'",
+        "UPDATE access_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4, roles = $5 \
+         WHERE id = $6 AND status = 'pending'",
         status,
         caller.id,
         now,
         reason,
+        role_names.join(";"),
         request_id
     )?;
     tx.commit().await?;
@@ -521,6 +591,8 @@ pub async fn decide(
         status: status.to_owned(),
         decided_at: Some(now),
         reason: reason.map(str::to_owned),
+        decided_by: Some(caller.email.clone()),
+        roles: role_names,
         ..row.into()
     })
 }

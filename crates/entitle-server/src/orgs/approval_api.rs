@@ -102,9 +102,10 @@ async fn list_requests(
     ))
 }
 
-/// Approve a request: the person becomes a User and is told by email.
+/// Approve a request: the person becomes a User, with any `roles` given besides (each one
+/// the approver may give), and is told by email. The body may be left out.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/access-requests/{request_id}/approve", tag = "access requests",
-    params(("org_id" = Uuid, Path), ("request_id" = Uuid, Path)),
+    params(("org_id" = Uuid, Path), ("request_id" = Uuid, Path)), request_body(content = Option<AccessDecision>),
     responses((status = 200, body = AccessRequest), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "Decided already, or the person joined another organization")))]
 async fn approve(
@@ -112,7 +113,9 @@ async fn approve(
     SignedIn(current): SignedIn,
     client: Client,
     Path((org_id, request_id)): Path<(Uuid, Uuid)>,
+    decision: Option<Json<AccessDecision>>,
 ) -> ApiResult<Json<AccessRequest>> {
+    let decision = decision.map(|Json(d)| d).unwrap_or_default();
     Ok(Json(
         approval::decide(
             &state,
@@ -120,7 +123,7 @@ async fn approve(
             org_id,
             request_id,
             true,
-            None,
+            &decision,
             &client,
         )
         .await?,
@@ -146,7 +149,7 @@ async fn reject(
             org_id,
             request_id,
             false,
-            decision.reason.as_deref(),
+            &decision,
             &client,
         )
         .await?,

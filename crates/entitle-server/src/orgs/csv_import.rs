@@ -74,9 +74,9 @@ pub enum FileError {
     NotText,
     #[error("The file uses \"{0}\" to separate columns. Save it as CSV with commas between columns (\"CSV UTF-8 (Comma delimited)\").")]
     WrongDelimiter(char),
-    #[error("The file lacks the column(s) {}. The first line must name the columns: Email,First Name,Last Name,Country,Roles.", .0.join(", "))]
+    #[error("The file lacks the {} {}. The first line must name the columns: Email,First Name,Last Name,Country,Roles.", if .0.len() == 1 { "column" } else { "columns" }, .0.join(", "))]
     MissingColumns(Vec<&'static str>),
-    #[error("The file has column(s) entitle does not know: {}. Use only Email, First Name, Last Name, Country and Roles.", .0.join(", "))]
+    #[error("The file has {} entitle does not know: {}. Use only Email, First Name, Last Name, Country and Roles.", if .0.len() == 1 { "a column" } else { "columns" }, .0.join(", "))]
     UnknownColumns(Vec<String>),
     #[error("The column {0} appears twice.")]
     DuplicateColumn(&'static str),

@@ -354,9 +354,15 @@ pub async fn verify(
     let now = now_ms();
     let problem = match &lookup {
         Lookup::Found(found) if proves(found, &row.challenge) => None,
-        Lookup::Found(_) => Some(format!(
-            "The TXT record at {record_name} does not hold {}.",
-            record_value(&row.challenge)
+        Lookup::Found(found) => Some(format!(
+            "The TXT record at {record_name} does not hold {}. Found: {}.",
+            record_value(&row.challenge),
+            found
+                .iter()
+                .take(5)
+                .map(|value| format!("“{}”", value.chars().take(100).collect::<String>()))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         Lookup::Missing => Some(format!(
             "No TXT record was found at {record_name}. Publish it and try again; DNS changes can take a while to spread."

@@ -55,33 +55,7 @@ impl OrgPage {
     /// The layout of a page about to render, with the header's required actions as they
     /// stand now: form posts that only redirect never compute them.
     async fn chrome(&self, state: &AppState, section: &'static str) -> Result<Chrome, PageError> {
-        let required = if self.access.may(Action::ListUsers) {
-            let mut conn = state.db.reader().await?;
-            approval::required_actions_of(&mut conn, &self.access).await?
-        } else {
-            Vec::new()
-        };
-        let role = if self.access.operator {
-            "Operator".to_owned()
-        } else {
-            self.access
-                .roles
-                .iter()
-                .min()
-                .map(|r| r.label().to_owned())
-                .unwrap_or_else(|| Role::User.label().to_owned())
-        };
-        Ok(Chrome {
-            org: Some(OrgChrome {
-                id: self.access.org.id,
-                name: self.access.org.name.clone(),
-                role,
-                manages: self.access.may(Action::ManageUsers),
-                section,
-                required,
-            }),
-            ..self.page.chrome()
-        })
+        org_chrome(state, &self.page, &self.access, section).await
     }
 
     fn org_id(&self) -> Uuid {
@@ -136,6 +110,58 @@ impl OrgPage {
     }
 }
 
+/// The layout of an organization's page: its sections, the viewer's standing, and the
+/// required actions as they stand now.
+pub(super) async fn org_chrome(
+    state: &AppState,
+    page: &Page,
+    access: &OrgAccess,
+    section: &'static str,
+) -> Result<Chrome, PageError> {
+    let required = if access.may(Action::ListUsers) {
+        let mut conn = state.db.reader().await?;
+        approval::required_actions_of(&mut conn, access).await?
+    } else {
+        Vec::new()
+    };
+    let role = if access.operator {
+        "Operator".to_owned()
+    } else {
+        access
+            .roles
+            .iter()
+            .min()
+            .map(|r| r.label().to_owned())
+            .unwrap_or_else(|| Role::User.label().to_owned())
+    };
+    Ok(Chrome {
+        org: Some(OrgChrome {
+            id: access.org.id,
+            name: access.org.name.clone(),
+            role,
+            manages: access.may(Action::ManageUsers),
+            section,
+            required,
+        }),
+        ..page.chrome()
+    })
+}
+
+/// The header section of an organization page's path (`/orgs/{id}/members/…` → members).
+pub(super) fn section_of(path: &str) -> &'static str {
+    const SECTIONS: [&str; 7] = [
+        "members",
+        "imports",
+        "audit",
+        "domains",
+        "access-requests",
+        "provisioning",
+        "administrators",
+    ];
+    let segment = path.split('/').nth(3).unwrap_or("");
+    SECTIONS.into_iter().find(|s| *s == segment).unwrap_or("")
+}
+
 /// Opens the organization page or answers with where to go first.
 macro_rules! org_page {
     ($state:expr, $page:expr, $org_id:expr, $here:expr) => {
@@ -169,18 +195,10 @@ pub(super) fn date(ms: i64) -> String {
 pub(super) fn notice_text(done: Option<&str>) -> Option<String> {
     Some(
         match done? {
-            "added" => "Added. They have been emailed a link to set their password.",
             "saved" => "Saved.",
             "email_pending" => "Saved. The new address must be confirmed from the message sent to it; until then they sign in with the old one, which has been told.",
-            "removed" => "Removed from the organization.",
-            "disabled" => "Disabled and signed out everywhere.",
-            "enabled" => "Enabled.",
-            "committed" => "Committed: everyone valid was added and invited.",
             "claimed" => "Claimed. Publish the TXT record, then verify.",
             "verified" => "Verified.",
-            "approved" => "Approved: they are a User now and have been told.",
-            "rejected" => "Rejected; they have been told.",
-            "revoked" => "Revoked: requests with that token are refused from now on.",
             "created" => "Created. Its first Fulfillment Contact has been emailed.",
             "disabled_client" => "Disabled: its tokens are revoked and it gets no more.",
             "rotated" => "Rotated: new tokens are signed with the new keys.",

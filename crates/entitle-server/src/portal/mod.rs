@@ -32,7 +32,7 @@ use crate::{
     },
 };
 
-pub fn router() -> Router<AppState> {
+fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
         .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
@@ -205,6 +205,14 @@ pub fn router() -> Router<AppState> {
         .route("/orgs/{org_id}/administrators", get(admin::administrators))
 }
 
+/// The portal's routes with error pages that keep the header.
+pub fn router_with(state: AppState) -> Router<AppState> {
+    router().layer(axum::middleware::from_fn_with_state(
+        state,
+        keep_header_on_errors,
+    ))
+}
+
 /// What the layout needs on every page.
 #[derive(Default)]
 pub struct Chrome {
@@ -340,21 +348,95 @@ pub struct MessagePage {
     pub request_id: Option<String>,
 }
 
+/// What an error page said, kept on its response so that [`keep_header_on_errors`] can
+/// render it again inside the signed-in person's header.
+#[derive(Clone)]
+struct ErrorPage {
+    title: String,
+    detail: String,
+    request_id: Option<String>,
+}
+
+impl ErrorPage {
+    fn render(&self, chrome: Chrome) -> Response {
+        render(&MessagePage {
+            chrome,
+            title: self.title.clone(),
+            paragraphs: vec![self.detail.clone()],
+            link: Some(("Go to the start page".to_owned(), "/".to_owned())),
+            request_id: self.request_id.clone(),
+        })
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         if let ApiError::Internal(error) = &self.0 {
             tracing::error!(request_id = ?current_request_id(), error = format!("{error:#}"), "internal error on a page");
         }
-        let page = MessagePage {
-            chrome: Chrome::default(),
+        let page = ErrorPage {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            paragraphs: vec![self.0.detail()],
-            link: Some(("Go to the start page".to_owned(), "/".to_owned())),
+            detail: self.0.detail(),
             request_id: current_request_id(),
         };
-        (status, render(&page)).into_response()
+        let mut response = (status, page.render(Chrome::default())).into_response();
+        response.extensions_mut().insert(page);
+        response
     }
+}
+
+/// Error pages (403, 404, …) keep the header of the person who met them: who is signed
+/// in, and on an organization's pages its sections, so that they can go on from there.
+pub async fn keep_header_on_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let (uri, headers) = (parts.uri.clone(), parts.headers.clone());
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    let mut seen = Request::new(());
+    *seen.uri_mut() = uri;
+    *seen.headers_mut() = headers;
+    let (mut seen, ()) = seen.into_parts();
+    let Ok(page) = Page::from_request_parts(&mut seen, &state).await else {
+        return response;
+    };
+    let Some(current) = page.current.as_ref() else {
+        return response;
+    };
+    let path = seen.uri.path();
+    let org_id = path
+        .strip_prefix("/orgs/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| uuid::Uuid::parse_str(id).ok());
+    let mut chrome = page.chrome();
+    if let Some(org_id) = org_id {
+        let access = match state.db.reader().await {
+            Ok(mut conn) => crate::orgs::access::OrgAccess::of(&mut conn, &current.account, org_id)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        if let Some(access) = access {
+            let section = admin::section_of(path);
+            if let Ok(org) = admin::org_chrome(&state, &page, &access, section).await {
+                chrome = org;
+            }
+        }
+    }
+    let mut dressed = (page.jar, error.render(chrome)).into_response();
+    *dressed.status_mut() = response.status();
+    for (name, value) in response.headers() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            dressed.headers_mut().append(name, value.clone());
+        }
+    }
+    dressed
 }
 
 pub fn render(template: &impl Template) -> Response {
@@ -485,8 +567,31 @@ pub async fn after_sign_in(
         (true, None) => Redirect::to("/terms"),
         (false, Some(next)) => Redirect::to(next),
         (false, None) if account.is_operator => Redirect::to("/operator"),
-        (false, None) => Redirect::to("/account"),
+        (false, None) => match administered_home(state, account).await? {
+            Some(org_id) => Redirect::to(&format!("/orgs/{org_id}/members")),
+            None => Redirect::to("/account"),
+        },
     })
+}
+
+/// The person's home organization, when they administer it: where they land after
+/// signing in.
+async fn administered_home(
+    state: &AppState,
+    account: &AccountRow,
+) -> Result<Option<uuid::Uuid>, PageError> {
+    let Some(home) = account.home_org_id else {
+        return Ok(None);
+    };
+    let mut conn = state.db.reader().await?;
+    Ok(
+        match crate::orgs::access::OrgAccess::of(&mut conn, account, home).await {
+            Ok(access) => access
+                .may(crate::orgs::roles::Action::ListUsers)
+                .then_some(home),
+            Err(_) => None,
+        },
+    )
 }
 
 /// A place on this site to continue to; anything else (other sites, `//host`) is dropped.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{
     admin::{date, members::PersonForm, notice_text, see_other, Done},
-    form_problem, render, CheckedForm, Chrome, FormError, Page, PageError,
+    form_problem, render, CheckedForm, Chrome, Confirmation, FormError, Page, PageError,
 };
 use crate::{
     app::{AppState, Client},
@@ -273,11 +273,27 @@ impl ClientForm {
     }
 }
 
+struct ClientRow {
+    client: OAuthClient,
+    disable: Confirmation,
+}
+
+fn disable_confirmation(client: &OAuthClient) -> Confirmation {
+    Confirmation {
+        title: format!("Disable the client {} ({})?", client.name, client.client_id),
+        detail: "Its tokens are revoked at once and it gets no more; applications using it stop signing people in.".to_owned(),
+        button: "Disable",
+        action: format!("/operator/clients/{}/disable", client.client_id),
+        fields: Vec::new(),
+        back: "/operator/clients".to_owned(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "pages/operator_clients.html")]
 struct ClientsPage {
     chrome: Chrome,
-    clients: Vec<OAuthClient>,
+    clients: Vec<ClientRow>,
     /// A client just registered: its secret, shown this once.
     created: Option<OAuthClient>,
     form: ClientForm,
@@ -306,7 +322,13 @@ async fn clients_page(
         .collect();
     let template = ClientsPage {
         chrome: operator.chrome("clients"),
-        clients,
+        clients: clients
+            .into_iter()
+            .map(|client| ClientRow {
+                disable: disable_confirmation(&client),
+                client,
+            })
+            .collect(),
         created,
         form,
         grant_choices,
@@ -365,9 +387,21 @@ pub async fn disable_client(
     page: Page,
     client: Client,
     Path(client_id): Path<String>,
-    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm<HashMap<String, String>>,
 ) -> PageResult {
     let operator = operator_page!(&state, page, "/operator/clients");
+    if !super::confirmed(form.iter()) {
+        let registered = oidc::api::clients(&state)
+            .await?
+            .into_iter()
+            .find(|c| c.client_id == client_id)
+            .ok_or(ApiError::NotFound)?;
+        let template = super::ConfirmPage {
+            chrome: operator.chrome("clients"),
+            confirmation: disable_confirmation(&registered),
+        };
+        return Ok(operator.respond(&template));
+    }
     let actor = actor_of(&operator.current.account, &client);
     match oidc::api::disable(&state, &actor, &client_id).await {
         Ok(()) => Ok(see_other(

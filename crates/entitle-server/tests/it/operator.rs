@@ -185,12 +185,27 @@ async fn operators_register_clients_and_rotate_keys_from_their_console() {
         .await;
     let html = refused.text().await.expect("html");
     assert!(html.contains("id=\"name-error\"") && html.contains("id=\"redirect_uris-error\""));
-    let disabled = app
+    // Disabling asks first, naming the client; confirmed, it is done.
+    let asked = app
         .submit_form(
             &browser,
             "/operator/clients",
             &format!("/operator/clients/{client_id}/disable"),
             &[],
+        )
+        .await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert!(asked
+        .text()
+        .await
+        .expect("html")
+        .contains("Disable the client"));
+    let disabled = app
+        .submit_form(
+            &browser,
+            "/operator/clients",
+            &format!("/operator/clients/{client_id}/disable"),
+            &[("confirmed", "yes")],
         )
         .await;
     assert_eq!(

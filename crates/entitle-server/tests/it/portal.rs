@@ -720,3 +720,143 @@ async fn the_audit_log_filters_by_part_of_the_actor_and_by_whom_it_touched() {
         "codes are not shown as words"
     );
 }
+
+#[tokio::test]
+async fn access_requests_are_approved_with_roles_and_keep_their_history() {
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    let (acme, fiona, cory) = (&orgs.acme, &orgs.fiona, &orgs.cory);
+    // Two people name an administrator of Acme (no verified domain is needed for that).
+    let mut requests = Vec::new();
+    for email in ["pat@elsewhere.example", "quinn@elsewhere.example"] {
+        app.register(email, PASSWORD).await;
+        let token = app.sign_in(email, PASSWORD).await;
+        let asked = app
+            .post_as(
+                &token,
+                "/api/v1/access-requests",
+                &json!({"administrator_email": "Fiona@acme.test", "message": "Sales"}),
+            )
+            .await;
+        assert_eq!(asked.status(), StatusCode::ACCEPTED);
+        app.mail
+            .expect("fiona@acme.test", "asks to join Acme")
+            .await;
+    }
+    let queue: Value = app
+        .get_as(fiona, &format!("/api/v1/orgs/{acme}/access-requests"))
+        .await
+        .json()
+        .await
+        .expect("queue");
+    for request in queue.as_array().expect("queue") {
+        assert_eq!(request["via"], "administrator");
+        assert_eq!(request["named_administrator"], "fiona@acme.test");
+        requests.push(request["id"].as_str().expect("id").to_owned());
+    }
+
+    // A Co-Administrator may not approve with a role beyond theirs: nothing happens.
+    let approve = |token: &str, id: &str, body: Value| {
+        let (app, path) = (
+            &app,
+            format!("/api/v1/orgs/{acme}/access-requests/{id}/approve"),
+        );
+        let token = token.to_owned();
+        async move { app.post_as(&token, &path, &body).await }
+    };
+    let refused = approve(cory, &requests[0], json!({"roles": ["administrator"]})).await;
+    expect_problem(refused, StatusCode::FORBIDDEN, "role_required").await;
+    assert_eq!(listing(&app, fiona, acme, "q=pat").await["total"], 0);
+    let bad = approve(cory, &requests[0], json!({"roles": ["root"]})).await;
+    expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+    let approved = approve(cory, &requests[0], json!({"roles": ["license_checkout"]})).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let approved: Value = approved.json().await.expect("request");
+    assert_eq!(approved["roles"], json!(["license_checkout"]));
+    assert_eq!(approved["decided_by"], "cory@acme.test");
+    let pat = listing(&app, fiona, acme, "q=pat").await;
+    let mut roles: Vec<String> =
+        serde_json::from_value(pat["members"][0]["roles"].clone()).expect("roles");
+    roles.sort();
+    assert_eq!(roles, vec!["license_checkout"]);
+    // No body at all still approves, as before.
+    let bare = entitle_testkit::new_client()
+        .post(app.url(&format!(
+            "/api/v1/orgs/{acme}/access-requests/{}/approve",
+            requests[1]
+        )))
+        .bearer_auth(fiona)
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(bare.status(), StatusCode::OK);
+
+    // The page shows the history: who decided, when, and with which roles.
+    let browser = browser_as(&app, "fiona@acme.test").await;
+    let (_, html) = get(&app, &browser, &format!("/orgs/{acme}/access-requests")).await;
+    assert!(html.contains("Nobody is waiting to join Acme."));
+    assert!(
+        html.contains("cory@acme.test") && html.contains("User, License Checkout"),
+        "{html}"
+    );
+    let history: Value = app
+        .get_as(
+            fiona,
+            &format!("/api/v1/orgs/{acme}/access-requests?status=approved"),
+        )
+        .await
+        .json()
+        .await
+        .expect("history");
+    assert_eq!(history.as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn administrators_land_on_their_organization_and_error_pages_keep_the_header() {
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    let (acme, fiona) = (&orgs.acme, &orgs.fiona);
+    member(&app, fiona, acme, "Acme", "uma@acme.test", &[]).await;
+    for (email, landing) in [
+        ("fiona@acme.test", format!("/orgs/{acme}/members")),
+        ("uma@acme.test", "/account".to_owned()),
+    ] {
+        let browser = app.new_client();
+        let signed_in = app
+            .submit_form(
+                &browser,
+                "/sign-in",
+                "/sign-in",
+                &[("email", email), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        assert_eq!(signed_in.headers()["location"], landing.as_str(), "{email}");
+    }
+    // The sign-in page tells invited people how to set a password, the same for everyone.
+    let (_, html) = get(&app, &app.new_client(), "/sign-in").await;
+    assert!(html.contains("Added by your organization and never set a password?"));
+
+    // Another organization's page: 404, in the visitor's own header.
+    let browser = browser_as(&app, "fiona@acme.test").await;
+    let (status, html) = get(&app, &browser, &format!("/orgs/{}/members", orgs.globex)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains("fiona@acme.test") && html.contains("Sign out"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Globex"),
+        "nothing of the other organization shows"
+    );
+    // A page of their own organization that their role does not open: 403 with the
+    // organization's header, so they can go elsewhere in it.
+    let uma = browser_as(&app, "uma@acme.test").await;
+    let (status, html) = get(&app, &uma, &format!("/orgs/{acme}/audit")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        html.contains(&format!("/orgs/{acme}/administrators")) && html.contains("uma@acme.test"),
+        "{html}"
+    );
+}

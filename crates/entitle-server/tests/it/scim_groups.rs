@@ -688,7 +688,7 @@ async fn the_provisioning_page_makes_tokens_and_maps_groups_for_those_allowed() 
             &browser,
             &page,
             &format!("{page}/tokens/{token_id}/revoke"),
-            &[],
+            &[("confirmed", "yes")],
         )
         .await;
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);

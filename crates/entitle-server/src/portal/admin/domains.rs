@@ -5,17 +5,37 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::{extract::State, response::IntoResponse};
-use entitle_proto::{AccessRequest, JoinableOrg, NewAccessRequest, OrgDomain};
+use entitle_proto::{AccessDecision, AccessRequest, JoinableOrg, NewAccessRequest, OrgDomain};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{date, notice_text, see_other, Done, OrgPage, PageResult};
+use super::{date, see_other, Done, OrgPage, PageResult};
 use crate::{
     app::{AppState, Client},
     error::{ApiError, Path, Query},
-    orgs::{approval, domains, roles::Action},
-    portal::{form_problem, render, CheckedForm, Chrome, FormError, Page},
+    orgs::{
+        approval, domains,
+        roles::{Action, Role},
+    },
+    portal::{confirmed, form_problem, render, CheckedForm, Chrome, Confirmation, FormError, Page},
 };
+
+struct DomainRow {
+    domain: OrgDomain,
+    checked: String,
+    remove: Confirmation,
+}
+
+fn remove_confirmation(org_id: Uuid, domain: &OrgDomain) -> Confirmation {
+    Confirmation {
+        title: format!("Remove the domain {}?", domain.domain),
+        detail: "People of this domain are no longer recognized as yours: they cannot join through it, and Auto Approval stops for them. Members stay members.".to_owned(),
+        button: "Remove",
+        action: format!("/orgs/{org_id}/domains/{}/remove", domain.id),
+        fields: Vec::new(),
+        back: format!("/orgs/{org_id}/domains"),
+    }
+}
 
 #[derive(Template)]
 #[template(path = "pages/org_domains.html")]
@@ -23,7 +43,7 @@ struct DomainsPage {
     chrome: Chrome,
     org_id: Uuid,
     org_name: String,
-    domains: Vec<OrgDomain>,
+    domains: Vec<DomainRow>,
     any_verified: bool,
     auto_approval: bool,
     manages_domains: bool,
@@ -52,9 +72,16 @@ async fn domains_page(
         any_verified: found.iter().any(|d| d.verified_at.is_some()),
         auto_approval: org.access.org.auto_approval,
         manages_domains: org.access.may(Action::ManageDomains),
-        domains: found,
+        domains: found
+            .into_iter()
+            .map(|domain| DomainRow {
+                checked: domain.checked_at.map(date).unwrap_or_default(),
+                remove: remove_confirmation(org.org_id(), &domain),
+                domain,
+            })
+            .collect(),
         claimed,
-        notice: notice_text(done),
+        notice: org.notice(done),
         errors,
         form_error,
     };
@@ -112,11 +139,25 @@ pub async fn remove(
     page: Page,
     client: Client,
     Path((org_id, domain_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm<HashMap<String, String>>,
 ) -> PageResult {
-    let org = org_page!(&state, page, org_id, &format!("/orgs/{org_id}/domains"));
-    match domains::remove(&state, &org.current.account, org_id, domain_id, &client).await {
-        Ok(()) => Ok(see_other(format!("/orgs/{org_id}/domains?done=removed"))),
+    let here = format!("/orgs/{org_id}/domains");
+    let org = org_page!(&state, page, org_id, &here);
+    let account = org.current.account.clone();
+    let domain = domains::list(&state, &account, org_id)
+        .await?
+        .into_iter()
+        .find(|d| d.id == domain_id)
+        .ok_or(ApiError::NotFound)?;
+    if !confirmed(form.iter()) {
+        let confirmation = remove_confirmation(org_id, &domain);
+        return org.ask(&state, "domains", confirmation).await;
+    }
+    match domains::remove(&state, &account, org_id, domain_id, &client).await {
+        Ok(()) => {
+            let notice = format!("Removed the domain {}.", domain.domain);
+            Ok(org.redirect(&state, &here, &notice))
+        }
         Err(error) => domains_page(&state, org, None, String::new(), Some(error)).await,
     }
 }
@@ -146,6 +187,16 @@ pub async fn auto_approval(
 struct RequestRow {
     request: AccessRequest,
     asked: String,
+    /// How the request came, in words.
+    came: String,
+    decided: String,
+    roles: String,
+}
+
+/// A role the approver may give, as a checkbox.
+struct RoleOption {
+    value: &'static str,
+    label: &'static str,
 }
 
 #[derive(Template)]
@@ -155,8 +206,28 @@ struct RequestsPage {
     org_id: Uuid,
     org_name: String,
     requests: Vec<RequestRow>,
+    history: Vec<RequestRow>,
+    roles: Vec<RoleOption>,
+    pending_count: String,
     notice: Option<String>,
     form_error: Option<FormError>,
+}
+
+fn request_row(request: AccessRequest) -> RequestRow {
+    let came = match &request.named_administrator {
+        Some(admin) => format!("They named {admin} as an administrator of yours."),
+        None => format!(
+            "Their address is in your verified domain {}.",
+            request.email.rsplit('@').next().unwrap_or_default()
+        ),
+    };
+    RequestRow {
+        asked: date(request.created_at),
+        came,
+        decided: request.decided_at.map(date).unwrap_or_default(),
+        roles: crate::orgs::roles::labels(&request.roles),
+        request,
+    }
 }
 
 async fn requests_page(
@@ -165,7 +236,13 @@ async fn requests_page(
     done: Option<&str>,
     error: Option<ApiError>,
 ) -> PageResult {
-    let pending = approval::list_requests(state, &org.current.account, org.org_id(), None).await?;
+    let account = &org.current.account;
+    let pending = approval::list_requests(state, account, org.org_id(), None).await?;
+    let mut history =
+        approval::list_requests(state, account, org.org_id(), Some("approved")).await?;
+    history.extend(approval::list_requests(state, account, org.org_id(), Some("rejected")).await?);
+    history.sort_by_key(|r| std::cmp::Reverse(r.decided_at));
+    history.truncate(50);
     let form_error = match error {
         Some(error) => form_problem(error)?.1,
         None => None,
@@ -174,14 +251,18 @@ async fn requests_page(
         chrome: org.chrome(state, "access-requests").await?,
         org_id: org.org_id(),
         org_name: org.access.org.name.clone(),
-        requests: pending
+        pending_count: crate::words::plural(pending.len() as i64, "request is", "requests are"),
+        requests: pending.into_iter().map(request_row).collect(),
+        history: history.into_iter().map(request_row).collect(),
+        roles: Role::ALL
             .into_iter()
-            .map(|request| RequestRow {
-                asked: date(request.created_at),
-                request,
+            .filter(|r| *r != Role::User && org.access.may(Action::AssignRole(*r)))
+            .map(|r| RoleOption {
+                value: r.as_str(),
+                label: r.label(),
             })
             .collect(),
-        notice: notice_text(done),
+        notice: org.notice(done),
         form_error,
     };
     Ok(org.respond(&template))
@@ -198,12 +279,6 @@ pub async fn requests(
     requests_page(&state, org, done.done.as_deref(), None).await
 }
 
-#[derive(Deserialize, Default)]
-pub struct DecisionForm {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 async fn decide(
     state: &AppState,
     page: Page,
@@ -211,25 +286,44 @@ async fn decide(
     org_id: Uuid,
     request_id: Uuid,
     approve: bool,
-    reason: Option<&str>,
+    form: &[(String, String)],
 ) -> PageResult {
     let here = format!("/orgs/{org_id}/access-requests");
     let org = org_page!(state, page, org_id, &here);
+    let decision = AccessDecision {
+        reason: form
+            .iter()
+            .find(|(name, _)| name == "reason")
+            .map(|(_, value)| value.clone()),
+        roles: form
+            .iter()
+            .filter(|(name, _)| name == "role")
+            .map(|(_, value)| value.clone())
+            .collect(),
+    };
+    let account = org.current.account.clone();
     let result = approval::decide(
-        state,
-        &org.current.account,
-        org_id,
-        request_id,
-        approve,
-        reason,
-        client,
+        state, &account, org_id, request_id, approve, &decision, client,
     )
     .await;
     match result {
-        Ok(_) => Ok(see_other(format!(
-            "{here}?done={}",
-            if approve { "approved" } else { "rejected" }
-        ))),
+        Ok(request) => {
+            let who = format!(
+                "{} {} ({})",
+                request.first_name, request.last_name, request.email
+            );
+            let notice = if approve {
+                let roles = if request.roles.is_empty() {
+                    "a User".to_owned()
+                } else {
+                    format!("a User and {}", crate::orgs::roles::labels(&request.roles))
+                };
+                format!("Approved {who}: they are {roles} now and have been told.")
+            } else {
+                format!("Rejected {who}; they have been told.")
+            };
+            Ok(org.redirect(state, &here, &notice))
+        }
         Err(error) => requests_page(state, org, None, Some(error)).await,
     }
 }
@@ -239,9 +333,9 @@ pub async fn approve(
     page: Page,
     client: Client,
     Path((org_id, request_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(_): CheckedForm<DecisionForm>,
+    CheckedForm(form): CheckedForm<Vec<(String, String)>>,
 ) -> PageResult {
-    decide(&state, page, &client, org_id, request_id, true, None).await
+    decide(&state, page, &client, org_id, request_id, true, &form).await
 }
 
 pub async fn reject(
@@ -249,18 +343,9 @@ pub async fn reject(
     page: Page,
     client: Client,
     Path((org_id, request_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(form): CheckedForm<DecisionForm>,
+    CheckedForm(form): CheckedForm<Vec<(String, String)>>,
 ) -> PageResult {
-    decide(
-        &state,
-        page,
-        &client,
-        org_id,
-        request_id,
-        false,
-        form.reason.as_deref(),
-    )
-    .await
+    decide(&state, page, &client, org_id, request_id, false, &form).await
 }
 
 #[derive(Template)]

@@ -10,7 +10,7 @@ use entitle_proto::{ScimGroupSummary, ScimToken};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{date, notice_text, see_other, Done, OrgPage, PageResult};
+use super::{date, see_other, Done, OrgPage, PageResult};
 use crate::{
     app::{AppState, Client},
     error::{ApiError, Path, Query},
@@ -25,6 +25,7 @@ struct TokenRow {
     token: ScimToken,
     created: String,
     last_used: String,
+    revoke: crate::portal::Confirmation,
 }
 
 struct GroupRow {
@@ -86,6 +87,7 @@ async fn provisioning_page(
             .map(|token| TokenRow {
                 created: date(token.created_at),
                 last_used: token.last_used_at.map(date).unwrap_or_default(),
+                revoke: revoke_confirmation(org.org_id(), token.id, &token.name),
                 token,
             })
             .collect(),
@@ -105,11 +107,22 @@ async fn provisioning_page(
                 }
             })
             .collect(),
-        notice: notice_text(done),
+        notice: org.notice(done),
         errors,
         form_error,
     };
     Ok(org.respond(&template))
+}
+
+fn revoke_confirmation(org_id: Uuid, token_id: Uuid, name: &str) -> crate::portal::Confirmation {
+    crate::portal::Confirmation {
+        title: format!("Revoke the SCIM token “{name}”?"),
+        detail: "Your identity provider's requests with it are refused at once; give it a new token to keep provisioning.".to_owned(),
+        button: "Revoke",
+        action: format!("/orgs/{org_id}/provisioning/tokens/{token_id}/revoke"),
+        fields: Vec::new(),
+        back: here(org_id),
+    }
 }
 
 fn here(org_id: Uuid) -> String {
@@ -153,11 +166,27 @@ pub async fn revoke_token(
     page: Page,
     client: Client,
     Path((org_id, token_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm<HashMap<String, String>>,
 ) -> PageResult {
     let org = org_page!(&state, page, org_id, &here(org_id));
-    match scim::revoke_token(&state, &org.current.account, org_id, token_id, &client).await {
-        Ok(()) => Ok(see_other(format!("{}?done=revoked", here(org_id)))),
+    let account = org.current.account.clone();
+    let name = scim::list_tokens(&state, &account, org_id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == token_id)
+        .map(|t| t.name)
+        .ok_or(ApiError::NotFound)?;
+    if !crate::portal::confirmed(form.iter()) {
+        let confirmation = revoke_confirmation(org_id, token_id, &name);
+        return org.ask(&state, "provisioning", confirmation).await;
+    }
+    match scim::revoke_token(&state, &account, org_id, token_id, &client).await {
+        Ok(()) => {
+            let notice = format!(
+                "Revoked the SCIM token “{name}”: requests with it are refused from now on."
+            );
+            Ok(org.redirect(&state, &here(org_id), &notice))
+        }
         Err(error) => provisioning_page(&state, org, None, None, String::new(), Some(error)).await,
     }
 }
