@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond cargo: Debian's Chromium, the browser
-# tests' npm packages (playwright-core, smtp-server, mailparser) and the independent
+# tests' npm packages (playwright-core, axe-core, smtp-server, mailparser) and the independent
 # OpenID Connect relying party (openid-client) and the SCIM checker scim2-tester
 # (PyPI). Idempotent.
 set -euo pipefail
@@ -21,7 +21,7 @@ npm_ci() { # directory, a package that must be there
     (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
-npm_ci browser playwright-core
+npm_ci browser axe-core
 npm_ci interop openid-client
 
 # scim2-tester (PyPI), the SCIM compliance checker, in its own virtual environment.

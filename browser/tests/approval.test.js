@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser, linkIn, PASSWORD, startEntitled, startSmtp } from './harness.js';
+import { launchBrowser, linkIn, PASSWORD, startEntitled, startSmtp } from '../lib/harness.js';
 
 const artifacts = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -96,9 +96,13 @@ test('the header lists required actions and the approval queue clears one of the
   await admin.getByRole('heading', { name: 'Access requests' }).waitFor();
   await admin.getByText('Have you seen my stapler?').waitFor();
   await admin.screenshot({ path: path.join(artifacts, 'access-requests.png'), fullPage: true });
+  await admin.getByText('They named fay@initech.example as an administrator of yours.').waitFor();
+  await admin.getByRole('region', { name: 'Milton Waddams' }).getByLabel('License Checkout').check();
   await admin.getByRole('button', { name: 'Approve milton@gmail.com' }).click();
-  await admin.getByText('Approved: they are a User now and have been told.').waitFor();
+  await admin.getByText('Approved Milton Waddams (milton@gmail.com): they are a User and License Checkout now and have been told.').waitFor();
   await admin.getByText('Nobody is waiting to join Initech.').waitFor();
+  // The decision stays in the history.
+  await admin.getByRole('region', { name: 'Decisions' }).getByText('User, License Checkout').waitFor();
   assert.equal(await banner.locator('li[data-code="decide_access_requests"]').count(), 0);
   await smtp.expect('milton@gmail.com', 'You are now a member of Initech');
 
@@ -147,8 +151,11 @@ test('the provisioning page makes a token once, maps a group to a role and revok
   assert.deepEqual(peter.body.roles.map((r) => r.value).sort(), ['usage_reports', 'user']);
   await admin.screenshot({ path: path.join(artifacts, 'provisioning.png'), fullPage: true });
 
+  // Revoking asks first, in a dialog that names the token.
   await admin.getByRole('button', { name: 'Revoke Okta' }).click();
-  await admin.getByText('Revoked: requests with that token are refused from now on.').waitFor();
+  const dialog = admin.getByRole('dialog', { name: 'Revoke the SCIM token “Okta”?' });
+  await dialog.getByRole('button', { name: 'Revoke' }).click();
+  await admin.getByText('Revoked the SCIM token “Okta”: requests with it are refused from now on.').waitFor();
   assert.equal((await scim('GET', '/Groups')).status, 401);
   await admin.close();
 });

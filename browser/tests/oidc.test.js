@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser, PASSWORD, startEntitled, startSmtp } from './harness.js';
+import { launchBrowser, PASSWORD, startEntitled, startSmtp } from '../lib/harness.js';
 
 const artifacts = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../artifacts');
 mkdirSync(artifacts, { recursive: true });

@@ -277,10 +277,83 @@ async fn main() -> anyhow::Result<()> {
         ("search a name prefix (\"jos\")", "q=jos"),
         ("search a domain (\"corp3.example\")", "q=corp3.example"),
         ("search with no match", "q=nobody-here"),
+        ("status filter: invited", "limit=50&status=invited"),
+        ("role filter: usage_reports", "limit=50&role=usage_reports"),
+        (
+            "domain filter: corp3.example",
+            "limit=50&domain=corp3.example",
+        ),
+        (
+            "domain and role, searched (\"user00\")",
+            "limit=50&domain=corp3.example&role=usage_reports&q=user00",
+        ),
     ] {
         let (p50, p99, total) = api.list_latency(org.id, query).await?;
         println!("| {label} | {total} | {p50:.2} | {p99:.2} |");
     }
+
+    // The member page's filter counts (by status, role and domain), computed on each view.
+    let (p50, p99) = timed(|_| {
+        let request = api
+            .http
+            .get(format!(
+                "{}/api/v1/orgs/{}/members/counts",
+                api.base, org.id
+            ))
+            .bearer_auth(&api.token)
+            .send();
+        async move {
+            request.await?.error_for_status()?;
+            Ok(())
+        }
+    })
+    .await?;
+    println!("member counts (the member page's filters), {LIST_REQUESTS} requests: p50 {p50:.2} ms, p99 {p99:.2} ms");
+
+    // A bulk action on a full page of 200 members, each under the single-member rules.
+    let page: MemberPage = api
+        .http
+        .get(format!(
+            "{}/api/v1/orgs/{}/members?limit=200&offset=1000",
+            api.base, org.id
+        ))
+        .bearer_auth(&api.token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ids: Vec<uuid::Uuid> = page.members.iter().map(|m| m.account_id).collect();
+    let mut bulk_ms = Vec::new();
+    for action in [
+        "add_role",
+        "remove_role",
+        "add_role",
+        "remove_role",
+        "add_role",
+    ] {
+        let started = Instant::now();
+        let outcome: serde_json::Value = api
+            .http
+            .post(format!("{}/api/v1/orgs/{}/members/bulk", api.base, org.id))
+            .bearer_auth(&api.token)
+            .json(&serde_json::json!({"action": action, "role": "software_downloads", "account_ids": ids}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        bulk_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            outcome["done"].as_array().map(Vec::len) == Some(ids.len()),
+            "bulk: {outcome}"
+        );
+    }
+    println!(
+        "bulk role change of {} members (median of 5): {:.0} ms",
+        ids.len(),
+        percentile(&mut bulk_ms, 0.5)
+    );
 
     // The header of every organization page: what the administrators still have to do,
     // here with 100,000 invited people who have not set a password.

@@ -7,17 +7,36 @@
 
   // Forms marked data-confirm ask first. The server asks too (a confirmation page) when
   // the form arrives without confirmed=yes, so the question is never skipped.
+  // A bulk form's question names the action and everyone ticked, as the server's
+  // confirmation page does.
+  function bulkQuestion(form) {
+    var action = form.querySelector('[name=action]');
+    var label = action.options[action.selectedIndex].text;
+    var names = [];
+    document.querySelectorAll('input[name=member][form="' + form.id + '"]:checked').forEach(function (box) {
+      names.push(box.dataset.name);
+    });
+    var count = names.length === 1 ? '1 person' : names.length + ' people';
+    var list = names.length > 1 ? names.slice(0, -1).join(', ') + ' and ' + names[names.length - 1] : names.join('');
+    return { title: label + ' ' + count + '?', detail: list, button: label.split(' ')[0] };
+  }
+
   function confirmDialog(form) {
+    var words = form.dataset.confirm === 'bulk' ? bulkQuestion(form) : {
+      title: form.dataset.confirm,
+      detail: form.dataset.confirmDetail,
+      button: form.dataset.confirmButton
+    };
     var dialog = document.createElement('dialog');
     dialog.className = 'confirm';
     dialog.setAttribute('aria-labelledby', 'confirm-title');
     var title = document.createElement('h2');
     title.id = 'confirm-title';
-    title.textContent = form.dataset.confirm;
+    title.textContent = words.title;
     dialog.appendChild(title);
-    if (form.dataset.confirmDetail) {
+    if (words.detail) {
       var detail = document.createElement('p');
-      detail.textContent = form.dataset.confirmDetail;
+      detail.textContent = words.detail;
       dialog.appendChild(detail);
     }
     var actions = document.createElement('div');
@@ -29,7 +48,7 @@
     var go = document.createElement('button');
     go.type = 'button';
     go.className = 'primary danger';
-    go.textContent = form.dataset.confirmButton || 'Confirm';
+    go.textContent = words.button || 'Confirm';
     actions.appendChild(cancel);
     actions.appendChild(go);
     dialog.appendChild(actions);

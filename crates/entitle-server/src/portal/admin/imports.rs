@@ -147,6 +147,8 @@ pub async fn upload(
 /// A staged row with how the preview shows its status (or, once committed, its result).
 struct PreviewRow {
     row: entitle_proto::ImportRow,
+    /// The roles as written, one after another: "Usage Reports, License Checkout".
+    roles: String,
     css: &'static str,
     badge: &'static str,
     status: &'static str,
@@ -172,6 +174,13 @@ fn preview_row(row: &entitle_proto::ImportRow) -> PreviewRow {
         Some(_) => ("not_added", "Not added"),
     };
     PreviewRow {
+        roles: row
+            .roles
+            .split(';')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect::<Vec<_>>()
+            .join(", "),
         row: row.clone(),
         css,
         badge,
