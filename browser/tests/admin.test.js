@@ -221,6 +221,27 @@ test('destructive actions ask first and name who, in a dialog; the notice after 
   await page.context().close();
 });
 
+test('adding a person: its own page, focus on the first field in error, and a notice that names and links them', async () => {
+  const page = await signedIn(LAPTOP);
+  await page.getByRole('link', { name: 'Add a person' }).click();
+  await page.getByRole('heading', { name: 'Add a person to Acme' }).waitFor();
+  await page.getByLabel('Email address').fill('walter@acme.example');
+  await page.getByLabel('First name').fill('Walter');
+  await page.getByLabel('Last name').fill('White');
+  await page.getByLabel(/Country/).fill('Narnia');
+  await page.getByRole('button', { name: 'Add and invite' }).click();
+  await page.locator('#country-error').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'country');
+  await checkPage(page, 'add a person, with an error, at 1280');
+  await page.getByLabel(/Country/).fill('Portugal');
+  await page.getByRole('button', { name: 'Add and invite' }).click();
+  await page.getByText('Added Walter White (walter@acme.example) to Acme. They have been emailed an invitation to set their password.').waitFor();
+  await page.getByRole('heading', { name: 'Walter White' }).waitFor();
+  assert.match(page.url(), new RegExp(`/orgs/${scene.orgId}/members/[0-9a-f-]{36}$`));
+  await smtp.expect('walter@acme.example', 'added to Acme');
+  await page.context().close();
+});
+
 test('every page of the portal fits a laptop and a phone and passes axe-core', async () => {
   const members = await server.api('GET', `/api/v1/orgs/${scene.orgId}/members?q=priya&limit=1`, null, scene.token);
   const someone = members.body.members[0].account_id;

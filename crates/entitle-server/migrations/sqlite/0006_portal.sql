@@ -18,3 +18,7 @@ ALTER TABLE access_requests ADD COLUMN via TEXT NOT NULL DEFAULT 'domain';
 ALTER TABLE access_requests ADD COLUMN named_administrator TEXT;
 -- The roles an approval gave besides User.
 ALTER TABLE access_requests ADD COLUMN roles TEXT NOT NULL DEFAULT '';
+
+-- The disabled members of an organization, counted for the member list's filters without
+-- reading every member (the invited ones have org_members_invited).
+CREATE INDEX org_members_disabled ON org_members (org_id) WHERE disabled_at IS NOT NULL;

@@ -89,10 +89,13 @@ pub async fn detail(
     })
 }
 
-fn too_many_emails() -> ApiError {
-    ApiError::TooManyRequests {
-        retry_after_secs: 3600,
-    }
+/// The two links an administrator sends a member to set a password.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// A new invitation, to someone who has not set a password yet.
+    Invitation,
+    /// A password-reset link, to a registered member of their home organization.
+    PasswordReset,
 }
 
 /// Sends a member who has not set a password yet a new invitation (a fresh link; older
@@ -104,45 +107,7 @@ pub async fn resend_invitation(
     account_id: Uuid,
     from: &Client,
 ) -> ApiResult<AccountRow> {
-    let mut tx = state.db.begin().await?;
-    let access = OrgAccess::of(&mut tx, caller, org_id).await?;
-    let (account, _, disabled) = changeable_member(&mut tx, &access, account_id).await?;
-    if account.password_hash.is_some() {
-        return Err(ApiError::conflict(
-            "already_registered",
-            "They have set a password already: send a password-reset link instead.",
-        ));
-    }
-    if disabled {
-        return Err(ApiError::conflict(
-            "member_disabled",
-            "They are disabled: enable them first.",
-        ));
-    }
-    if !flows::may_email(&mut tx, state, &account.email).await? {
-        return Err(too_many_emails());
-    }
-    let token = flows::issue_account_token(
-        &mut tx,
-        account.id,
-        TokenPurpose::SetPassword,
-        state.config.tokens.invitation_ttl_secs,
-    )
-    .await?;
-    let message =
-        flows::set_password_message(state, &account, &token.secret, Some(&access.org.name));
-    record(
-        &mut tx,
-        caller,
-        from,
-        org_id,
-        &account,
-        "org.invitation_resent",
-    )
-    .await?;
-    tx.commit().await?;
-    state.mailer.send_in_background(message);
-    Ok(account)
+    send_link(state, caller, org_id, account_id, from, Link::Invitation).await
 }
 
 /// Sends a registered member of their home organization a link to set a new password.
@@ -154,20 +119,41 @@ pub async fn send_password_reset(
     account_id: Uuid,
     from: &Client,
 ) -> ApiResult<AccountRow> {
+    send_link(state, caller, org_id, account_id, from, Link::PasswordReset).await
+}
+
+async fn send_link(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+    account_id: Uuid,
+    from: &Client,
+    link: Link,
+) -> ApiResult<AccountRow> {
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
     let (account, _, disabled) = changeable_member(&mut tx, &access, account_id).await?;
-    if account.home_org_id != Some(org_id) {
-        return Err(ApiError::forbidden(
-            "not_home_organization",
-            "Only their own organization can send them a password-reset link.",
-        ));
-    }
-    if account.password_hash.is_none() {
-        return Err(ApiError::conflict(
-            "not_registered",
-            "They have not set a password yet: resend the invitation instead.",
-        ));
+    let registered = account.password_hash.is_some();
+    match link {
+        Link::Invitation if registered => {
+            return Err(ApiError::conflict(
+                "already_registered",
+                "They have set a password already: send a password-reset link instead.",
+            ))
+        }
+        Link::PasswordReset if account.home_org_id != Some(org_id) => {
+            return Err(ApiError::forbidden(
+                "not_home_organization",
+                "Only their own organization can send them a password-reset link.",
+            ))
+        }
+        Link::PasswordReset if !registered => {
+            return Err(ApiError::conflict(
+                "not_registered",
+                "They have not set a password yet: resend the invitation instead.",
+            ))
+        }
+        _ => {}
     }
     if disabled || !account.is_active() {
         return Err(ApiError::conflict(
@@ -176,25 +162,29 @@ pub async fn send_password_reset(
         ));
     }
     if !flows::may_email(&mut tx, state, &account.email).await? {
-        return Err(too_many_emails());
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: 3600,
+        });
     }
-    let token = flows::issue_account_token(
-        &mut tx,
-        account.id,
-        TokenPurpose::SetPassword,
-        state.config.tokens.password_reset_ttl_secs,
-    )
-    .await?;
-    let message = reset_message(state, &account, &token.secret, &access.org.name);
-    record(
-        &mut tx,
-        caller,
-        from,
-        org_id,
-        &account,
-        "org.password_reset_sent",
-    )
-    .await?;
+    let (ttl_secs, action) = match link {
+        Link::Invitation => (
+            state.config.tokens.invitation_ttl_secs,
+            "org.invitation_resent",
+        ),
+        Link::PasswordReset => (
+            state.config.tokens.password_reset_ttl_secs,
+            "org.password_reset_sent",
+        ),
+    };
+    let token =
+        flows::issue_account_token(&mut tx, account.id, TokenPurpose::SetPassword, ttl_secs)
+            .await?;
+    let org = &access.org.name;
+    let message = match link {
+        Link::Invitation => flows::set_password_message(state, &account, &token.secret, Some(org)),
+        Link::PasswordReset => reset_message(state, &account, &token.secret, org),
+    };
+    record(&mut tx, caller, from, org_id, &account, action).await?;
     tx.commit().await?;
     state.mailer.send_in_background(message);
     Ok(account)

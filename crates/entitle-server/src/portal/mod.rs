@@ -99,16 +99,8 @@ fn router() -> Router<AppState> {
         )
         .route("/orgs/{org_id}/members/bulk", post(admin::members::bulk))
         .route(
-            "/orgs/{org_id}/members/{account_id}/invitation",
-            post(admin::members::resend_invitation),
-        )
-        .route(
-            "/orgs/{org_id}/members/{account_id}/password-reset",
-            post(admin::members::send_password_reset),
-        )
-        .route(
-            "/orgs/{org_id}/members/{account_id}/sign-out-everywhere",
-            post(admin::members::sign_out_everywhere),
+            "/orgs/{org_id}/members/{account_id}/{action}",
+            post(admin::members::member_action),
         )
         .route(
             "/orgs/{org_id}/members/{account_id}/roles",

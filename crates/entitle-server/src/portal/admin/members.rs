@@ -366,12 +366,12 @@ async fn members_page(
     state: &AppState,
     org: OrgPage,
     query: MembersQuery,
-    error: Option<ApiError>,
+    with_counts: bool,
 ) -> PageResult {
     let org_id = org.org_id();
     let account = &org.current.account;
     let (page, form_error) = match members::list(state, account, org_id, &query.listing()).await {
-        Ok(page) => (page, error.map(form_problem).transpose()?.and_then(|p| p.1)),
+        Ok(page) => (page, None),
         // A hand-edited address with a bad filter: show everyone, and say why.
         Err(error @ ApiError::Validation(_)) => {
             let everyone = members::MemberQuery {
@@ -379,11 +379,21 @@ async fn members_page(
                 ..members::MemberQuery::default()
             };
             let page = members::list(state, account, org_id, &everyone).await?;
-            (page, form_problem(error)?.1)
+            let problem = FormError {
+                message: error.detail(),
+                request_id: None,
+            };
+            (page, Some(problem))
         }
         Err(error) => return Err(error.into()),
     };
-    let counts = members::counts(state, account, org_id).await?;
+    // Searching as one types swaps the list alone (htmx): the filters' counts around it
+    // stay as they are, so they are not counted again.
+    let counts = if with_counts {
+        members::counts(state, account, org_id).await?
+    } else {
+        MemberCounts::default()
+    };
     let limit = query.limit();
     let shown = page.members.len() as i64;
     let manages = org.access.may(Action::ManageUsers);
@@ -457,10 +467,12 @@ pub async fn members(
     page: Page,
     Path(org_id): Path<Uuid>,
     Query(query): Query<MembersQuery>,
+    headers: axum::http::HeaderMap,
 ) -> PageResult {
     let here = query.href(org_id, |_| {});
     let org = org_page!(&state, page, org_id, &here);
-    members_page(&state, org, query, None).await
+    let swaps_the_list_alone = headers.contains_key("hx-request");
+    members_page(&state, org, query, !swaps_the_list_alone).await
 }
 
 // ---- Bulk actions --------------------------------------------------------------------
@@ -1062,16 +1074,15 @@ pub async fn remove_member(
     }
 }
 
-/// The member page's one-click actions that send mail or end sessions: after each, back
-/// to where the form came from (the member's page, or the list).
-async fn member_action(
-    state: AppState,
+/// The one-click actions that send mail or end sessions (`invitation`,
+/// `password-reset`, `sign-out-everywhere`): after each, back to where the form came
+/// from (the member's page, or the list).
+pub async fn member_action(
+    State(state): State<AppState>,
     page: Page,
     client: Client,
-    org_id: Uuid,
-    account_id: Uuid,
-    form: HashMap<String, String>,
-    which: &'static str,
+    Path((org_id, account_id, which)): Path<(Uuid, Uuid, String)>,
+    CheckedForm(form): CheckedForm<HashMap<String, String>>,
 ) -> PageResult {
     let here = format!("/orgs/{org_id}/members/{account_id}");
     let back = form
@@ -1082,35 +1093,31 @@ async fn member_action(
         .unwrap_or_else(|| here.clone());
     let org = org_page!(&state, page, org_id, &here);
     let account = org.current.account.clone();
-    let result = match which {
+    let named = |a: crate::identity::store::AccountRow| {
+        format!("{} {} ({})", a.first_name, a.last_name, a.email)
+    };
+    let result = match which.as_str() {
         "invitation" => {
             member_actions::resend_invitation(&state, &account, org_id, account_id, &client)
                 .await
-                .map(|a| {
-                    format!(
-                        "Sent a new invitation to {} {} ({}).",
-                        a.first_name, a.last_name, a.email
-                    )
-                })
+                .map(|a| format!("Sent a new invitation to {}.", named(a)))
         }
         "password-reset" => {
             member_actions::send_password_reset(&state, &account, org_id, account_id, &client)
                 .await
-                .map(|a| {
+                .map(|a| format!("Sent {} a link to set a new password.", named(a)))
+        }
+        "sign-out-everywhere" => {
+            members::sign_out_everywhere(&state, &account, account_id, &client)
+                .await
+                .map(|sessions| {
                     format!(
-                        "Sent {} {} ({}) a link to set a new password.",
-                        a.first_name, a.last_name, a.email
+                        "Signed them out everywhere ({}).",
+                        plural(sessions as i64, "session ended", "sessions ended")
                     )
                 })
         }
-        _ => members::sign_out_everywhere(&state, &account, account_id, &client)
-            .await
-            .map(|sessions| {
-                format!(
-                    "Signed them out everywhere ({}).",
-                    plural(sessions as i64, "session ended", "sessions ended")
-                )
-            }),
+        _ => return Err(ApiError::NotFound.into()),
     };
     match result {
         Ok(notice) => Ok(org.redirect(&state, &back, &notice)),
@@ -1121,45 +1128,6 @@ async fn member_action(
         }
         Err(error) => Ok(org.redirect_with(&state, &back, &Flash::Warning(error.detail()))),
     }
-}
-
-pub async fn resend_invitation(
-    State(state): State<AppState>,
-    page: Page,
-    client: Client,
-    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(form): CheckedForm<HashMap<String, String>>,
-) -> PageResult {
-    member_action(state, page, client, org_id, account_id, form, "invitation").await
-}
-
-pub async fn send_password_reset(
-    State(state): State<AppState>,
-    page: Page,
-    client: Client,
-    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(form): CheckedForm<HashMap<String, String>>,
-) -> PageResult {
-    member_action(
-        state,
-        page,
-        client,
-        org_id,
-        account_id,
-        form,
-        "password-reset",
-    )
-    .await
-}
-
-pub async fn sign_out_everywhere(
-    State(state): State<AppState>,
-    page: Page,
-    client: Client,
-    Path((org_id, account_id)): Path<(Uuid, Uuid)>,
-    CheckedForm(form): CheckedForm<HashMap<String, String>>,
-) -> PageResult {
-    member_action(state, page, client, org_id, account_id, form, "sign-out").await
 }
 
 #[cfg(test)]
