@@ -78,3 +78,52 @@ async fn openid_client_completes_every_flow() {
         "{result}"
     );
 }
+
+/// The license format as another ecosystem reads it: panva's `jose` (npm) verifies the
+/// `entitle-license` crate's checked-in vectors against their JWKS and reaches the same
+/// outcome for each (the signature, then the claims as docs/license-format.md says).
+#[tokio::test]
+async fn jose_reads_the_license_vectors_as_the_crate_does() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let vectors = root.join("crates/entitle-license/tests/vectors");
+    let output = tokio::process::Command::new("node")
+        .arg("license-verify.mjs")
+        .arg(&vectors)
+        .current_dir(root.join("interop"))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let jose: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(vectors.join("outcomes.json")).expect("outcomes"),
+    )
+    .expect("json");
+    let outcomes = manifest["outcomes"].as_object().expect("outcomes");
+    assert!(outcomes.len() >= 20);
+    for (name, outcome) in outcomes {
+        let seen = &jose[name];
+        let signature = seen["signature"].as_bool().expect("signature");
+        match outcome.as_str().expect("outcome") {
+            "unsupported_algorithm" | "unknown_key" | "bad_signature" => {
+                assert!(
+                    !signature,
+                    "{name}: jose accepted what entitle refuses: {seen}"
+                )
+            }
+            "malformed" => assert!(
+                !signature || seen["claims"] == "malformed",
+                "{name}: {seen}"
+            ),
+            "wrong_kind" => assert_eq!(seen["claims"], "wrong_kind", "{name}: {seen}"),
+            claims => {
+                assert!(signature, "{name}: jose refused a good signature: {seen}");
+                assert_eq!(seen["claims"], claims, "{name}: {seen}");
+            }
+        }
+    }
+}
