@@ -747,3 +747,120 @@ pub struct ImportRow {
     #[serde(default)]
     pub warnings: Vec<String>,
 }
+
+// ---- Entitlements ----------------------------------------------------------------------
+
+/// A product the vendor sells.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Product {
+    pub id: Uuid,
+    /// What applications ask for and license files name: 2 to 64 lowercase letters,
+    /// digits and dashes.
+    pub code: String,
+    pub name: String,
+    /// The versions offered (informational: a checkout names the version it covers).
+    pub versions: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Adding a product.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    #[schema(max_length = 64)]
+    pub code: String,
+    #[schema(max_length = 200)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub versions: Vec<String>,
+}
+
+/// Changes to a product; absent fields stay as they are. The code never changes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChange {
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    #[schema(max_items = 100)]
+    pub versions: Option<Vec<String>>,
+}
+
+/// What happens when every seat is taken.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OveragePolicy {
+    /// Refuse: no more machines than seats, ever.
+    Deny,
+    /// Grant, and bill the use above the seats as overage.
+    Allow,
+    /// Grant up to `overage_factor` times the seats, billing the use above the seats.
+    AllowUpTo,
+}
+
+/// An organization's right to use products: for each product, `seats` machines at once
+/// between `starts_at` and `ends_at` (Unix milliseconds).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    /// Product codes.
+    pub products: Vec<String>,
+    pub seats: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// When an operator ended it early.
+    pub ended_at: Option<i64>,
+    pub overage: OveragePolicy,
+    /// For `allow_up_to`: how many times the seats may be used (1.25).
+    pub overage_factor: Option<f64>,
+    /// `scheduled`, `active` or `ended`, as of now.
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Adding a subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    pub org_id: Uuid,
+    /// Product codes, at least one.
+    #[schema(min_items = 1, max_items = 100)]
+    pub products: Vec<String>,
+    pub seats: i64,
+    /// Unix milliseconds; now when absent.
+    #[serde(default)]
+    pub starts_at: Option<i64>,
+    pub ends_at: i64,
+    pub overage: OveragePolicy,
+    /// Required with `allow_up_to`: more than 1, at most 10 (three decimals).
+    #[serde(default)]
+    pub overage_factor: Option<f64>,
+}
+
+/// Changes to a subscription; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionChange {
+    pub seats: Option<i64>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    #[schema(max_items = 100)]
+    pub products: Option<Vec<String>>,
+}
+
+/// A product a person may use, through one of their organizations' active subscriptions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Entitlement {
+    pub product: String,
+    pub product_name: String,
+    pub versions: Vec<String>,
+    /// The organization whose subscription it is (who pays).
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub subscription_id: Uuid,
+    pub seats: i64,
+    pub ends_at: i64,
+}

@@ -34,6 +34,8 @@ pub struct Shared {
     /// Keys CSRF tokens; kept in the database so every server process agrees.
     pub csrf_key: [u8; 32],
     pub oidc: Provider,
+    /// The keys that sign license files, leases and revocation lists.
+    pub licensing: crate::entitlements::keys::LicenseKeys,
     /// Where domain claims are looked up.
     pub dns: crate::orgs::domains::Dns,
     /// What the domains above identity do when an account changes.
@@ -62,6 +64,9 @@ impl AppState {
         let csrf_key = load_or_create_secret(&db, "csrf_key").await?;
         let kek =
             KeyEncryptionKey::load(config.oidc.key_encryption_key.as_deref(), &config.data_dir)?;
+        let licensing = crate::entitlements::keys::LicenseKeys::open(&db, &kek)
+            .await
+            .context("loading license keys")?;
         let keys = KeyRing::open(&db, kek)
             .await
             .context("loading signing keys")?;
@@ -72,6 +77,7 @@ impl AppState {
         let oidc = Provider::new(&config, keys, &db);
         Ok(AppState(Arc::new(Shared {
             oidc,
+            licensing,
             hasher: PasswordHasher::new(&config.password)?,
             mailer: Mailer::from_config(&config)?,
             dns: crate::orgs::domains::Dns::from_config(&config.domains),

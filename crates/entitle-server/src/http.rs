@@ -219,6 +219,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::orgs::approval_api::router())
         .merge(crate::orgs::scim::tokens_api::router())
         .merge(crate::oidc::api::router())
+        .merge(crate::entitlements::api::router())
         .split_for_parts()
 }
 
@@ -243,6 +244,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::portal::router_with(state.clone()))
         .merge(crate::orgs::scim::api::router())
         .merge(crate::oidc::endpoints::router())
+        .merge(crate::entitlements::api::public_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod config;
 pub mod db;
+pub mod entitlements;
 pub mod error;
 pub mod http;
 pub mod identity;
@@ -76,6 +77,13 @@ async fn housekeeping(state: AppState) {
             tracing::warn!(
                 error = format!("{error:#}"),
                 "reloading signing keys failed"
+            );
+        }
+        let kek = state.oidc.keys.kek();
+        if let Err(error) = state.licensing.reload(&state.db, kek).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "reloading license keys failed"
             );
         }
         if count.is_multiple_of(10) {

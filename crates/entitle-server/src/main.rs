@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use entitle_proto::ClientRegistration;
+use entitle_server::entitlements::catalog;
 use entitle_server::{
     audit::Actor,
     config::{CliOverrides, Config, LogFormat, EXAMPLE_CONFIG},
@@ -87,6 +88,16 @@ enum Command {
         #[command(subcommand)]
         action: ClientsAction,
     },
+    /// Manage the products the vendor sells.
+    Products {
+        #[command(subcommand)]
+        action: ProductsAction,
+    },
+    /// Manage organizations' subscriptions.
+    Subscriptions {
+        #[command(subcommand)]
+        action: SubscriptionsAction,
+    },
     /// Print the newest emails of the outbox (where mail goes without [smtp]), with their
     /// links whole.
     Outbox {
@@ -106,11 +117,107 @@ enum Command {
 enum KeysAction {
     /// Add new signing keys; the old ones stay published until their tokens expire.
     Rotate {
+        /// Rotate the license signing key instead (the old one stays published for a
+        /// year and a day, as long as files it signed may live).
+        #[arg(long)]
+        license: bool,
         #[command(flatten)]
         db: DbArgs,
     },
     /// List the signing keys.
     List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProductsAction {
+    /// Add a product.
+    Add {
+        /// What applications ask for: lowercase letters, digits and dashes.
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// A version offered (repeatable).
+        #[arg(long = "version")]
+        versions: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Rename a product or replace its versions.
+    Change {
+        code: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The versions offered (repeatable; replaces the list).
+        #[arg(long = "version")]
+        versions: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the products.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubscriptionsAction {
+    /// Add a subscription for an organization.
+    Add {
+        /// The organization's id.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// A product code (repeatable).
+        #[arg(long = "product", required = true)]
+        products: Vec<String>,
+        /// Machines at once, for each product.
+        #[arg(long)]
+        seats: i64,
+        /// YYYY-MM-DD (midnight UTC) or RFC 3339 [default: now].
+        #[arg(long)]
+        starts: Option<String>,
+        /// YYYY-MM-DD (midnight UTC) or RFC 3339.
+        #[arg(long)]
+        ends: String,
+        /// deny, allow or allow_up_to.
+        #[arg(long, default_value = "deny")]
+        overage: String,
+        /// With allow_up_to: how many times the seats (such as 1.25).
+        #[arg(long)]
+        overage_factor: Option<f64>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Change the seats, dates or products of a subscription.
+    Change {
+        id: uuid::Uuid,
+        #[arg(long)]
+        seats: Option<i64>,
+        #[arg(long)]
+        starts: Option<String>,
+        #[arg(long)]
+        ends: Option<String>,
+        /// The products (repeatable; replaces the list).
+        #[arg(long = "product")]
+        products: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// End a subscription now: it grants nothing new from this moment.
+    End {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List subscriptions, newest first.
+    List {
+        /// One organization's.
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -298,6 +405,10 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Keys { action } => keys_command(cli.config.as_deref(), action).await?,
         Command::Clients { action } => clients_command(cli.config.as_deref(), action).await?,
+        Command::Products { action } => products_command(cli.config.as_deref(), action).await?,
+        Command::Subscriptions { action } => {
+            subscriptions_command(cli.config.as_deref(), action).await?
+        }
         Command::Serve { listen, db } => {
             let mut config = load(cli.config.as_deref(), db, listen)?;
             tracing::debug!(config = ?config, "configuration");
@@ -348,17 +459,19 @@ fn time_of(ms: i64) -> String {
 
 async fn keys_command(config: Option<&std::path::Path>, action: KeysAction) -> anyhow::Result<()> {
     let db = match &action {
-        KeysAction::Rotate { db } | KeysAction::List { db } => db.clone(),
+        KeysAction::Rotate { db, .. } | KeysAction::List { db } => db.clone(),
     };
     let state = AppState::open(load(config, db, None)?).await?;
     match action {
+        KeysAction::Rotate { license: true, .. } => {
+            let kid =
+                entitle_server::entitlements::keys::rotate(&state, &command_actor("keys")).await?;
+            println!(
+                "New license signing key: {kid}. The previous key stays published for a year and a day, while files it signed may be in use."
+            );
+        }
         KeysAction::Rotate { .. } => {
-            let actor = Actor {
-                id: None,
-                label: Some("entitled keys (command line)".to_owned()),
-                ip: None,
-            };
-            let (kids, retention) = oidc::api::rotate_keys(&state, &actor)
+            let (kids, retention) = oidc::api::rotate_keys(&state, &command_actor("keys"))
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
             println!(
@@ -393,6 +506,199 @@ async fn keys_command(config: Option<&std::path::Path>, action: KeysAction) -> a
     Ok(())
 }
 
+/// Who a command line change is recorded as.
+fn command_actor(command: &str) -> Actor {
+    Actor {
+        id: None,
+        label: Some(format!("entitled {command} (command line)")),
+        ip: None,
+    }
+}
+
+/// A refused command: each field and why, and exit code 2.
+fn refuse(error: ApiError) -> anyhow::Error {
+    if let ApiError::Validation(fields) = &error {
+        for field in fields {
+            eprintln!("error: {}: {}", field.field, field.message);
+        }
+        std::process::exit(2);
+    }
+    anyhow::anyhow!("{}", error.detail())
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as Unix milliseconds.
+fn parse_when(flag: &str, raw: &str) -> anyhow::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let at = time::Date::parse(raw, &day)
+        .map(|d| d.midnight().assume_utc())
+        .or_else(|_| time::OffsetDateTime::parse(raw, &Rfc3339))
+        .map_err(|_| {
+            anyhow::anyhow!("--{flag} {raw:?}: give a date as YYYY-MM-DD or an RFC 3339 time")
+        })?;
+    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn print_subscription(s: &entitle_proto::Subscription) {
+    println!(
+        "{}  org {}  {}  {} seats  {} → {}  overage {}{}  [{}]",
+        s.id,
+        s.org_id,
+        s.products.join(","),
+        s.seats,
+        time_of(s.starts_at),
+        time_of(s.ends_at),
+        serde_json::to_value(s.overage)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        s.overage_factor
+            .map(|f| format!(" ×{f}"))
+            .unwrap_or_default(),
+        s.status
+    );
+}
+
+async fn products_command(
+    config: Option<&std::path::Path>,
+    action: ProductsAction,
+) -> anyhow::Result<()> {
+    let db = match &action {
+        ProductsAction::Add { db, .. }
+        | ProductsAction::Change { db, .. }
+        | ProductsAction::List { db } => db.clone(),
+    };
+    let state = AppState::open(load(config, db, None)?).await?;
+    let actor = command_actor("products");
+    match action {
+        ProductsAction::Add {
+            code,
+            name,
+            versions,
+            ..
+        } => {
+            let new = entitle_proto::NewProduct {
+                code,
+                name,
+                versions,
+            };
+            let product = catalog::add_product(&state, &actor, &new)
+                .await
+                .map_err(refuse)?;
+            println!(
+                "Product {} ({}) added: {}",
+                product.code, product.name, product.id
+            );
+        }
+        ProductsAction::Change {
+            code,
+            name,
+            versions,
+            ..
+        } => {
+            let change = entitle_proto::ProductChange {
+                name,
+                versions: (!versions.is_empty()).then_some(versions),
+            };
+            let product = catalog::change_product(&state, &actor, &code, &change)
+                .await
+                .map_err(refuse)?;
+            println!(
+                "Product {} is now {:?}, versions {}",
+                product.code,
+                product.name,
+                product.versions.join(", ")
+            );
+        }
+        ProductsAction::List { .. } => {
+            let mut conn = state.db.reader().await?;
+            println!("{:<24} {:<32} VERSIONS", "CODE", "NAME");
+            for p in catalog::products(&mut conn).await? {
+                println!("{:<24} {:<32} {}", p.code, p.name, p.versions.join(", "));
+            }
+        }
+    }
+    state.db.close().await;
+    Ok(())
+}
+
+async fn subscriptions_command(
+    config: Option<&std::path::Path>,
+    action: SubscriptionsAction,
+) -> anyhow::Result<()> {
+    let db = match &action {
+        SubscriptionsAction::Add { db, .. }
+        | SubscriptionsAction::Change { db, .. }
+        | SubscriptionsAction::End { db, .. }
+        | SubscriptionsAction::List { db, .. } => db.clone(),
+    };
+    let state = AppState::open(load(config, db, None)?).await?;
+    let actor = command_actor("subscriptions");
+    match action {
+        SubscriptionsAction::Add {
+            org,
+            products,
+            seats,
+            starts,
+            ends,
+            overage,
+            overage_factor,
+            ..
+        } => {
+            let overage = serde_json::from_value(serde_json::Value::String(overage.clone()))
+                .map_err(|_| {
+                    anyhow::anyhow!("--overage {overage:?}: use deny, allow or allow_up_to")
+                })?;
+            let new = entitle_proto::NewSubscription {
+                org_id: org,
+                products,
+                seats,
+                starts_at: starts.map(|s| parse_when("starts", &s)).transpose()?,
+                ends_at: parse_when("ends", &ends)?,
+                overage,
+                overage_factor,
+            };
+            let created = catalog::add_subscription(&state, &actor, &new)
+                .await
+                .map_err(refuse)?;
+            print_subscription(&created);
+        }
+        SubscriptionsAction::Change {
+            id,
+            seats,
+            starts,
+            ends,
+            products,
+            ..
+        } => {
+            let change = entitle_proto::SubscriptionChange {
+                seats,
+                starts_at: starts.map(|s| parse_when("starts", &s)).transpose()?,
+                ends_at: ends.map(|s| parse_when("ends", &s)).transpose()?,
+                products: (!products.is_empty()).then_some(products),
+            };
+            let changed = catalog::change_subscription(&state, &actor, id, &change)
+                .await
+                .map_err(refuse)?;
+            print_subscription(&changed);
+        }
+        SubscriptionsAction::End { id, .. } => {
+            let ended = catalog::end_subscription(&state, &actor, id)
+                .await
+                .map_err(refuse)?;
+            print_subscription(&ended);
+        }
+        SubscriptionsAction::List { org, .. } => {
+            let mut conn = state.db.reader().await?;
+            for s in catalog::subscriptions(&mut conn, org).await? {
+                print_subscription(&s);
+            }
+        }
+    }
+    state.db.close().await;
+    Ok(())
+}
+
 async fn clients_command(
     config: Option<&std::path::Path>,
     action: ClientsAction,
@@ -403,11 +709,7 @@ async fn clients_command(
         | ClientsAction::Disable { db, .. } => db.clone(),
     };
     let state = AppState::open(load(config, db, None)?).await?;
-    let actor = Actor {
-        id: None,
-        label: Some("entitled clients (command line)".to_owned()),
-        ip: None,
-    };
+    let actor = command_actor("clients");
     match action {
         ClientsAction::Create {
             name,
@@ -436,21 +738,13 @@ async fn clients_command(
                 id_token_signed_response_alg: id_token_alg,
                 resource_server,
             };
-            match oidc::api::register(&state, &actor, &request).await {
-                Ok(client) => {
-                    println!("client_id: {}", client.client_id);
-                    if let Some(secret) = &client.client_secret {
-                        println!("client_secret: {secret}");
-                        println!("(The secret is shown only now; store it safely.)");
-                    }
-                }
-                Err(ApiError::Validation(fields)) => {
-                    for field in fields {
-                        eprintln!("error: {}: {}", field.field, field.message);
-                    }
-                    std::process::exit(2);
-                }
-                Err(error) => return Err(anyhow::anyhow!("{}", error.detail())),
+            let client = oidc::api::register(&state, &actor, &request)
+                .await
+                .map_err(refuse)?;
+            println!("client_id: {}", client.client_id);
+            if let Some(secret) = &client.client_secret {
+                println!("client_secret: {secret}");
+                println!("(The secret is shown only now; store it safely.)");
             }
         }
         ClientsAction::List { .. } => {

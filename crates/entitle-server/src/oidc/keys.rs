@@ -142,7 +142,7 @@ impl KeyEncryptionKey {
         mac.finalize().into_bytes().into()
     }
 
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn seal(&self, kid: &str, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -158,7 +158,7 @@ impl KeyEncryptionKey {
         Ok([&nonce[..], &sealed].concat())
     }
 
-    fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(sealed.len() > 12, "sealed key too short");
         let (nonce, body) = sealed.split_at(12);
         let nonce =
@@ -265,7 +265,7 @@ fn generate(alg: Alg) -> anyhow::Result<(Vec<u8>, Value)> {
 }
 
 /// RFC 7638 thumbprint: the required members in lexicographic order, hashed.
-fn thumbprint(jwk: &Value) -> String {
+pub(crate) fn thumbprint(jwk: &Value) -> String {
     let members: &[&str] = match jwk["kty"].as_str() {
         Some("RSA") => &["e", "kty", "n"],
         Some("EC") => &["crv", "kty", "x", "y"],

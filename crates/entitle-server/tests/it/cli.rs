@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-fn entitled(
+pub fn entitled(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
     args: &[&str],

@@ -6,6 +6,7 @@ mod admin_pages;
 mod approval;
 mod cli;
 mod domains;
+mod entitlements;
 mod hardening;
 mod imports;
 mod interop;

@@ -1,0 +1,193 @@
+//! `/api/v1/products`, `/api/v1/subscriptions`, `/api/v1/me/entitlements` and the
+//! published license keys: thin handlers over `catalog` and `keys`.
+
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use entitle_proto::{
+    Entitlement, NewProduct, NewSubscription, Problem, Product, ProductChange, Subscription,
+    SubscriptionChange,
+};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::catalog;
+use crate::{
+    app::{AppState, Client},
+    db::now_ms,
+    error::{ApiResult, Json, Path, Query},
+    identity::{
+        flows::actor_of,
+        session::{Operator, SignedIn},
+    },
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_products, add_product))
+        .routes(routes!(change_product))
+        .routes(routes!(list_subscriptions, add_subscription))
+        .routes(routes!(get_subscription, change_subscription))
+        .routes(routes!(end_subscription))
+        .routes(routes!(my_entitlements))
+}
+
+/// Routes outside the API's `/api/v1` documents: the published license keys.
+pub fn public_router() -> Router<AppState> {
+    Router::new().route("/.well-known/entitle/license-keys", get(license_keys))
+}
+
+/// The license keys as a JWKS: what license files, leases and revocation lists are
+/// verified against (docs/license-format.md). Cacheable for five minutes.
+async fn license_keys(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        state.licensing.current().jwks.clone(),
+    )
+        .into_response()
+}
+
+/// Every product, by code (operators).
+#[utoipa::path(get, path = "/api/v1/products", tag = "entitlements",
+    responses((status = 200, body = Vec<Product>), (status = 403, body = Problem)))]
+async fn list_products(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> ApiResult<Json<Vec<Product>>> {
+    let mut conn = state.db.reader().await?;
+    Ok(Json(catalog::products(&mut conn).await?))
+}
+
+/// Add a product (operators).
+#[utoipa::path(post, path = "/api/v1/products", tag = "entitlements", request_body = NewProduct,
+    responses((status = 201, body = Product), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "The code is taken"), (status = 422, body = Problem)))]
+async fn add_product(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    from: Client,
+    Json(new): Json<NewProduct>,
+) -> ApiResult<(StatusCode, Json<Product>)> {
+    let product = catalog::add_product(&state, &actor_of(&current.account, &from), &new).await?;
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+/// Rename a product or change its versions (operators).
+#[utoipa::path(patch, path = "/api/v1/products/{code}", tag = "entitlements",
+    params(("code" = String, Path)), request_body = ProductChange,
+    responses((status = 200, body = Product), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn change_product(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    from: Client,
+    Path(code): Path<String>,
+    Json(change): Json<ProductChange>,
+) -> ApiResult<Json<Product>> {
+    let actor = actor_of(&current.account, &from);
+    Ok(Json(
+        catalog::change_product(&state, &actor, &code, &change).await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionQuery {
+    /// One organization's subscriptions.
+    #[serde(default)]
+    org_id: Option<Uuid>,
+}
+
+/// Subscriptions, newest first (operators).
+#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "entitlements",
+    params(SubscriptionQuery),
+    responses((status = 200, body = Vec<Subscription>), (status = 403, body = Problem)))]
+async fn list_subscriptions(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Query(query): Query<SubscriptionQuery>,
+) -> ApiResult<Json<Vec<Subscription>>> {
+    let mut conn = state.db.reader().await?;
+    Ok(Json(catalog::subscriptions(&mut conn, query.org_id).await?))
+}
+
+/// Add a subscription for an organization (operators).
+#[utoipa::path(post, path = "/api/v1/subscriptions", tag = "entitlements", request_body = NewSubscription,
+    responses((status = 201, body = Subscription), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn add_subscription(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    from: Client,
+    Json(new): Json<NewSubscription>,
+) -> ApiResult<(StatusCode, Json<Subscription>)> {
+    let actor = actor_of(&current.account, &from);
+    let created = catalog::add_subscription(&state, &actor, &new).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// One subscription (operators).
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "entitlements",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_subscription(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Subscription>> {
+    Ok(Json(catalog::get_subscription(&state, id).await?))
+}
+
+/// Change the seats, dates or products of a subscription (operators).
+#[utoipa::path(patch, path = "/api/v1/subscriptions/{id}", tag = "entitlements",
+    params(("id" = Uuid, Path)), request_body = SubscriptionChange,
+    responses((status = 200, body = Subscription), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Ended"), (status = 422, body = Problem)))]
+async fn change_subscription(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    from: Client,
+    Path(id): Path<Uuid>,
+    Json(change): Json<SubscriptionChange>,
+) -> ApiResult<Json<Subscription>> {
+    let actor = actor_of(&current.account, &from);
+    Ok(Json(
+        catalog::change_subscription(&state, &actor, id, &change).await?,
+    ))
+}
+
+/// End a subscription now: it grants no new leases or checkouts from this moment
+/// (operators). Ending it again changes nothing.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/end", tag = "entitlements",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn end_subscription(
+    State(state): State<AppState>,
+    Operator(current): Operator,
+    from: Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Subscription>> {
+    let actor = actor_of(&current.account, &from);
+    Ok(Json(catalog::end_subscription(&state, &actor, id).await?))
+}
+
+/// What the signed-in person may use now: each product of each active subscription of
+/// their organizations.
+#[utoipa::path(get, path = "/api/v1/me/entitlements", tag = "entitlements",
+    responses((status = 200, body = Vec<Entitlement>), (status = 401, body = Problem)))]
+async fn my_entitlements(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+) -> ApiResult<Json<Vec<Entitlement>>> {
+    let mut conn = state.db.reader().await?;
+    Ok(Json(
+        catalog::entitlements_of(&mut conn, current.account.id, now_ms()).await?,
+    ))
+}

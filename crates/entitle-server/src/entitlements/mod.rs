@@ -1,0 +1,7 @@
+//! Entitlements: products, subscriptions and the license keys; leases, reserved
+//! checkouts and revocations build on them. Handlers are in `api`; the rules are plain
+//! functions in `catalog` and `keys`.
+
+pub mod api;
+pub mod catalog;
+pub mod keys;
