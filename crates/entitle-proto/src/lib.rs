@@ -864,3 +864,58 @@ pub struct Entitlement {
     pub seats: i64,
     pub ends_at: i64,
 }
+
+/// Asking for an online lease: what an application runs, where.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    /// The product's code.
+    #[schema(max_length = 64)]
+    pub product: String,
+    /// The version running.
+    #[schema(max_length = 50)]
+    pub version: String,
+    /// A stable id of the machine (such as a hash of its hardware ids): 8 to 128
+    /// characters of letters, digits, `-`, `_`, `.` and `:`.
+    #[schema(max_length = 128)]
+    pub machine_id: String,
+    /// The machine's name, for people.
+    #[schema(max_length = 200)]
+    pub machine_name: String,
+    /// A fresh random value; the signed lease echoes it, so a captured answer cannot be
+    /// played back (8 to 128 characters).
+    #[schema(max_length = 128)]
+    pub nonce: String,
+}
+
+/// Renewing a lease.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// A fresh nonce for the renewed signed lease.
+    #[schema(max_length = 128)]
+    pub nonce: String,
+}
+
+/// An online lease, with the signed lease the application keeps (docs/license-format.md).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Lease {
+    pub id: Uuid,
+    pub product: String,
+    pub version: String,
+    pub machine_id: String,
+    pub machine_name: String,
+    /// The paying organization.
+    pub org_id: Uuid,
+    pub org_name: String,
+    /// Granted above the seats owned, as the overage policy allows: billed as overage.
+    pub overage: bool,
+    /// Send a heartbeat this often (seconds).
+    pub heartbeat_secs: i64,
+    /// When the seat lapses without a heartbeat (Unix milliseconds).
+    pub expires_at: i64,
+    /// When the signed lease stops working offline (Unix milliseconds).
+    pub grace_until: i64,
+    /// The signed lease, armored.
+    pub license: String,
+}

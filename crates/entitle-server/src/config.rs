@@ -30,6 +30,27 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub domains: DomainConfig,
     pub metrics: MetricsConfig,
+    pub licensing: LicensingConfig,
+}
+
+/// Online leases: how long a signed lease works offline, and how often its holder renews it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicensingConfig {
+    /// How long a lease keeps working without the server (seconds).
+    pub lease_grace_secs: i64,
+    /// How often a lease's holder sends a heartbeat (seconds). A lease whose heartbeats
+    /// stop gives its seat back one interval after the last.
+    pub heartbeat_secs: i64,
+}
+
+impl Default for LicensingConfig {
+    fn default() -> Self {
+        LicensingConfig {
+            lease_grace_secs: 7 * 86_400,
+            heartbeat_secs: 300,
+        }
+    }
 }
 
 /// Where Prometheus scrapes `/metrics`: never public by default.
@@ -164,6 +185,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             domains: DomainConfig::default(),
             metrics: MetricsConfig::default(),
+            licensing: LicensingConfig::default(),
         }
     }
 }
@@ -590,6 +612,13 @@ recheck_interval_secs = 21600
 # replaces the built-in list (gmail.com, outlook.com, yahoo.com, icloud.com, …).
 # public_mail_domains = ["gmail.com", "outlook.com"]
 
+[licensing]
+# How long an online lease keeps working without the server (7 days), and how often its
+# holder sends a heartbeat; a lease whose heartbeats stop gives its seat back one
+# interval after the last.
+lease_grace_secs = 604800
+heartbeat_secs = 300
+
 [metrics]
 # Prometheus metrics at /metrics are not public. Serve them on the main address to
 # requests with this bearer token (or ENTITLE_METRICS__BEARER_TOKEN_FILE)…
@@ -643,6 +672,7 @@ mod tests {
         assert_eq!(parsed.listen, defaults.listen);
         assert_eq!(parsed.password, defaults.password);
         assert_eq!(parsed.data_dir, defaults.data_dir);
+        assert_eq!(parsed.licensing, defaults.licensing);
         assert!(parsed.smtp.is_none());
     }
 

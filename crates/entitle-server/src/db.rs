@@ -348,7 +348,10 @@ impl Db {
         let started = std::time::Instant::now();
         Ok(match self {
             Db::Sqlite { writer, .. } => {
-                let tx = Tx::Sqlite(writer.begin().await?);
+                // IMMEDIATE takes the write lock up front: a transaction that reads and
+                // then writes cannot deadlock with another process's (SQLite would fail
+                // one at once with "database is locked"); it waits its turn instead.
+                let tx = Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?);
                 crate::metrics::acquired("sqlite_writer", started);
                 tx
             }

@@ -46,6 +46,7 @@ pub async fn serve(
         None => None,
     };
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let reclaim = tokio::spawn(reclaim_seats(state.clone()));
     let client_changes = tokio::spawn(oidc::clients::follow_changes(
         state.db.clone(),
         state.oidc.clients.clone(),
@@ -55,11 +56,29 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     housekeeping.abort();
+    reclaim.abort();
     client_changes.abort();
     if let Some(server) = metrics_server {
         server.abort();
     }
     served
+}
+
+/// How often a serving process frees the seats of leases whose heartbeats stopped.
+pub const RECLAIM_EVERY_MS: u64 = 5_000;
+
+/// Frees the seats whose holders stopped renewing, found through the expiry index. Every
+/// process runs it; a seat freed twice is not (the delete is conditional).
+async fn reclaim_seats(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(RECLAIM_EVERY_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = entitlements::seats::reclaim_expired(&state.db, db::now_ms(), 500).await
+        {
+            tracing::warn!(error = %error, "reclaiming lapsed seats failed");
+        }
+    }
 }
 
 /// Periodic work of a serving process: pick up keys another process rotated, delete

@@ -15,13 +15,14 @@ CREATE TABLE license_keys (
 -- What a vendor sells. The code is what applications ask for and files name.
 CREATE TABLE products (
     id BLOB PRIMARY KEY,
-    code TEXT NOT NULL UNIQUE,
+    code TEXT NOT NULL,
     name TEXT NOT NULL,
     -- The versions offered, separated by ';' (informational: checkouts name theirs).
     versions TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+CREATE UNIQUE INDEX products_code ON products (code);
 
 -- An organization's right to use products: for each of its products, `seats` machines
 -- at once, from `starts_at` until `ends_at` (or `ended_at`, when ended early).

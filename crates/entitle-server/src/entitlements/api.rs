@@ -9,14 +9,14 @@ use axum::{
     Router,
 };
 use entitle_proto::{
-    Entitlement, NewProduct, NewSubscription, Problem, Product, ProductChange, Subscription,
-    SubscriptionChange,
+    Entitlement, HeartbeatRequest, Lease, LeaseRequest, NewProduct, NewSubscription, Problem,
+    Product, ProductChange, Subscription, SubscriptionChange,
 };
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::catalog;
+use super::{catalog, leases};
 use crate::{
     app::{AppState, Client},
     db::now_ms,
@@ -35,6 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_subscription, change_subscription))
         .routes(routes!(end_subscription))
         .routes(routes!(my_entitlements))
+        .routes(routes!(acquire_lease))
+        .routes(routes!(release_lease))
+        .routes(routes!(heartbeat))
 }
 
 /// Routes outside the API's `/api/v1` documents: the published license keys.
@@ -190,4 +193,67 @@ async fn my_entitlements(
     Ok(Json(
         catalog::entitlements_of(&mut conn, current.account.id, now_ms()).await?,
     ))
+}
+
+/// Take an online lease for a product on a machine: who pays is decided, a seat is taken
+/// (or shared with this machine's other leases) under the overage policy, and the signed
+/// lease is answered. An `Idempotency-Key` header makes a retried request answer the
+/// same lease instead of taking a second seat.
+#[utoipa::path(post, path = "/api/v1/leases", tag = "entitlements", request_body = LeaseRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request answer the same lease")),
+    responses((status = 201, body = Lease), (status = 200, body = Lease, description = "The lease an earlier request with this Idempotency-Key took"),
+        (status = 401, body = Problem), (status = 403, body = Problem, description = "No active subscription for this product"),
+        (status = 409, body = Problem, description = "no_seat_available: every seat is in use"), (status = 422, body = Problem)))]
+async fn acquire_lease(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    headers: axum::http::HeaderMap,
+    Json(request): Json<LeaseRequest>,
+) -> ApiResult<(StatusCode, Json<Lease>)> {
+    let key = match headers.get("idempotency-key") {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            crate::error::ApiError::field(
+                "Idempotency-Key",
+                "invalid",
+                "An Idempotency-Key is 1 to 200 printable characters.",
+            )
+        })?),
+        None => None,
+    };
+    let (lease, new) = leases::acquire(&state, &current.account, &request, key).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(lease)))
+}
+
+/// Renew a lease: the seat is kept another interval, the offline grace starts again, and
+/// a freshly signed lease echoes the new nonce. 404 once the seat has lapsed.
+#[utoipa::path(post, path = "/api/v1/leases/{id}/heartbeat", tag = "entitlements",
+    params(("id" = Uuid, Path)), request_body = HeartbeatRequest,
+    responses((status = 200, body = Lease), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(id): Path<Uuid>,
+    Json(request): Json<HeartbeatRequest>,
+) -> ApiResult<Json<Lease>> {
+    Ok(Json(
+        leases::heartbeat(&state, &current.account, id, &request.nonce).await?,
+    ))
+}
+
+/// Release a lease: its seat is free at once (unless this machine's other leases share it).
+#[utoipa::path(delete, path = "/api/v1/leases/{id}", tag = "entitlements",
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn release_lease(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    leases::release(&state, &current.account, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -5,3 +5,5 @@
 pub mod api;
 pub mod catalog;
 pub mod keys;
+pub mod leases;
+pub mod seats;

@@ -10,6 +10,7 @@ mod entitlements;
 mod hardening;
 mod imports;
 mod interop;
+mod leases;
 mod malformed;
 mod members;
 mod observability;

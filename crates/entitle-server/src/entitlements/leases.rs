@@ -1,0 +1,431 @@
+//! Online leases: an application asks for a product on a machine; the server decides who
+//! pays (the person's home organization, for now), takes or shares a seat under the
+//! overage policy, and answers a signed lease that works offline for the grace period.
+//! Heartbeats renew it; a release frees the seat at once; a lease whose heartbeats stop
+//! gives its seat back one interval after the last (plus a little network slack).
+
+use entitle_license::{Claims, Kind};
+use entitle_proto::{Lease, LeaseRequest};
+use uuid::Uuid;
+
+use super::seats::{self, Taken};
+use crate::{
+    app::AppState,
+    db::{now_ms, DbError, Executor},
+    error::{ApiError, ApiResult},
+    execute,
+    identity::{flows::Fields, store::AccountRow},
+    on_db,
+};
+
+/// How long after its interval a heartbeat may arrive and still keep the seat: a tenth of
+/// the interval, at most 30 seconds of network delay.
+pub fn seat_until(now: i64, heartbeat_secs: i64) -> i64 {
+    let interval = heartbeat_secs * 1000;
+    now + interval + (interval / 10).min(30_000)
+}
+
+/// An id of a machine or a nonce: `min` to 128 characters of letters, digits and `-_.:`.
+fn check_token(value: &str, min: usize) -> bool {
+    (min..=128).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+fn check_label(value: &str, max: usize) -> bool {
+    let value = value.trim();
+    !value.is_empty() && value.chars().count() <= max && !value.chars().any(char::is_control)
+}
+
+/// The request, checked field by field.
+pub fn check_request(request: &LeaseRequest, idempotency_key: Option<&str>) -> ApiResult<()> {
+    let mut fields = Fields::default();
+    if super::catalog::check_code(&request.product).is_err() {
+        fields.add("product", "invalid", "Give a product's code.");
+    }
+    if !check_label(&request.version, 50) || request.version.contains(';') {
+        fields.add(
+            "version",
+            "invalid",
+            "Give the version running: 1 to 50 characters.",
+        );
+    }
+    if !check_token(&request.machine_id, 8) {
+        fields.add(
+            "machine_id",
+            "invalid",
+            "Give a stable machine id: 8 to 128 letters, digits, '-', '_', '.' or ':'.",
+        );
+    }
+    if !check_label(&request.machine_name, 200) {
+        fields.add(
+            "machine_name",
+            "invalid",
+            "Give the machine's name: 1 to 200 characters.",
+        );
+    }
+    if !check_token(&request.nonce, 8) {
+        fields.add(
+            "nonce",
+            "invalid",
+            "Send a fresh nonce: 8 to 128 letters, digits, '-', '_', '.' or ':'.",
+        );
+    }
+    if idempotency_key.is_some_and(|key| !check_label(key, 200)) {
+        fields.add(
+            "Idempotency-Key",
+            "invalid",
+            "An Idempotency-Key is 1 to 200 printable characters.",
+        );
+    }
+    fields.finish()
+}
+
+#[derive(sqlx::FromRow)]
+struct LeaseRow {
+    id: Uuid,
+    org_id: Uuid,
+    org_name: String,
+    product: String,
+    version: String,
+    machine: String,
+    machine_name: String,
+    overage: bool,
+    expires_at: i64,
+    grace_until: i64,
+    hold_id: Uuid,
+}
+
+const LEASE_SELECT: &str = "SELECT l.id, l.org_id, o.name AS org_name, p.code AS product, \
+     l.version, l.machine, l.machine_name, l.overage, l.expires_at, l.grace_until, l.hold_id \
+     FROM leases l JOIN orgs o ON o.id = l.org_id JOIN products p ON p.id = l.product_id";
+
+async fn lease_of(
+    ex: &mut impl Executor,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<LeaseRow>, DbError> {
+    let sql = format!("{LEASE_SELECT} WHERE l.id = $1 AND l.account_id = $2");
+    Ok(on_db!(ex, |c| sqlx::query_as(&sql)
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(c)
+        .await)?)
+}
+
+/// The signed answer: the lease's claims, signed with the current license key.
+fn signed(state: &AppState, account: &AccountRow, row: &LeaseRow, nonce: &str, now: i64) -> Lease {
+    let keys = state.licensing.current();
+    let secs = |ms: i64| u64::try_from(ms / 1000).unwrap_or(0);
+    let claims = Claims {
+        iss: state.config.public_base(),
+        sub: account.id.to_string(),
+        jti: row.id.to_string(),
+        iat: secs(now),
+        nbf: None,
+        exp: secs(row.grace_until),
+        kind: Kind::Lease,
+        email: account.email.clone(),
+        org: row.org_id.to_string(),
+        org_name: row.org_name.clone(),
+        product: row.product.clone(),
+        version: row.version.clone(),
+        machine: row.machine.clone(),
+        machine_name: row.machine_name.clone(),
+        server_time: secs(now),
+        heartbeat_secs: u64::try_from(state.config.licensing.heartbeat_secs).ok(),
+        nonce: Some(nonce.to_owned()),
+    };
+    Lease {
+        id: row.id,
+        product: row.product.clone(),
+        version: row.version.clone(),
+        machine_id: row.machine.clone(),
+        machine_name: row.machine_name.clone(),
+        org_id: row.org_id,
+        org_name: row.org_name.clone(),
+        overage: row.overage,
+        heartbeat_secs: state.config.licensing.heartbeat_secs,
+        expires_at: row.expires_at,
+        grace_until: row.grace_until,
+        license: entitle_license::sign_license(&claims, &keys.kid, &keys.signing),
+    }
+}
+
+/// Who pays for `account`'s use of `product_id`: their home organization, when they are an
+/// enabled member of it and it has an active subscription covering the product.
+async fn paying_org(
+    ex: &mut impl Executor,
+    account: &AccountRow,
+    product_id: Uuid,
+    now: i64,
+) -> Result<Option<Uuid>, DbError> {
+    let Some(home) = account.home_org_id else {
+        return Ok(None);
+    };
+    let row: Option<(Uuid,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT m.org_id FROM org_members m \
+         JOIN subscriptions s ON s.org_id = m.org_id \
+         JOIN subscription_products sp ON sp.subscription_id = s.id \
+         WHERE m.org_id = $1 AND m.account_id = $2 AND m.disabled_at IS NULL \
+           AND sp.product_id = $3 AND s.ended_at IS NULL AND s.starts_at <= $4 AND s.ends_at > $4 \
+         LIMIT 1"
+    )
+    .bind(home)
+    .bind(account.id)
+    .bind(product_id)
+    .bind(now)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.map(|(org,)| org))
+}
+
+async fn record_denial(
+    state: &AppState,
+    account: &AccountRow,
+    org_id: Option<Uuid>,
+    request: &LeaseRequest,
+    reason: &str,
+) -> Result<(), DbError> {
+    let mut conn = state.db.writer().await?;
+    execute!(
+        &mut conn,
+        "INSERT INTO license_denials (id, at, account_id, org_id, product, machine, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        Uuid::now_v7(),
+        now_ms(),
+        account.id,
+        org_id,
+        &request.product,
+        &request.machine_id,
+        reason
+    )?;
+    Ok(())
+}
+
+/// Takes a lease for `account`. A request with an `Idempotency-Key` already used by this
+/// person answers the same lease (re-signed with this request's nonce) and takes nothing.
+pub async fn acquire(
+    state: &AppState,
+    account: &AccountRow,
+    request: &LeaseRequest,
+    idempotency_key: Option<&str>,
+) -> ApiResult<(Lease, bool)> {
+    check_request(request, idempotency_key)?;
+    let now = now_ms();
+    let expires_at = seat_until(now, state.config.licensing.heartbeat_secs);
+    let grace_until = now + state.config.licensing.lease_grace_secs * 1000;
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = idempotency_key {
+        let sql = format!("{LEASE_SELECT} WHERE l.account_id = $1 AND l.idempotency_key = $2");
+        let earlier: Option<LeaseRow> = on_db!(&mut tx, |c| sqlx::query_as(&sql)
+            .bind(account.id)
+            .bind(key)
+            .fetch_optional(c)
+            .await)
+        .map_err(DbError::from)?;
+        if let Some(earlier) = earlier {
+            if earlier.product != request.product || earlier.machine != request.machine_id {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for another product or machine.",
+                ));
+            }
+            return Ok((signed(state, account, &earlier, &request.nonce, now), false));
+        }
+    }
+    let product: Option<(Uuid,)> = on_db!(&mut tx, |c| sqlx::query_as(
+        "SELECT id FROM products WHERE code = $1"
+    )
+    .bind(&request.product)
+    .fetch_optional(c)
+    .await)
+    .map_err(DbError::from)?;
+    let Some((product_id,)) = product else {
+        return Err(ApiError::field(
+            "product",
+            "unknown_product",
+            "No product has this code.",
+        ));
+    };
+    let Some(org_id) = paying_org(&mut tx, account, product_id, now).await? else {
+        drop(tx);
+        record_denial(state, account, account.home_org_id, request, "not_entitled").await?;
+        return Err(ApiError::forbidden(
+            "not_entitled",
+            "Your organization has no active subscription for this product. Ask its administrators.",
+        ));
+    };
+    let (hold, taken) = seats::take(
+        &mut tx,
+        org_id,
+        product_id,
+        &request.machine_id,
+        now,
+        expires_at,
+    )
+    .await?;
+    let Some(hold_id) = hold.filter(|_| taken != Taken::Refused) else {
+        drop(tx);
+        record_denial(state, account, Some(org_id), request, "no_seat_available").await?;
+        return Err(ApiError::conflict(
+            "no_seat_available",
+            "Every seat of this product is in use. Try again later, or ask your administrators for more seats.",
+        ));
+    };
+    let id = Uuid::now_v7();
+    execute!(
+        &mut tx,
+        "INSERT INTO leases (id, account_id, org_id, product_id, hold_id, version, machine, \
+         machine_name, overage, created_at, heartbeat_at, expires_at, grace_until, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        id,
+        account.id,
+        org_id,
+        product_id,
+        hold_id,
+        request.version.trim(),
+        &request.machine_id,
+        request.machine_name.trim(),
+        taken == Taken::Overage,
+        now,
+        now,
+        expires_at,
+        grace_until,
+        idempotency_key
+    )?;
+    let row = lease_of(&mut tx, account.id, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the lease just written is gone"))?;
+    tx.commit().await?;
+    Ok((signed(state, account, &row, &request.nonce, now), true))
+}
+
+/// Renews a lease: its seat is kept another interval and its offline grace starts again.
+/// A lease whose seat lapsed is gone (404): the application takes a new one.
+pub async fn heartbeat(
+    state: &AppState,
+    account: &AccountRow,
+    id: Uuid,
+    nonce: &str,
+) -> ApiResult<Lease> {
+    if !check_token(nonce, 8) {
+        return Err(ApiError::field(
+            "nonce",
+            "invalid",
+            "Send a fresh nonce: 8 to 128 letters, digits, '-', '_', '.' or ':'.",
+        ));
+    }
+    let now = now_ms();
+    let expires_at = seat_until(now, state.config.licensing.heartbeat_secs);
+    let grace_until = now + state.config.licensing.lease_grace_secs * 1000;
+    let mut tx = state.db.begin().await?;
+    let renewed = execute!(
+        &mut tx,
+        "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
+         WHERE id = $4 AND account_id = $5 AND expires_at > $1",
+        now,
+        expires_at,
+        grace_until,
+        id,
+        account.id
+    )?;
+    if renewed == 0 {
+        return Err(lease_gone());
+    }
+    let row = lease_of(&mut tx, account.id, id)
+        .await?
+        .ok_or_else(lease_gone)?;
+    seats::extend(&mut tx, row.hold_id, expires_at).await?;
+    tx.commit().await?;
+    Ok(signed(state, account, &row, nonce, now))
+}
+
+fn lease_gone() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Releases a lease: its seat is free at once, unless another lease of the same machine
+/// shares it. Releasing again is not found.
+pub async fn release(state: &AppState, account: &AccountRow, id: Uuid) -> ApiResult<()> {
+    let mut tx = state.db.begin().await?;
+    let row = lease_of(&mut tx, account.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    execute!(&mut tx, "DELETE FROM leases WHERE id = $1", id)?;
+    seats::free_if_unheld(&mut tx, row.hold_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> LeaseRequest {
+        LeaseRequest {
+            product: "civil-designer".into(),
+            version: "24.2".into(),
+            machine_id: "5d41402abc4b2a76".into(),
+            machine_name: "ANN-PC".into(),
+            nonce: "n-12345678".into(),
+        }
+    }
+
+    #[test]
+    fn every_field_of_a_lease_request_is_checked() {
+        assert!(check_request(&request(), Some("retry-1")).is_ok());
+        for (bad, field) in [
+            (
+                LeaseRequest {
+                    product: "Civil".into(),
+                    ..request()
+                },
+                "product",
+            ),
+            (
+                LeaseRequest {
+                    version: "".into(),
+                    ..request()
+                },
+                "version",
+            ),
+            (
+                LeaseRequest {
+                    machine_id: "short".into(),
+                    ..request()
+                },
+                "machine_id",
+            ),
+            (
+                LeaseRequest {
+                    machine_id: "has spaces in it".into(),
+                    ..request()
+                },
+                "machine_id",
+            ),
+            (
+                LeaseRequest {
+                    machine_name: "\u{7}".into(),
+                    ..request()
+                },
+                "machine_name",
+            ),
+            (
+                LeaseRequest {
+                    nonce: "x".repeat(129),
+                    ..request()
+                },
+                "nonce",
+            ),
+        ] {
+            match check_request(&bad, None) {
+                Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(check_request(&request(), Some("")).is_err());
+    }
+}

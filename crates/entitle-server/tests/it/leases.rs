@@ -1,0 +1,395 @@
+//! Online leases over HTTP: seats taken, shared by one machine, refused when the last is
+//! held (and never oversold, however the requests interleave, on one server or two),
+//! overage as the policy allows, heartbeats, release, lapsed seats reclaimed, retries
+//! with an Idempotency-Key, and the signed lease checked with `entitle-license`.
+
+use entitle_testkit::{expect_problem, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::members::{acme_and_globex, member, TwoOrgs};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Acme with a subscription of `seats` to civil-designer under `overage`; returns Uma's token.
+async fn subscribed(app: &TestApp, orgs: &TwoOrgs, seats: i64, overage: Value) -> String {
+    let operator = app.operator("olga@vendor.example").await;
+    let product = app
+        .post_as(
+            &operator,
+            "/api/v1/products",
+            &json!({"code": "civil-designer", "name": "Civil Designer"}),
+        )
+        .await;
+    assert_eq!(product.status(), StatusCode::CREATED);
+    let mut body = json!({"org_id": orgs.acme, "products": ["civil-designer"], "seats": seats,
+        "ends_at": entitle_server::db::now_ms() + 30 * DAY_MS});
+    body.as_object_mut()
+        .expect("object")
+        .extend(overage.as_object().expect("object").clone());
+    let subscription = app.post_as(&operator, "/api/v1/subscriptions", &body).await;
+    assert_eq!(subscription.status(), StatusCode::CREATED);
+    member(app, &orgs.fiona, &orgs.acme, "Acme", "uma@acme.test", &[])
+        .await
+        .1
+}
+
+fn lease_request(machine: &str) -> Value {
+    json!({"product": "civil-designer", "version": "24.2", "machine_id": machine,
+        "machine_name": format!("PC {machine}"), "nonce": format!("nonce-{machine}")})
+}
+
+async fn lease(app: &TestApp, token: &str, machine: &str) -> reqwest::Response {
+    app.post_as(token, "/api/v1/leases", &lease_request(machine))
+        .await
+}
+
+async fn held(app: &TestApp) -> i64 {
+    use entitle_server::on_db;
+    let mut conn = app.state.db.reader().await.expect("connection");
+    let (held,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM seat_pools"
+    )
+    .fetch_one(c)
+    .await)
+    .expect("held");
+    held
+}
+
+#[tokio::test]
+async fn leases_take_share_and_give_back_seats_and_verify_offline() {
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(&app, &orgs, 2, json!({"overage": "deny"})).await;
+
+    let first = lease(&app, &uma, "machine-aaaa").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("lease");
+    assert_eq!(first["org_name"], "Acme");
+    assert_eq!(first["overage"], false);
+    // The signed lease verifies offline against the published license keys.
+    let jwks = app
+        .get("/.well-known/entitle/license-keys")
+        .await
+        .text()
+        .await
+        .expect("jwks");
+    let keys = entitle_license::Keys::from_jwks(&jwks).expect("keys");
+    let now = u64::try_from(entitle_server::db::now_ms() / 1000).expect("now");
+    let expect = entitle_license::Expectations {
+        machine: Some("machine-aaaa"),
+        version: Some("24.2"),
+        nonce: Some("nonce-machine-aaaa"),
+        kind: Some(entitle_license::Kind::Lease),
+        issuer: Some(&app.base_url),
+        ..entitle_license::Expectations::product("civil-designer")
+    };
+    let verified = entitle_license::verify(
+        first["license"].as_str().expect("license"),
+        &keys,
+        now,
+        &expect,
+    )
+    .expect("the lease verifies");
+    assert_eq!(verified.claims.jti, first["id"].as_str().expect("id"));
+    assert_eq!(verified.claims.org, orgs.acme);
+    assert!(verified.claims.exp > now + 6 * 86_400, "a week offline");
+
+    // The same machine shares its seat; a second machine takes the other; a third is refused.
+    assert_eq!(
+        lease(&app, &uma, "machine-aaaa").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(held(&app).await, 1);
+    assert_eq!(
+        lease(&app, &uma, "machine-bbbb").await.status(),
+        StatusCode::CREATED
+    );
+    let refused = lease(&app, &uma, "machine-cccc").await;
+    expect_problem(refused, StatusCode::CONFLICT, "no_seat_available").await;
+    assert_eq!(held(&app).await, 2);
+    assert_eq!(crate::count(&app, "license_denials").await, 1);
+
+    // Heartbeats renew with a fresh nonce; someone else's lease is not found.
+    let id = first["id"].as_str().expect("id");
+    let renewed = app
+        .post_as(
+            &uma,
+            &format!("/api/v1/leases/{id}/heartbeat"),
+            &json!({"nonce": "second-nonce"}),
+        )
+        .await;
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let renewed: Value = renewed.json().await.expect("lease");
+    let claims = entitle_license::read_unverified(renewed["license"].as_str().expect("license"))
+        .expect("claims");
+    assert_eq!(claims.nonce.as_deref(), Some("second-nonce"));
+    let theirs = app
+        .post_as(
+            &orgs.fiona,
+            &format!("/api/v1/leases/{id}/heartbeat"),
+            &json!({"nonce": "nonce-of-fiona"}),
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+
+    // Releasing both leases of the first machine frees its seat for the third.
+    let leases: Vec<String> = {
+        use entitle_server::on_db;
+        let mut conn = app.state.db.reader().await.expect("connection");
+        let rows: Vec<(uuid::Uuid,)> = on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT id FROM leases WHERE machine = 'machine-aaaa'"
+        )
+        .fetch_all(c)
+        .await)
+        .expect("leases");
+        rows.into_iter().map(|(id,)| id.to_string()).collect()
+    };
+    assert_eq!(leases.len(), 2);
+    let release = |id: String| {
+        let (app, uma) = (&app, &uma);
+        async move {
+            entitle_testkit::new_client()
+                .delete(app.url(&format!("/api/v1/leases/{id}")))
+                .bearer_auth(uma)
+                .send()
+                .await
+                .expect("delete")
+                .status()
+        }
+    };
+    assert_eq!(release(leases[0].clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        held(&app).await,
+        2,
+        "the machine's other lease still holds the seat"
+    );
+    assert_eq!(release(leases[1].clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(release(leases[1].clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        lease(&app, &uma, "machine-cccc").await.status(),
+        StatusCode::CREATED
+    );
+
+    // Not entitled: Globex has no subscription. Bad input is named and writes nothing.
+    let gus = lease(&app, &orgs.gus, "machine-gggg").await;
+    expect_problem(gus, StatusCode::FORBIDDEN, "not_entitled").await;
+    for (field, value) in [
+        ("machine_id", json!("x")),
+        ("product", json!("Civil Designer")),
+        ("nonce", json!("")),
+    ] {
+        let mut body = lease_request("machine-zzzz");
+        body[field] = value;
+        let response = app.post_as(&uma, "/api/v1/leases", &body).await;
+        let problem = expect_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let unknown = app
+        .post_as(&uma, "/api/v1/leases", &json!({"product": "nothing-here", "version": "1", "machine_id": "machine-zzzz", "machine_name": "Z", "nonce": "nonce-zzzz"}))
+        .await;
+    expect_problem(
+        unknown,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let unauthenticated = app
+        .post("/api/v1/leases", &lease_request("machine-zzzz"))
+        .await;
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(crate::count(&app, "leases").await, 2);
+}
+
+#[tokio::test]
+async fn a_retried_request_gets_the_same_lease_and_an_ended_subscription_grants_nothing() {
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(&app, &orgs, 1, json!({"overage": "deny"})).await;
+    let with_key = |machine: &str, key: &str| {
+        let (app, uma, body, key) = (&app, &uma, lease_request(machine), key.to_owned());
+        async move {
+            entitle_testkit::new_client()
+                .post(app.url("/api/v1/leases"))
+                .bearer_auth(uma)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let first = with_key("machine-aaaa", "retry-1").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("lease");
+    let again = with_key("machine-aaaa", "retry-1").await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        again.json::<Value>().await.expect("lease")["id"],
+        first["id"]
+    );
+    assert_eq!(crate::count(&app, "leases").await, 1);
+    let reused = with_key("machine-bbbb", "retry-1").await;
+    let problem = expect_problem(
+        reused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["code"], "idempotency_key_reused");
+
+    let operator = app.operator("olga@vendor.example").await;
+    let subscriptions: Value = app
+        .get_as(&operator, "/api/v1/subscriptions")
+        .await
+        .json()
+        .await
+        .expect("list");
+    let id = subscriptions[0]["id"].as_str().expect("id");
+    app.post_as(
+        &operator,
+        &format!("/api/v1/subscriptions/{id}/end"),
+        &json!({}),
+    )
+    .await;
+    let after = lease(&app, &uma, "machine-cccc").await;
+    expect_problem(after, StatusCode::FORBIDDEN, "not_entitled").await;
+}
+
+#[tokio::test]
+async fn overage_is_granted_as_the_policy_allows_and_marked() {
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(
+        &app,
+        &orgs,
+        2,
+        json!({"overage": "allow_up_to", "overage_factor": 1.5}),
+    )
+    .await;
+    let mut overage = Vec::new();
+    for machine in ["machine-aaaa", "machine-bbbb", "machine-cccc"] {
+        let response = lease(&app, &uma, machine).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{machine}");
+        overage.push(
+            response.json::<Value>().await.expect("lease")["overage"]
+                .as_bool()
+                .expect("overage"),
+        );
+    }
+    assert_eq!(
+        overage,
+        vec![false, false, true],
+        "2 seats, then 1 more: 2 × 1.5"
+    );
+    let fourth = lease(&app, &uma, "machine-dddd").await;
+    expect_problem(fourth, StatusCode::CONFLICT, "no_seat_available").await;
+}
+
+#[tokio::test]
+async fn a_seat_whose_heartbeats_stop_is_given_back() {
+    let app = TestApp::spawn_with(|c| c.licensing.heartbeat_secs = 1).await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(&app, &orgs, 1, json!({"overage": "deny"})).await;
+    let first = lease(&app, &uma, "machine-aaaa").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let id = first.json::<Value>().await.expect("lease")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    expect_problem(
+        lease(&app, &uma, "machine-bbbb").await,
+        StatusCode::CONFLICT,
+        "no_seat_available",
+    )
+    .await;
+    // No heartbeat: the background reclaim frees the seat soon after the interval.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while held(&app).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seat was not reclaimed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let late = app
+        .post_as(
+            &uma,
+            &format!("/api/v1/leases/{id}/heartbeat"),
+            &json!({"nonce": "too-late-nonce"}),
+        )
+        .await;
+    assert_eq!(
+        late.status(),
+        StatusCode::NOT_FOUND,
+        "its lease is gone with the seat"
+    );
+    assert_eq!(
+        lease(&app, &uma, "machine-bbbb").await.status(),
+        StatusCode::CREATED
+    );
+}
+
+/// Many clients race for the last seats, on two servers of one database: seats held never
+/// exceed seats owned, and every refusal is `no_seat_available`. Three rounds.
+#[tokio::test]
+async fn racing_clients_never_hold_more_seats_than_owned() {
+    let app = TestApp::spawn().await;
+    let beside = app.spawn_beside().await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(&app, &orgs, 5, json!({"overage": "deny"})).await;
+    for round in 0..3 {
+        let attempts: Vec<_> = (0..24)
+            .map(|i| {
+                let url = if i % 2 == 0 {
+                    app.url("/api/v1/leases")
+                } else {
+                    beside.url("/api/v1/leases")
+                };
+                let (uma, body) = (
+                    uma.clone(),
+                    lease_request(&format!("machine-{round}-{i:04}")),
+                );
+                tokio::spawn(async move {
+                    let response = entitle_testkit::new_client()
+                        .post(url)
+                        .bearer_auth(uma)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("post");
+                    let status = response.status();
+                    let body: Value = response.json().await.expect("json");
+                    (status, body)
+                })
+            })
+            .collect();
+        let mut granted = Vec::new();
+        for attempt in attempts {
+            let (status, body) = attempt.await.expect("request");
+            match status {
+                StatusCode::CREATED => granted.push(body["id"].as_str().expect("id").to_owned()),
+                StatusCode::CONFLICT => assert_eq!(body["code"], "no_seat_available", "{body}"),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        assert_eq!(granted.len(), 5, "round {round}");
+        assert_eq!(held(&app).await, 5, "round {round}");
+        for id in granted {
+            let status = entitle_testkit::new_client()
+                .delete(app.url(&format!("/api/v1/leases/{id}")))
+                .bearer_auth(&uma)
+                .send()
+                .await
+                .expect("delete")
+                .status();
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+        assert_eq!(held(&app).await, 0);
+    }
+}
