@@ -2,8 +2,8 @@
 //! published license keys: thin handlers over `catalog` and `keys`.
 
 use axum::{
-    extract::State,
-    http::{header, StatusCode},
+    extract::{FromRequestParts, State},
+    http::{header, request::Parts, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Router,
@@ -20,12 +20,52 @@ use super::{catalog, leases};
 use crate::{
     app::{AppState, Client},
     db::now_ms,
-    error::{ApiResult, Json, Path, Query},
+    error::{ApiError, ApiResult, Json, Path, Query},
     identity::{
         flows::actor_of,
         session::{Operator, SignedIn},
+        store::AccountRow,
     },
 };
+
+/// Who calls a licensing endpoint: a person signed in with a session token, or an
+/// application (the `entitle` client, a data-source server) presenting an RFC 9068
+/// access token this server issued for a person — signature, issuer, audience (this
+/// server), expiry and type checked, its grant live and its client enabled, the person's
+/// account active. A revoked grant or a disabled account is refused at once, not at the
+/// token's expiry, because both are looked up on every request.
+pub struct LicensingCaller(pub AccountRow);
+
+impl FromRequestParts<AppState> for LicensingCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        // A JWT has three dot-separated parts; session tokens have none.
+        let Some(token) = bearer.filter(|t| t.split('.').count() == 3) else {
+            let SignedIn(current) = SignedIn::from_request_parts(parts, state).await?;
+            return Ok(LicensingCaller(current.account));
+        };
+        let claims = crate::oidc::grants::read_access_token(state, token)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading an access token: {}", e.description))?
+            .filter(|claims| claims.sid.is_some())
+            .ok_or(ApiError::Unauthenticated)?;
+        let account_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::Unauthenticated)?;
+        let mut conn = state.db.reader().await?;
+        let account = crate::identity::store::account_by_id(&mut conn, account_id)
+            .await?
+            .filter(AccountRow::is_active)
+            .ok_or(ApiError::Unauthenticated)?;
+        crate::error::note_request_account(account.id);
+        Ok(LicensingCaller(account))
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -187,11 +227,11 @@ async fn end_subscription(
     responses((status = 200, body = Vec<Entitlement>), (status = 401, body = Problem)))]
 async fn my_entitlements(
     State(state): State<AppState>,
-    SignedIn(current): SignedIn,
+    LicensingCaller(account): LicensingCaller,
 ) -> ApiResult<Json<Vec<Entitlement>>> {
     let mut conn = state.db.reader().await?;
     Ok(Json(
-        catalog::entitlements_of(&mut conn, current.account.id, now_ms()).await?,
+        catalog::entitlements_of(&mut conn, account.id, now_ms()).await?,
     ))
 }
 
@@ -206,7 +246,7 @@ async fn my_entitlements(
         (status = 409, body = Problem, description = "no_seat_available: every seat is in use"), (status = 422, body = Problem)))]
 async fn acquire_lease(
     State(state): State<AppState>,
-    SignedIn(current): SignedIn,
+    LicensingCaller(account): LicensingCaller,
     headers: axum::http::HeaderMap,
     Json(request): Json<LeaseRequest>,
 ) -> ApiResult<(StatusCode, Json<Lease>)> {
@@ -220,7 +260,7 @@ async fn acquire_lease(
         })?),
         None => None,
     };
-    let (lease, new) = leases::acquire(&state, &current.account, &request, key).await?;
+    let (lease, new) = leases::acquire(&state, &account, &request, key).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -236,12 +276,12 @@ async fn acquire_lease(
     responses((status = 200, body = Lease), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn heartbeat(
     State(state): State<AppState>,
-    SignedIn(current): SignedIn,
+    LicensingCaller(account): LicensingCaller,
     Path(id): Path<Uuid>,
     Json(request): Json<HeartbeatRequest>,
 ) -> ApiResult<Json<Lease>> {
     Ok(Json(
-        leases::heartbeat(&state, &current.account, id, &request.nonce).await?,
+        leases::heartbeat(&state, &account, id, &request.nonce).await?,
     ))
 }
 
@@ -251,9 +291,9 @@ async fn heartbeat(
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn release_lease(
     State(state): State<AppState>,
-    SignedIn(current): SignedIn,
+    LicensingCaller(account): LicensingCaller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    leases::release(&state, &current.account, id).await?;
+    leases::release(&state, &account, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

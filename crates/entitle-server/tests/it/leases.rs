@@ -393,3 +393,89 @@ async fn racing_clients_never_hold_more_seats_than_owned() {
         assert_eq!(held(&app).await, 0);
     }
 }
+
+/// The licensing endpoints take the access tokens the provider issues for a person (as
+/// the desktop client sends them), and refuse them once the person is disabled or the
+/// grant is revoked; a service client's token (no person) is refused.
+#[tokio::test]
+async fn access_tokens_of_people_are_accepted_and_refused_when_their_grant_ends() {
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    subscribed(&app, &orgs, 3, json!({"overage": "deny"})).await;
+    let browser = crate::admin_pages::browser_as(&app, "uma@acme.test").await;
+    let tokens = crate::oidc::desktop_tokens(&app, &browser, "openid offline_access").await;
+    let access = tokens["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let taken = lease(&app, &access, "machine-aaaa").await;
+    assert_eq!(taken.status(), StatusCode::CREATED);
+    let entitlements: Value = app
+        .get_as(&access, "/api/v1/me/entitlements")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(entitlements[0]["product"], "civil-designer");
+
+    // A service client's token names no person: refused.
+    let operator = app.operator("olga@vendor.example").await;
+    let service = crate::oidc::service_client(&app, &operator, "Data source").await;
+    let granted: Value = crate::oidc::token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", service["client_id"].as_str().expect("id")),
+            (
+                "client_secret",
+                service["client_secret"].as_str().expect("secret"),
+            ),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .expect("token");
+    let machine_token = granted["access_token"].as_str().expect("token");
+    assert_eq!(
+        lease(&app, machine_token, "machine-bbbb").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A token altered after signing: refused.
+    let mut forged = access.clone();
+    forged.pop();
+    forged.push(if access.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        lease(&app, &forged, "machine-bbbb").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Disabled by their administrator: refused at once, not at the token's expiry.
+    let uma_id = {
+        let page: Value = app
+            .get_as(
+                &orgs.fiona,
+                &format!("/api/v1/orgs/{}/members?q=uma", orgs.acme),
+            )
+            .await
+            .json()
+            .await
+            .expect("page");
+        page["members"][0]["account_id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let disabled = app
+        .patch_as(
+            &orgs.fiona,
+            &format!("/api/v1/orgs/{}/members/{uma_id}", orgs.acme),
+            &json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(
+        lease(&app, &access, "machine-cccc").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
