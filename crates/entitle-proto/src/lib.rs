@@ -919,3 +919,53 @@ pub struct Lease {
     /// The signed lease, armored.
     pub license: String,
 }
+
+/// Checking a license out for a person: a reserved license file for one machine and
+/// version, until an expiry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// The person's email address: a member, or someone of another organization.
+    #[schema(max_length = 254)]
+    pub email: String,
+    /// The product's code.
+    #[schema(max_length = 64)]
+    pub product: String,
+    /// The version covered: exact, `*`, or a prefix ending in `.*` (`24.*`).
+    #[schema(max_length = 50)]
+    pub version: String,
+    /// The machine the file is for (its name, as the application reports it).
+    #[schema(max_length = 200)]
+    pub machine_name: String,
+    /// Unix milliseconds: at most a year from now and not past the subscription's end.
+    pub expires_at: i64,
+}
+
+/// A reserved checkout.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Checkout {
+    pub id: Uuid,
+    /// The organization that checked it out, and pays.
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub product: String,
+    pub version: String,
+    pub email: String,
+    pub account_id: Option<Uuid>,
+    pub machine_name: String,
+    /// Held above the seats owned, as the overage policy allows.
+    pub overage: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub checked_in_at: Option<i64>,
+    /// `reserved` (holding its seat), `checked_in` or `expired`.
+    pub status: String,
+}
+
+/// A checkout just made, with its license file.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CheckoutCreated {
+    pub checkout: Checkout,
+    /// The license file, armored (docs/license-format.md).
+    pub license: String,
+}

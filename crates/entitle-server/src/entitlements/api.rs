@@ -9,14 +9,14 @@ use axum::{
     Router,
 };
 use entitle_proto::{
-    Entitlement, HeartbeatRequest, Lease, LeaseRequest, NewProduct, NewSubscription, Problem,
-    Product, ProductChange, Subscription, SubscriptionChange,
+    Checkout, CheckoutCreated, CheckoutRequest, Entitlement, HeartbeatRequest, Lease, LeaseRequest,
+    NewProduct, NewSubscription, Problem, Product, ProductChange, Subscription, SubscriptionChange,
 };
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{catalog, leases};
+use super::{catalog, checkouts, leases};
 use crate::{
     app::{AppState, Client},
     db::now_ms,
@@ -78,6 +78,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(acquire_lease))
         .routes(routes!(release_lease))
         .routes(routes!(heartbeat))
+        .routes(routes!(list_checkouts, check_out))
+        .routes(routes!(checkout_license))
+        .routes(routes!(check_in))
+        .routes(routes!(check_in_mine))
+        .routes(routes!(revocations))
 }
 
 /// Routes outside the API's `/api/v1` documents: the published license keys.
@@ -296,4 +301,111 @@ async fn release_lease(
 ) -> ApiResult<StatusCode> {
     leases::release(&state, &account, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct CheckoutQuery {
+    /// Also those expired more than three months ago.
+    #[serde(default)]
+    all: bool,
+}
+
+/// The organization's checkouts, newest first (Administrators and License Checkout).
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/checkouts", tag = "entitlements",
+    params(("org_id" = Uuid, Path), CheckoutQuery),
+    responses((status = 200, body = Vec<Checkout>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_checkouts(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(org_id): Path<Uuid>,
+    Query(query): Query<CheckoutQuery>,
+) -> ApiResult<Json<Vec<Checkout>>> {
+    Ok(Json(
+        checkouts::list(&state, &current.account, org_id, query.all).await?,
+    ))
+}
+
+/// Check a license out for a person, a machine and a version: it holds a seat until it
+/// expires or is checked in, and the answer carries its license file.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/checkouts", tag = "entitlements",
+    params(("org_id" = Uuid, Path)), request_body = CheckoutRequest,
+    responses((status = 201, body = CheckoutCreated), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "no_seat_available"), (status = 422, body = Problem)))]
+async fn check_out(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    from: Client,
+    Path(org_id): Path<Uuid>,
+    Json(request): Json<CheckoutRequest>,
+) -> ApiResult<(StatusCode, Json<CheckoutCreated>)> {
+    let created = checkouts::check_out(&state, &current.account, org_id, &request, &from).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// A checkout's license file, to download.
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/checkouts/{id}/license", tag = "entitlements",
+    params(("org_id" = Uuid, Path), ("id" = Uuid, Path)),
+    responses((status = 200, content_type = "application/x-entitle-license", body = String), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn checkout_license(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path((org_id, id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let (checkout, file) = checkouts::license(&state, &current.account, org_id, id).await?;
+    let name = format!("{}-{}.lic", checkout.product, checkout.id);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/x-entitle-license".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        file,
+    )
+        .into_response())
+}
+
+/// Check a license in (the organization's administrators): its seat is free at once and
+/// it goes on the revocation list. Checking in again changes nothing.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/checkouts/{id}/check-in", tag = "entitlements",
+    params(("org_id" = Uuid, Path), ("id" = Uuid, Path)),
+    responses((status = 200, body = Checkout), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn check_in(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    from: Client,
+    Path((org_id, id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<Checkout>> {
+    Ok(Json(
+        checkouts::check_in(&state, &current.account, Some(org_id), id, &from).await?,
+    ))
+}
+
+/// Check in a license one holds (the `entitle` client returning a file early).
+#[utoipa::path(post, path = "/api/v1/me/checkouts/{id}/check-in", tag = "entitlements",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Checkout), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn check_in_mine(
+    State(state): State<AppState>,
+    LicensingCaller(account): LicensingCaller,
+    from: Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Checkout>> {
+    Ok(Json(
+        checkouts::check_in(&state, &account, None, id, &from).await?,
+    ))
+}
+
+/// The signed revocation list: every checked-in license not yet expired, with a sequence
+/// number that only grows (a compact JWS, docs/license-format.md).
+#[utoipa::path(get, path = "/api/v1/revocations", tag = "entitlements", security(()),
+    responses((status = 200, content_type = "application/jwt", body = String)))]
+async fn revocations(State(state): State<AppState>) -> ApiResult<Response> {
+    let list = checkouts::revocation_list(&state).await?;
+    Ok(([(header::CONTENT_TYPE, "application/jwt")], list).into_response())
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod checkouts;
 pub mod keys;
 pub mod leases;
 pub mod seats;

@@ -233,7 +233,9 @@ pub async fn extend(ex: &mut impl Executor, hold_id: Uuid, until: i64) -> Result
 pub async fn free_if_unheld(tx: &mut Tx, hold_id: Uuid) -> Result<bool, DbError> {
     let freed: Option<(Uuid, Uuid)> = on_db!(tx, |c| sqlx::query_as(
         "DELETE FROM seat_holds WHERE id = $1 \
-         AND NOT EXISTS (SELECT 1 FROM leases WHERE hold_id = $1) RETURNING org_id, product_id"
+         AND NOT EXISTS (SELECT 1 FROM leases WHERE hold_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM checkouts WHERE hold_id = $1 AND checked_in_at IS NULL) \
+         RETURNING org_id, product_id"
     )
     .bind(hold_id)
     .fetch_optional(c)

@@ -104,6 +104,9 @@ impl OrgAccess {
 
 /// The sentence a 403 answers with.
 fn who_may(action: Action) -> String {
+    if action == Action::CheckOutLicenses {
+        return "Only an Administrator, a Fulfillment Contact or a member with the License Checkout role may check licenses out and in.".to_owned();
+    }
     let by = |min: Role| match min {
         Role::FulfillmentContact => "a Fulfillment Contact",
         Role::Administrator => "an Administrator or a Fulfillment Contact",
@@ -127,6 +130,7 @@ fn who_may(action: Action) -> String {
         Action::DecideAccessRequests => "decide access requests".to_owned(),
         Action::ViewAudit => "read the audit log".to_owned(),
         Action::ManageScimTokens => "manage SCIM tokens".to_owned(),
+        Action::CheckOutLicenses => "check licenses out and in".to_owned(),
     };
     format!("Only {} may {what}.", by(lowest))
 }

@@ -123,6 +123,8 @@ pub enum Action {
     ViewAudit,
     /// Create and revoke SCIM tokens.
     ManageScimTokens,
+    /// Check licenses out for people (reserved license files) and check them in.
+    CheckOutLicenses,
 }
 
 /// The highest rank among a member's roles.
@@ -144,6 +146,7 @@ pub fn permits(roles: &[Role], action: Action) -> bool {
         Action::AssignRole(Role::FulfillmentContact) => rank >= 3,
         Action::AssignRole(Role::Administrator) => rank >= 2,
         Action::AssignRole(_) => rank >= 1,
+        Action::CheckOutLicenses => rank >= 2 || roles.contains(&Role::LicenseCheckout),
     }
 }
 
@@ -191,6 +194,8 @@ mod tests {
         (Action::DecideAccessRequests, [true, true, true, false]),
         (Action::ViewAudit, [true, true, true, false]),
         (Action::ManageScimTokens, [true, true, false, false]),
+        // The User of this matrix holds License Checkout.
+        (Action::CheckOutLicenses, [true, true, false, true]),
     ];
 
     #[test]

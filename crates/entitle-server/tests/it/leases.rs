@@ -12,7 +12,7 @@ use crate::members::{acme_and_globex, member, TwoOrgs};
 const DAY_MS: i64 = 86_400_000;
 
 /// Acme with a subscription of `seats` to civil-designer under `overage`; returns Uma's token.
-async fn subscribed(app: &TestApp, orgs: &TwoOrgs, seats: i64, overage: Value) -> String {
+pub async fn subscribed(app: &TestApp, orgs: &TwoOrgs, seats: i64, overage: Value) -> String {
     let operator = app.operator("olga@vendor.example").await;
     let product = app
         .post_as(
@@ -39,12 +39,12 @@ fn lease_request(machine: &str) -> Value {
         "machine_name": format!("PC {machine}"), "nonce": format!("nonce-{machine}")})
 }
 
-async fn lease(app: &TestApp, token: &str, machine: &str) -> reqwest::Response {
+pub async fn lease(app: &TestApp, token: &str, machine: &str) -> reqwest::Response {
     app.post_as(token, "/api/v1/leases", &lease_request(machine))
         .await
 }
 
-async fn held(app: &TestApp) -> i64 {
+pub async fn held(app: &TestApp) -> i64 {
     use entitle_server::on_db;
     let mut conn = app.state.db.reader().await.expect("connection");
     let (held,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
