@@ -127,3 +127,59 @@ async fn jose_reads_the_license_vectors_as_the_crate_does() {
         }
     }
 }
+
+/// A license file the server issued, checked by panva's `jose` (npm) against the JWKS the
+/// server publishes: nobody here wrote the verifier.
+#[tokio::test]
+async fn jose_verifies_a_file_the_server_issued_against_the_published_keys() {
+    let app = TestApp::spawn().await;
+    let orgs = crate::members::acme_and_globex(&app).await;
+    crate::leases::subscribed(&app, &orgs, 2, json!({"overage": "deny"})).await;
+    let now = entitle_server::db::now_ms();
+    let created = app
+        .post_as(
+            &orgs.fiona,
+            &format!("/api/v1/orgs/{}/checkouts", orgs.acme),
+            &json!({"email": "ann@supplier.example", "product": "civil-designer", "version": "24.*",
+                "machine_name": "ANN-PC", "expires_at": now + 10 * 86_400_000_i64}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.expect("json");
+    let jwks: Value = app
+        .get("/.well-known/entitle/license-keys")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("issued.lic"),
+        created["license"].as_str().expect("file"),
+    )
+    .expect("write");
+    let manifest = json!({
+        "now": now / 1000,
+        "jwks": jwks,
+        "expect": {"product": "civil-designer", "version": "24.2", "machine": "ANN-PC", "issuer": app.base_url},
+        "outcomes": {"issued.lic": "valid"},
+    });
+    std::fs::write(dir.path().join("outcomes.json"), manifest.to_string()).expect("write");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = tokio::process::Command::new("node")
+        .arg("license-verify.mjs")
+        .arg(dir.path())
+        .current_dir(root.join("interop"))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let jose: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(jose["issued.lic"]["signature"], true, "{jose}");
+    assert_eq!(jose["issued.lic"]["claims"], "valid", "{jose}");
+    assert_eq!(jose["issued.lic"]["jti"], created["checkout"]["id"]);
+}
