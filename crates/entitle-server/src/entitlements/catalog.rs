@@ -148,18 +148,36 @@ struct ProductRow {
     updated_at: i64,
 }
 
+/// The versions as stored: separated by `;`.
+fn versions_of(stored: &str) -> Vec<String> {
+    stored
+        .split(';')
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The id of the product with `code`; a field error on `product` when there is none.
+pub async fn product_id(ex: &mut impl Executor, code: &str) -> ApiResult<Uuid> {
+    let found: Option<(Uuid,)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT id FROM products WHERE code = $1"
+    )
+    .bind(code)
+    .fetch_optional(c)
+    .await)
+    .map_err(DbError::from)?;
+    found
+        .map(|(id,)| id)
+        .ok_or_else(|| ApiError::field("product", "unknown_product", "No product has this code."))
+}
+
 impl From<ProductRow> for Product {
     fn from(r: ProductRow) -> Self {
         Product {
             id: r.id,
             code: r.code,
             name: r.name,
-            versions: r
-                .versions
-                .split(';')
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            versions: versions_of(&r.versions),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -610,12 +628,7 @@ pub async fn entitlements_of(
         .map(|r| Entitlement {
             product: r.code,
             product_name: r.name,
-            versions: r
-                .versions
-                .split(';')
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            versions: versions_of(&r.versions),
             org_id: r.org_id,
             org_name: r.org_name,
             subscription_id: r.subscription_id,

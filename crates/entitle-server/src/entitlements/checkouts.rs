@@ -197,20 +197,7 @@ pub async fn check_out(
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
     access.require(Action::CheckOutLicenses)?;
-    let product: Option<(Uuid,)> = on_db!(&mut tx, |c| sqlx::query_as(
-        "SELECT id FROM products WHERE code = $1"
-    )
-    .bind(&request.product)
-    .fetch_optional(c)
-    .await)
-    .map_err(DbError::from)?;
-    let Some((product_id,)) = product else {
-        return Err(ApiError::field(
-            "product",
-            "unknown_product",
-            "No product has this code.",
-        ));
-    };
+    let product_id = super::catalog::product_id(&mut tx, &request.product).await?;
     let Some(until) = subscribed_until(&mut tx, org_id, product_id, now).await? else {
         return Err(ApiError::forbidden(
             "not_entitled",

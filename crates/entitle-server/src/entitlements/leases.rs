@@ -236,20 +236,7 @@ pub async fn acquire(
             return Ok((signed(state, account, &earlier, &request.nonce, now), false));
         }
     }
-    let product: Option<(Uuid,)> = on_db!(&mut tx, |c| sqlx::query_as(
-        "SELECT id FROM products WHERE code = $1"
-    )
-    .bind(&request.product)
-    .fetch_optional(c)
-    .await)
-    .map_err(DbError::from)?;
-    let Some((product_id,)) = product else {
-        return Err(ApiError::field(
-            "product",
-            "unknown_product",
-            "No product has this code.",
-        ));
-    };
+    let product_id = super::catalog::product_id(&mut tx, &request.product).await?;
     let Some(org_id) = paying_org(&mut tx, account, product_id, now).await? else {
         drop(tx);
         record_denial(state, account, account.home_org_id, request, "not_entitled").await?;

@@ -79,17 +79,17 @@ async fn openid_client_completes_every_flow() {
     );
 }
 
-/// The license format as another ecosystem reads it: panva's `jose` (npm) verifies the
-/// `entitle-license` crate's checked-in vectors against their JWKS and reaches the same
-/// outcome for each (the signature, then the claims as docs/license-format.md says).
-#[tokio::test]
-async fn jose_reads_the_license_vectors_as_the_crate_does() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let vectors = root.join("crates/entitle-license/tests/vectors");
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `interop/license-verify.mjs` (panva's `jose`) on a directory of license files and
+/// their `outcomes.json`: what it made of each.
+async fn jose_verdicts(dir: &std::path::Path) -> Value {
     let output = tokio::process::Command::new("node")
         .arg("license-verify.mjs")
-        .arg(&vectors)
-        .current_dir(root.join("interop"))
+        .arg(dir)
+        .current_dir(repository().join("interop"))
         .output()
         .await
         .expect("node runs");
@@ -98,7 +98,16 @@ async fn jose_reads_the_license_vectors_as_the_crate_does() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let jose: Value = serde_json::from_slice(&output.stdout).expect("json");
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// The license format as another ecosystem reads it: panva's `jose` (npm) verifies the
+/// `entitle-license` crate's checked-in vectors against their JWKS and reaches the same
+/// outcome for each (the signature, then the claims as docs/license-format.md says).
+#[tokio::test]
+async fn jose_reads_the_license_vectors_as_the_crate_does() {
+    let vectors = repository().join("crates/entitle-license/tests/vectors");
+    let jose = jose_verdicts(&vectors).await;
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(vectors.join("outcomes.json")).expect("outcomes"),
     )
