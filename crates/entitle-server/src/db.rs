@@ -344,6 +344,32 @@ impl Db {
     }
 
     /// Starts a read-write transaction.
+    /// A transaction holding the lock of the `server_secrets` row `name` (made if
+    /// missing): for work that must happen once per database however many servers start
+    /// together, such as making the first signing keys. Whoever takes the lock first does
+    /// the work; the others wait, then find it done.
+    pub async fn serialized(&self, name: &str) -> Result<Tx, DbError> {
+        {
+            let mut conn = self.writer().await?;
+            crate::execute!(
+                &mut conn,
+                "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+                name,
+                &[][..] as &[u8],
+                now_ms()
+            )?;
+        }
+        let mut tx = self.begin().await?;
+        crate::execute!(
+            &mut tx,
+            "UPDATE server_secrets SET created_at = $1 WHERE name = $2",
+            now_ms(),
+            name
+        )?;
+        Ok(tx)
+    }
+
     pub async fn begin(&self) -> Result<Tx, DbError> {
         let started = std::time::Instant::now();
         Ok(match self {

@@ -54,24 +54,7 @@ impl LicenseKeys {
             has_active_key(&mut conn).await?
         };
         if !active {
-            {
-                let mut conn = db.writer().await?;
-                execute!(
-                    &mut conn,
-                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                    GENERATION_LOCK,
-                    &[][..] as &[u8],
-                    now_ms()
-                )?;
-            }
-            let mut tx = db.begin().await?;
-            execute!(
-                &mut tx,
-                "UPDATE server_secrets SET created_at = $1 WHERE name = $2",
-                now_ms(),
-                GENERATION_LOCK
-            )?;
+            let mut tx = db.serialized(GENERATION_LOCK).await?;
             if !has_active_key(&mut tx).await? {
                 insert_new_key(&mut tx, kek).await?;
             }

@@ -407,26 +407,9 @@ impl KeyRing {
         };
         if !missing.is_empty() {
             // Servers started together on an empty database would each make their own
-            // keys and refuse each other's tokens: whoever holds this row's lock first
-            // makes them, and the others find them made.
-            {
-                let mut conn = db.writer().await?;
-                execute!(
-                    &mut conn,
-                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                    KEY_GENERATION_LOCK,
-                    &[][..] as &[u8],
-                    now_ms()
-                )?;
-            }
-            let mut tx = db.begin().await?;
-            execute!(
-                &mut tx,
-                "UPDATE server_secrets SET created_at = $1 WHERE name = $2",
-                now_ms(),
-                KEY_GENERATION_LOCK
-            )?;
+            // keys and refuse each other's tokens: whoever holds the lock first makes
+            // them, and the others find them made.
+            let mut tx = db.serialized(KEY_GENERATION_LOCK).await?;
             for alg in missing_algs(&mut tx).await? {
                 insert_new_key(&mut tx, &kek, alg).await?;
             }

@@ -689,6 +689,14 @@ async fn servers_starting_together_make_one_set_of_signing_keys() {
     .await)
     .expect("count");
     assert_eq!(keys, 3, "one key per algorithm");
+    assert_eq!(a.licensing.current().kid, b.licensing.current().kid);
+    let (license_keys,): (i64,) = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM license_keys"
+    )
+    .fetch_one(c)
+    .await)
+    .expect("count");
+    assert_eq!(license_keys, 1, "one license key");
 }
 
 /// Wrong passwords sent at once, half to each of two servers on one database, get no more
