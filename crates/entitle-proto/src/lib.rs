@@ -969,3 +969,62 @@ pub struct CheckoutCreated {
     /// The license file, armored (docs/license-format.md).
     pub license: String,
 }
+
+/// A staged bulk checkout file and its rows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckoutBatch {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub file_name: String,
+    pub created_at: i64,
+    pub committed_at: Option<i64>,
+    /// How the file was read: `utf-8` or `windows-1252`.
+    pub encoding: String,
+    /// Rows by status (`valid`, `invalid`, `duplicate`, `not_entitled`, `no_seat`), not
+    /// counting removed ones; and `removed`.
+    pub counts: std::collections::BTreeMap<String, i64>,
+    pub rows: Vec<CheckoutBatchRow>,
+}
+
+/// A row of a bulk checkout file: as written, its status, and what committing did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CheckoutBatchRow {
+    pub number: i64,
+    pub line: i64,
+    pub email: String,
+    pub product: String,
+    pub version: String,
+    pub machine: String,
+    /// As written: a date (the license runs through that day, UTC) or an RFC 3339 time.
+    pub expires: String,
+    /// The expiry as read, in Unix milliseconds, when it is one.
+    pub expires_at: Option<i64>,
+    pub status: String,
+    pub details: String,
+    pub removed: bool,
+    /// What the commit did: `checked_out`, `removed` or `not_checked_out`.
+    pub result: Option<String>,
+    pub checkout_id: Option<Uuid>,
+    /// Values that start like a spreadsheet formula.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// An organization's seats of one product now: owned, and held by leases and checkouts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ProductSeats {
+    pub product: String,
+    pub product_name: String,
+    /// Seats owned through active subscriptions.
+    pub seats: i64,
+    /// How many may be held with overage; none when the policy sets no limit.
+    pub cap: Option<i64>,
+    /// Machines holding a seat through online leases.
+    pub leased: i64,
+    /// Machines holding a seat through reserved checkouts.
+    pub reserved: i64,
+    /// Of those, how many are above the seats owned (billed as overage).
+    pub overage: i64,
+    /// The end of the latest active subscription covering the product.
+    pub ends_at: i64,
+}

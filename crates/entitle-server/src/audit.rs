@@ -237,22 +237,19 @@ pub async fn export_csv(
     org_id: Uuid,
 ) -> Result<String, DbError> {
     let events = list(ex, query, Some(org_id), EXPORT_LIMIT).await?;
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let _ = writer.write_record(["Time", "Actor", "IP address", "Action", "Target", "Details"]);
-    for event in events {
-        let cells = [
-            rfc3339(event.at),
-            event.actor.unwrap_or_default(),
-            event.ip.unwrap_or_default(),
-            event.action,
-            event.target.unwrap_or_default(),
-            event.details.to_string(),
-        ];
-        let _ = writer.write_record(cells.iter().map(|c| crate::orgs::csv_import::neutralize(c)));
-    }
-    Ok(String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default())
+    Ok(crate::csv_file::write(
+        &["Time", "Actor", "IP address", "Action", "Target", "Details"],
+        events.into_iter().map(|event| {
+            vec![
+                rfc3339(event.at),
+                event.actor.unwrap_or_default(),
+                event.ip.unwrap_or_default(),
+                event.action,
+                event.target.unwrap_or_default(),
+                event.details.to_string(),
+            ]
+        }),
+    ))
 }
 
 /// The most events one export holds.

@@ -220,6 +220,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::orgs::scim::tokens_api::router())
         .merge(crate::oidc::api::router())
         .merge(crate::entitlements::api::router())
+        .merge(crate::entitlements::bulk_api::router())
         .split_for_parts()
 }
 

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod csv_file;
 pub mod db;
 pub mod entitlements;
 pub mod error;

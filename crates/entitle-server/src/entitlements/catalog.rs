@@ -4,8 +4,8 @@
 //! authorized); everyone's entitlements are read from them.
 
 use entitle_proto::{
-    Entitlement, NewProduct, NewSubscription, OveragePolicy, Product, ProductChange, Subscription,
-    SubscriptionChange,
+    Entitlement, NewProduct, NewSubscription, OveragePolicy, Product, ProductChange, ProductSeats,
+    Subscription, SubscriptionChange,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -16,8 +16,9 @@ use crate::{
     db::{now_ms, DbError, Executor, Tx},
     error::{ApiError, ApiResult},
     execute,
-    identity::flows::Fields,
+    identity::{flows::Fields, store::AccountRow},
     on_db,
+    orgs::{access::OrgAccess, roles::Action},
 };
 
 pub const MAX_SEATS: i64 = 1_000_000;
@@ -584,6 +585,83 @@ pub async fn end_subscription(
 pub async fn get_subscription(state: &AppState, id: Uuid) -> ApiResult<Subscription> {
     let mut conn = state.db.reader().await?;
     subscription(&mut conn, id).await
+}
+
+// ---- What an organization has -------------------------------------------------------
+
+/// An organization's subscriptions, newest first, for those who may see them.
+pub async fn org_subscriptions(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+) -> ApiResult<Vec<Subscription>> {
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::ViewSubscriptions)?;
+    Ok(subscriptions(&mut conn, Some(org_id)).await?)
+}
+
+/// An organization's seats of each product it subscribes to (or still holds seats of):
+/// owned, and in use by leases and checkouts now.
+pub async fn org_seats(
+    state: &AppState,
+    caller: &AccountRow,
+    org_id: Uuid,
+) -> ApiResult<Vec<ProductSeats>> {
+    let now = now_ms();
+    let mut conn = state.db.reader().await?;
+    OrgAccess::of(&mut conn, caller, org_id)
+        .await?
+        .require(Action::ViewSubscriptions)?;
+    let subscribed: Vec<(Uuid, String, String, i64)> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT p.id, p.code, p.name, MAX(s.ends_at) FROM subscriptions s \
+         JOIN subscription_products sp ON sp.subscription_id = s.id \
+         JOIN products p ON p.id = sp.product_id \
+         WHERE s.org_id = $1 AND s.ended_at IS NULL AND s.starts_at <= $2 AND s.ends_at > $2 \
+         GROUP BY p.id, p.code, p.name"
+    )
+    .bind(org_id)
+    .bind(now)
+    .fetch_all(c)
+    .await)
+    .map_err(DbError::from)?;
+    let holds: Vec<(Uuid, String, String, String, bool)> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT p.id, p.code, p.name, h.machine, h.overage FROM seat_holds h \
+         JOIN products p ON p.id = h.product_id WHERE h.org_id = $1 AND h.expires_at > $2"
+    )
+    .bind(org_id)
+    .bind(now)
+    .fetch_all(c)
+    .await)
+    .map_err(DbError::from)?;
+    let mut products: Vec<(Uuid, String, String, i64)> = subscribed;
+    for (id, code, name, _, _) in &holds {
+        if !products.iter().any(|p| p.0 == *id) {
+            products.push((*id, code.clone(), name.clone(), 0));
+        }
+    }
+    products.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut all = Vec::with_capacity(products.len());
+    for (product_id, code, name, ends_at) in products {
+        let limits = super::seats::limits_of(&mut conn, org_id, product_id, now).await?;
+        let mine = holds.iter().filter(|h| h.0 == product_id);
+        let reserved = mine
+            .clone()
+            .filter(|h| h.3.starts_with("reserved:"))
+            .count() as i64;
+        all.push(ProductSeats {
+            product: code,
+            product_name: name,
+            seats: limits.seats,
+            cap: limits.cap,
+            leased: mine.clone().count() as i64 - reserved,
+            reserved,
+            overage: mine.filter(|h| h.4).count() as i64,
+            ends_at,
+        });
+    }
+    Ok(all)
 }
 
 // ---- Entitlements --------------------------------------------------------------------

@@ -31,7 +31,7 @@ pub const MAX_TERM_MS: i64 = 366 * 86_400_000;
 pub const SHOWN_AFTER_EXPIRY_MS: i64 = 92 * 86_400_000;
 
 /// The seat key of a reserved machine: its name, in any case, apart from leases' ids.
-fn machine_key(machine_name: &str) -> String {
+pub(super) fn machine_key(machine_name: &str) -> String {
     format!("reserved:{}", machine_name.trim().to_lowercase())
 }
 
@@ -45,7 +45,7 @@ pub fn status(expires_at: i64, checked_in_at: Option<i64>, now: i64) -> &'static
 }
 
 /// The request, checked field by field; the normalized address.
-fn check_request(request: &CheckoutRequest, now: i64) -> ApiResult<Email> {
+pub(super) fn check_request(request: &CheckoutRequest, now: i64) -> ApiResult<Email> {
     let mut fields = Fields::default();
     let email = match Email::parse(&request.email) {
         Ok(email) => Some(email),
@@ -163,7 +163,7 @@ fn license_file(state: &AppState, row: &CheckoutRow, now: i64) -> String {
 }
 
 /// The latest end among `org_id`'s active subscriptions covering `product_id`.
-async fn subscribed_until(
+pub(super) async fn subscribed_until(
     tx: &mut Tx,
     org_id: Uuid,
     product_id: Uuid,
@@ -181,6 +181,107 @@ async fn subscribed_until(
     .fetch_one(c)
     .await)?;
     Ok(until)
+}
+
+/// The refusal when the seats run out.
+pub fn no_seat_available() -> ApiError {
+    ApiError::conflict(
+        "no_seat_available",
+        "Every seat of this product is in use: check a license in, or ask for more seats.",
+    )
+}
+
+/// A checkout about to be written (values checked and trimmed).
+pub(super) struct NewCheckout<'a> {
+    pub email: &'a str,
+    pub version: &'a str,
+    pub machine: &'a str,
+    pub expires_at: i64,
+}
+
+/// Writes checkouts of one product for `org_id`, each holding its machine's seat (shared
+/// by the checkouts of one machine, and by a live checkout there already): all of them,
+/// or none when the seats run out (`None`). Answers their ids, in order.
+pub(super) async fn write_checkouts(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    created_by: Uuid,
+    batch_id: Option<Uuid>,
+    checkouts: &[NewCheckout<'_>],
+    now: i64,
+) -> Result<Option<Vec<Uuid>>, DbError> {
+    let mut machines: Vec<(String, i64)> = Vec::new();
+    for checkout in checkouts {
+        let key = machine_key(checkout.machine);
+        match machines.iter_mut().find(|(m, _)| *m == key) {
+            Some((_, until)) => *until = (*until).max(checkout.expires_at),
+            None => machines.push((key, checkout.expires_at)),
+        }
+    }
+    let Some(holds) = seats::take_many(tx, org_id, product_id, &machines, now).await? else {
+        return Ok(None);
+    };
+    let emails: Vec<&str> = checkouts.iter().map(|c| c.email).collect();
+    let accounts: Vec<(String, Uuid)> = crate::fetch_in_chunks!(
+        tx,
+        "SELECT email, id FROM accounts WHERE email IN {values}",
+        emails,
+        1,
+        |query| query
+    )?;
+    let accounts: std::collections::HashMap<String, Uuid> = accounts.into_iter().collect();
+    let rows: Vec<(Uuid, &NewCheckout, Uuid, bool)> = checkouts
+        .iter()
+        .map(|checkout| {
+            let key = machine_key(checkout.machine);
+            let at = machines.iter().position(|(m, _)| *m == key).unwrap_or(0);
+            let (hold_id, taken) = holds[at];
+            (Uuid::now_v7(), checkout, hold_id, taken == Taken::Overage)
+        })
+        .collect();
+    crate::insert_many!(
+        tx,
+        "INSERT INTO checkouts (id, org_id, product_id, email, account_id, version, machine_name, \
+         hold_id, overage, created_by, created_at, expires_at, batch_id)",
+        "",
+        rows,
+        13,
+        |q, row| q
+            .bind(row.0)
+            .bind(org_id)
+            .bind(product_id)
+            .bind(row.1.email)
+            .bind(accounts.get(row.1.email).copied())
+            .bind(row.1.version)
+            .bind(row.1.machine)
+            .bind(row.2)
+            .bind(row.3)
+            .bind(created_by)
+            .bind(now)
+            .bind(row.1.expires_at)
+            .bind(batch_id)
+    )?;
+    Ok(Some(rows.into_iter().map(|r| r.0).collect()))
+}
+
+/// An expiry as typed: a date (`2027-03-31`: the license runs through that day, UTC) or an
+/// RFC 3339 time; Unix milliseconds.
+pub fn parse_expiry(raw: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let raw = raw.trim();
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let at = match time::Date::parse(raw, &day) {
+        Ok(date) => date
+            .next_day()
+            .map(|d| d.midnight().assume_utc())
+            .ok_or_else(|| "The date is out of range.".to_owned())?,
+        Err(_) => time::OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
+            "Give the expiry as a date (2027-03-31) or an RFC 3339 time.".to_owned()
+        })?,
+    };
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| "The date is out of range.".to_owned())
 }
 
 /// Checks a license out: the caller must be an Administrator (or Fulfillment Contact) of
@@ -212,41 +313,18 @@ pub async fn check_out(
         ));
     }
     let machine = request.machine_name.trim();
-    let (hold, taken) = seats::take(
-        &mut tx,
-        org_id,
-        product_id,
-        &machine_key(machine),
-        now,
-        request.expires_at,
-    )
-    .await?;
-    let Some(hold_id) = hold.filter(|_| taken != Taken::Refused) else {
-        return Err(ApiError::conflict(
-            "no_seat_available",
-            "Every seat of this product is in use: check a license in, or ask for more seats.",
-        ));
-    };
-    let account = crate::identity::store::account_by_email(&mut tx, email.as_str()).await?;
-    let id = Uuid::now_v7();
-    execute!(
-        &mut tx,
-        "INSERT INTO checkouts (id, org_id, product_id, email, account_id, version, machine_name, \
-         hold_id, overage, created_by, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        id,
-        org_id,
-        product_id,
-        email.as_str(),
-        account.as_ref().map(|a| a.id),
-        request.version.trim(),
+    let wanted = [NewCheckout {
+        email: email.as_str(),
+        version: request.version.trim(),
         machine,
-        hold_id,
-        taken == Taken::Overage,
-        caller.id,
-        now,
-        request.expires_at
-    )?;
+        expires_at: request.expires_at,
+    }];
+    let Some(ids) =
+        write_checkouts(&mut tx, org_id, product_id, caller.id, None, &wanted, now).await?
+    else {
+        return Err(no_seat_available());
+    };
+    let id = ids[0];
     audit::record(
         &mut tx,
         &actor_of(caller, from),

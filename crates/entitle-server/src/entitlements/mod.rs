@@ -3,6 +3,8 @@
 //! functions in `catalog` and `keys`.
 
 pub mod api;
+pub mod bulk_api;
+pub mod bulk_checkouts;
 pub mod catalog;
 pub mod checkouts;
 pub mod keys;

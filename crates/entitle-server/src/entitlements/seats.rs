@@ -5,6 +5,8 @@
 //! (`held < limit`) in the transaction that records the hold, never by reading the count
 //! and writing in Rust.
 
+use std::collections::HashMap;
+
 use entitle_proto::OveragePolicy;
 use uuid::Uuid;
 
@@ -62,7 +64,7 @@ pub enum Taken {
 
 /// The limits of `org_id` for `product_id` at `now`, read in the transaction.
 pub async fn limits_of(
-    tx: &mut Tx,
+    tx: &mut impl Executor,
     org_id: Uuid,
     product_id: Uuid,
     now: i64,
@@ -121,28 +123,8 @@ async fn reclaim_pool(
     Ok(())
 }
 
-/// The live hold of this machine, if it has one: its seat is shared.
-pub async fn live_hold(
-    tx: &mut Tx,
-    org_id: Uuid,
-    product_id: Uuid,
-    machine: &str,
-    now: i64,
-) -> Result<Option<(Uuid, bool)>, DbError> {
-    Ok(on_db!(tx, |c| sqlx::query_as(
-        "SELECT id, overage FROM seat_holds \
-         WHERE org_id = $1 AND product_id = $2 AND machine = $3 AND expires_at > $4"
-    )
-    .bind(org_id)
-    .bind(product_id)
-    .bind(machine)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?)
-}
-
 /// Takes a seat for `machine` until `until`, or shares the machine's live one: the hold's
-/// id and what it is. The count only grows where the database finds it below the limit.
+/// id and what it is (no id when refused).
 pub async fn take(
     tx: &mut Tx,
     org_id: Uuid,
@@ -151,6 +133,26 @@ pub async fn take(
     now: i64,
     until: i64,
 ) -> Result<(Option<Uuid>, Taken), DbError> {
+    let wanted = [(machine.to_owned(), until)];
+    Ok(
+        match take_many(tx, org_id, product_id, &wanted, now).await? {
+            Some(holds) => (Some(holds[0].0), holds[0].1),
+            None => (None, Taken::Refused),
+        },
+    )
+}
+
+/// Takes a seat for each of `wanted`'s machines (distinct keys), each until its own time,
+/// sharing the live hold of a machine that has one: all of them or none (`None`). The
+/// count only grows where the database finds it within the limit, in one conditional
+/// update for all of them.
+pub async fn take_many(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    wanted: &[(String, i64)],
+    now: i64,
+) -> Result<Option<Vec<(Uuid, Taken)>>, DbError> {
     execute!(
         tx,
         "INSERT INTO seat_pools (org_id, product_id, held) VALUES ($1, $2, 0) \
@@ -159,62 +161,98 @@ pub async fn take(
         product_id
     )?;
     reclaim_pool(tx, org_id, product_id, now).await?;
-    if let Some((id, overage)) = live_hold(tx, org_id, product_id, machine, now).await? {
-        extend(tx, id, until).await?;
-        let taken = if overage { Taken::Overage } else { Taken::Seat };
-        return Ok((Some(id), taken));
-    }
-    let limits = limits_of(tx, org_id, product_id, now).await?;
-    let taken = if grant(tx, org_id, product_id, Some(limits.seats)).await? {
-        Taken::Seat
-    } else {
-        let overage = match limits.cap {
-            None => grant(tx, org_id, product_id, None).await?,
-            Some(cap) if cap > limits.seats => grant(tx, org_id, product_id, Some(cap)).await?,
-            Some(_) => false,
+    let machines: Vec<&str> = wanted.iter().map(|(m, _)| m.as_str()).collect();
+    let live: Vec<(String, Uuid, bool)> = crate::fetch_in_chunks!(
+        tx,
+        "SELECT machine, id, overage FROM seat_holds \
+         WHERE org_id = $1 AND product_id = $2 AND expires_at > $3 AND machine IN {values}",
+        machines,
+        4,
+        |query| query.bind(org_id).bind(product_id).bind(now)
+    )?;
+    let live: HashMap<String, (Uuid, bool)> = live
+        .into_iter()
+        .map(|(machine, id, overage)| (machine, (id, overage)))
+        .collect();
+    let new = wanted.iter().filter(|(m, _)| !live.contains_key(m)).count() as i64;
+    // The new seats are numbered after those held before; past the seats owned they are
+    // overage.
+    let (mut position, seats) = if new > 0 {
+        let limits = limits_of(tx, org_id, product_id, now).await?;
+        let granted = match grant(tx, org_id, product_id, new, Some(limits.seats)).await? {
+            Some(held) => Some(held),
+            None => match limits.cap {
+                None => grant(tx, org_id, product_id, new, None).await?,
+                Some(cap) if cap > limits.seats => {
+                    grant(tx, org_id, product_id, new, Some(cap)).await?
+                }
+                Some(_) => None,
+            },
         };
-        if overage {
+        let Some(held) = granted else {
+            return Ok(None);
+        };
+        (held - new, limits.seats)
+    } else {
+        (0, 0)
+    };
+    let mut holds = Vec::with_capacity(wanted.len());
+    let mut fresh = Vec::new();
+    for (machine, until) in wanted {
+        if let Some(&(id, overage)) = live.get(machine) {
+            extend(&mut *tx, id, *until).await?;
+            holds.push((id, if overage { Taken::Overage } else { Taken::Seat }));
+            continue;
+        }
+        position += 1;
+        let taken = if position > seats {
             Taken::Overage
         } else {
-            Taken::Refused
-        }
-    };
-    if taken == Taken::Refused {
-        return Ok((None, Taken::Refused));
+            Taken::Seat
+        };
+        let id = Uuid::now_v7();
+        fresh.push((id, machine.as_str(), taken == Taken::Overage, *until));
+        holds.push((id, taken));
     }
-    let id = Uuid::now_v7();
-    execute!(
+    crate::insert_many!(
         tx,
-        "INSERT INTO seat_holds (id, org_id, product_id, machine, overage, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        id,
-        org_id,
-        product_id,
-        machine,
-        taken == Taken::Overage,
-        now,
-        until
+        "INSERT INTO seat_holds (id, org_id, product_id, machine, overage, created_at, expires_at)",
+        "",
+        fresh,
+        7,
+        |q, hold| q
+            .bind(hold.0)
+            .bind(org_id)
+            .bind(product_id)
+            .bind(hold.1)
+            .bind(hold.2)
+            .bind(now)
+            .bind(hold.3)
     )?;
-    Ok((Some(id), taken))
+    Ok(Some(holds))
 }
 
-/// Counts one more seat held, if the count is below `limit` (no limit: always): the
+/// Counts `n` more seats held, if the count stays within `limit` (no limit: always): the
 /// database decides, under the row's lock, so concurrent takers never pass it together.
+/// Answers the count after, or `None` when refused.
 async fn grant(
     tx: &mut Tx,
     org_id: Uuid,
     product_id: Uuid,
+    n: i64,
     limit: Option<i64>,
-) -> Result<bool, DbError> {
-    let granted = execute!(
-        tx,
-        "UPDATE seat_pools SET held = held + 1 \
-         WHERE org_id = $1 AND product_id = $2 AND held < $3",
-        org_id,
-        product_id,
-        limit.unwrap_or(i64::MAX)
-    )?;
-    Ok(granted == 1)
+) -> Result<Option<i64>, DbError> {
+    Ok(on_db!(tx, |c| sqlx::query_as::<_, (i64,)>(
+        "UPDATE seat_pools SET held = held + $1 \
+         WHERE org_id = $2 AND product_id = $3 AND held <= $4 - $1 RETURNING held"
+    )
+    .bind(n)
+    .bind(org_id)
+    .bind(product_id)
+    .bind(limit.unwrap_or(i64::MAX))
+    .fetch_optional(c)
+    .await)?
+    .map(|(held,)| held))
 }
 
 /// Keeps a hold at least until `until`.

@@ -131,6 +131,7 @@ fn who_may(action: Action) -> String {
         Action::ViewAudit => "read the audit log".to_owned(),
         Action::ManageScimTokens => "manage SCIM tokens".to_owned(),
         Action::CheckOutLicenses => "check licenses out and in".to_owned(),
+        Action::ViewSubscriptions => "see the subscriptions and seats".to_owned(),
     };
     format!("Only {} may {what}.", by(lowest))
 }

@@ -4,10 +4,18 @@
 use std::collections::HashMap;
 
 use super::roles::Role;
-use crate::identity::person::{CountryCode, Email, PersonName};
+pub use crate::csv_file::{neutralize, Encoding, FileError};
+use crate::{
+    csv_file::{self, Layout},
+    identity::person::{CountryCode, Email, PersonName},
+};
 
-/// The most user rows one file may hold.
-pub const MAX_ROWS: usize = 1000;
+/// The columns of a bulk registration file.
+pub static USERS: Layout = Layout {
+    columns: &["Email", "First Name", "Last Name", "Country", "Roles"],
+    optional: &["Roles"],
+    row: ("user", "users"),
+};
 
 /// The template offered for download.
 pub const TEMPLATE: &str = "Email,First Name,Last Name,Country,Roles\r\n";
@@ -29,14 +37,6 @@ pub enum Column {
 }
 
 impl Column {
-    const ALL: [Column; 5] = [
-        Column::Email,
-        Column::FirstName,
-        Column::LastName,
-        Column::Country,
-        Column::Roles,
-    ];
-
     pub fn header(self) -> &'static str {
         match self {
             Column::Email => "Email",
@@ -46,46 +46,6 @@ impl Column {
             Column::Roles => "Roles",
         }
     }
-
-    /// Roles may be left out; every other column is required.
-    fn required(self) -> bool {
-        self != Column::Roles
-    }
-
-    fn matches(self, header: &str) -> bool {
-        let key = |s: &str| {
-            s.chars()
-                .filter(|c| !matches!(c, ' ' | '_' | '-'))
-                .flat_map(char::to_lowercase)
-                .collect::<String>()
-        };
-        key(header) == key(self.header())
-    }
-}
-
-/// Why a file cannot be staged at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FileError {
-    #[error(
-        "The file is empty. Start from the template: Email,First Name,Last Name,Country,Roles."
-    )]
-    Empty,
-    #[error("The file is not a CSV text file (it holds bytes no text has). Save it from your spreadsheet as \"CSV UTF-8 (Comma delimited)\".")]
-    NotText,
-    #[error("The file uses \"{0}\" to separate columns. Save it as CSV with commas between columns (\"CSV UTF-8 (Comma delimited)\").")]
-    WrongDelimiter(char),
-    #[error("The file lacks the {} {}. The first line must name the columns: Email,First Name,Last Name,Country,Roles.", if .0.len() == 1 { "column" } else { "columns" }, .0.join(", "))]
-    MissingColumns(Vec<&'static str>),
-    #[error("The file has {} entitle does not know: {}. Use only Email, First Name, Last Name, Country and Roles.", if .0.len() == 1 { "a column" } else { "columns" }, .0.join(", "))]
-    UnknownColumns(Vec<String>),
-    #[error("The column {0} appears twice.")]
-    DuplicateColumn(&'static str),
-    #[error("The file names the columns but holds no users.")]
-    NoRows,
-    #[error("The file holds {0} users; at most 1,000 are accepted at once. Split it into files of 1,000 users or fewer.")]
-    TooManyRows(usize),
-    #[error("Line {line}: {message}")]
-    Malformed { line: u64, message: String },
 }
 
 /// A user row as written in the file (trimmed).
@@ -102,178 +62,26 @@ pub struct FileRow {
     pub roles: String,
 }
 
-/// How a file's bytes were read as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Utf8,
-    /// What Excel on Windows saves as plain "CSV": read as Windows-1252.
-    Windows1252,
-}
-
-impl Encoding {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Windows1252 => "windows-1252",
-        }
-    }
-}
-
-/// The text of a file: UTF-8 (with or without BOM) when it is, else Windows-1252 when
-/// every byte is a character of it; anything holding control characters is no text.
-pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), FileError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let (text, encoding) = match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_owned(), Encoding::Utf8),
-        Err(_) => {
-            let (text, malformed) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
-            if malformed {
-                return Err(FileError::NotText);
-            }
-            (text.into_owned(), Encoding::Windows1252)
-        }
-    };
-    // C0 and C1 controls but tab and line breaks: what binary files are full of.
-    if text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
-    {
-        return Err(FileError::NotText);
-    }
-    Ok((text, encoding))
-}
-
-/// Reads the file: UTF-8 with or without BOM, or Windows-1252 (see [`decode`]); CRLF or
-/// LF, quoted fields (with commas and line breaks), column names in any case and order,
-/// spaces around values trimmed.
+/// Reads a bulk registration file (see [`csv_file::read`]).
 pub fn read(bytes: &[u8]) -> Result<(Vec<FileRow>, Encoding), FileError> {
-    if bytes
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .unwrap_or(bytes)
-        .iter()
-        .all(|b| b.is_ascii_whitespace())
-    {
-        return Err(FileError::Empty);
-    }
-    let (text, encoding) = decode(bytes)?;
-    let text = text.as_str();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| malformed(&e, 1))?.clone();
-    let columns = map_columns(&headers)?;
-    let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = line_at(text, reader.position().byte());
-        if !reader
-            .read_record(&mut record)
-            .map_err(|e| malformed(&e, line))?
-        {
-            break;
-        }
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() > headers.len() {
-            return Err(FileError::Malformed {
-                line,
-                message: format!(
-                    "{} values where the first line names {} columns. Put values that contain commas in double quotes.",
-                    record.len(),
-                    headers.len()
-                ),
-            });
-        }
-        let get = |column: Column| {
-            columns
-                .get(&column)
-                .and_then(|i| record.get(*i))
-                .unwrap_or_default()
-                .to_owned()
-        };
-        rows.push(FileRow {
-            number: rows.len() + 1,
-            line,
-            email: get(Column::Email),
-            first_name: get(Column::FirstName),
-            last_name: get(Column::LastName),
-            country: get(Column::Country),
-            roles: get(Column::Roles),
-        });
-        if rows.len() > MAX_ROWS {
-            // Count the rest without keeping it, to say how many there are.
-            let rest = reader
-                .records()
-                .filter_map(Result::ok)
-                .filter(|r| !r.iter().all(str::is_empty))
-                .count();
-            return Err(FileError::TooManyRows(rows.len() + rest));
-        }
-    }
-    if rows.is_empty() {
-        return Err(FileError::NoRows);
-    }
-    Ok((rows, encoding))
-}
-
-/// The 1-based line a record starting at `byte` is on. (The csv crate ends a record at
-/// the `\r` of a CRLF, so its own line numbers run one short on such files.)
-fn line_at(text: &str, byte: u64) -> u64 {
-    let bytes = text.as_bytes();
-    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
-    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-        start += 1;
-    }
-    bytes[..start].iter().filter(|b| **b == b'\n').count() as u64 + 1
-}
-
-fn malformed(error: &csv::Error, fallback_line: u64) -> FileError {
-    let line = error.position().map(|p| p.line()).unwrap_or(fallback_line);
-    FileError::Malformed {
-        line,
-        message: match error.kind() {
-            csv::ErrorKind::Utf8 { .. } => "the text is not UTF-8.".to_owned(),
-            _ => "the line cannot be read as CSV.".to_owned(),
-        },
-    }
-}
-
-fn map_columns(headers: &csv::StringRecord) -> Result<HashMap<Column, usize>, FileError> {
-    if headers.len() == 1 {
-        let only = headers.get(0).unwrap_or_default();
-        for delimiter in [';', '\t', '|'] {
-            if only.contains(delimiter) {
-                return Err(FileError::WrongDelimiter(delimiter));
-            }
-        }
-    }
-    let mut columns = HashMap::new();
-    let mut unknown = Vec::new();
-    for (i, header) in headers.iter().enumerate() {
-        match Column::ALL.into_iter().find(|c| c.matches(header)) {
-            Some(column) => {
-                if columns.insert(column, i).is_some() {
-                    return Err(FileError::DuplicateColumn(column.header()));
-                }
-            }
-            None if header.is_empty() => {}
-            None => unknown.push(format!("\"{header}\"")),
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(FileError::UnknownColumns(unknown));
-    }
-    let missing: Vec<&'static str> = Column::ALL
+    let (records, encoding) = csv_file::read(bytes, &USERS)?;
+    let rows = records
         .into_iter()
-        .filter(|c| c.required() && !columns.contains_key(c))
-        .map(Column::header)
+        .map(|record| {
+            let [email, first_name, last_name, country, roles]: [String; 5] =
+                record.values.try_into().unwrap_or_default();
+            FileRow {
+                number: record.number,
+                line: record.line,
+                email,
+                first_name,
+                last_name,
+                country,
+                roles,
+            }
+        })
         .collect();
-    if !missing.is_empty() {
-        return Err(FileError::MissingColumns(missing));
-    }
-    Ok(columns)
+    Ok((rows, encoding))
 }
 
 /// What is already known about a row's email address.
@@ -435,44 +243,15 @@ pub fn classify(
         .collect()
 }
 
-fn looks_like_formula(cell: &str) -> bool {
-    matches!(
-        cell.chars().next(),
-        Some('=' | '+' | '-' | '@' | '\t' | '\r')
-    )
-}
-
-/// A cell that a spreadsheet would run as a formula gets a leading apostrophe.
-pub fn neutralize(cell: &str) -> String {
-    if looks_like_formula(cell) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    }
-}
-
-/// The row's values that start like a spreadsheet formula: they are kept as typed (and
-/// neutralized in every export), but someone may have pasted one by mistake, or be
-/// trying to get a formula into the next administrator's spreadsheet.
+/// The row's values that start like a spreadsheet formula.
 pub fn formula_warnings(row: &FileRow) -> Vec<String> {
-    [
-        (Column::Email, &row.email),
-        (Column::FirstName, &row.first_name),
-        (Column::LastName, &row.last_name),
-        (Column::Country, &row.country),
-        (Column::Roles, &row.roles),
-    ]
-    .into_iter()
-    .filter(|(_, value)| looks_like_formula(value.trim_matches(' ')))
-    .map(|(column, value)| {
-        let first: String = value.trim_matches(' ').chars().take(1).collect();
-        format!(
-            "{} starts with “{}”, which a spreadsheet runs as a formula: check it is meant.",
-            column.header(),
-            first.escape_default()
-        )
-    })
-    .collect()
+    csv_file::formula_warnings([
+        (Column::Email.header(), row.email.as_str()),
+        (Column::FirstName.header(), &row.first_name),
+        (Column::LastName.header(), &row.last_name),
+        (Column::Country.header(), &row.country),
+        (Column::Roles.header(), &row.roles),
+    ])
 }
 
 /// What committing did to a row, by its code.
@@ -504,36 +283,33 @@ impl From<&StagedRow> for ReportRow {
 
 /// The result report: every row as read, with its status and what happened to it.
 pub fn report(rows: &[(ReportRow, String)]) -> String {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let _ = writer.write_record([
-        "Line",
-        "Email",
-        "First Name",
-        "Last Name",
-        "Country",
-        "Roles",
-        "Status",
-        "Details",
-        "Result",
-    ]);
-    for (row, result) in rows {
-        let f = &row.file;
-        let cells = [
-            f.line.to_string(),
-            f.email.clone(),
-            f.first_name.clone(),
-            f.last_name.clone(),
-            f.country.clone(),
-            f.roles.clone(),
-            row.status.clone(),
-            row.details.clone(),
-            result.clone(),
-        ];
-        let _ = writer.write_record(cells.iter().map(|c| neutralize(c)));
-    }
-    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+    csv_file::write(
+        &[
+            "Line",
+            "Email",
+            "First Name",
+            "Last Name",
+            "Country",
+            "Roles",
+            "Status",
+            "Details",
+            "Result",
+        ],
+        rows.iter().map(|(row, result)| {
+            let f = &row.file;
+            vec![
+                f.line.to_string(),
+                f.email.clone(),
+                f.first_name.clone(),
+                f.last_name.clone(),
+                f.country.clone(),
+                f.roles.clone(),
+                row.status.clone(),
+                row.details.clone(),
+                result.clone(),
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -666,23 +442,23 @@ mod tests {
     fn a_thousand_rows_pass_and_one_more_is_refused() {
         assert_eq!(rows(&file_of(1000)).len(), 1000);
         let refused = read(file_of(1001).as_bytes()).expect_err("refused");
-        assert_eq!(refused, FileError::TooManyRows(1001));
+        assert_eq!(refused, FileError::TooManyRows(&USERS, 1001));
         assert!(refused
             .to_string()
             .contains("Split it into files of 1,000 users or fewer"));
         assert_eq!(
             read(file_of(1500).as_bytes()),
-            Err(FileError::TooManyRows(1500))
+            Err(FileError::TooManyRows(&USERS, 1500))
         );
     }
 
     #[test]
     fn files_that_cannot_be_staged_say_why() {
-        assert_eq!(read(b""), Err(FileError::Empty));
-        assert_eq!(read(b"\xEF\xBB\xBF \r\n"), Err(FileError::Empty));
+        assert_eq!(read(b""), Err(FileError::Empty(&USERS)));
+        assert_eq!(read(b"\xEF\xBB\xBF \r\n"), Err(FileError::Empty(&USERS)));
         assert_eq!(
             read(b"Email,First Name,Last Name,Country,Roles\r\n"),
-            Err(FileError::NoRows)
+            Err(FileError::NoRows(&USERS))
         );
         assert_eq!(
             read(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
@@ -702,13 +478,13 @@ mod tests {
         );
         assert_eq!(
             read(b"Email,First Name,Country\nana@example.com,Ana,PT\n"),
-            Err(FileError::MissingColumns(vec!["Last Name"]))
+            Err(FileError::MissingColumns(&USERS, vec!["Last Name"]))
         );
         let unknown = read(b"Email,First Name,Last Name,Country,Phone\na@example.com,A,B,DE,123\n")
             .expect_err("unknown");
         assert_eq!(
             unknown,
-            FileError::UnknownColumns(vec!["\"Phone\"".to_owned()])
+            FileError::UnknownColumns(&USERS, vec!["\"Phone\"".to_owned()])
         );
         assert!(unknown.to_string().contains("\"Phone\""));
         assert_eq!(
@@ -749,7 +525,7 @@ mod tests {
 
     #[test]
     fn the_template_and_example_are_readable() {
-        assert_eq!(read(TEMPLATE.as_bytes()), Err(FileError::NoRows));
+        assert_eq!(read(TEMPLATE.as_bytes()), Err(FileError::NoRows(&USERS)));
         assert_eq!(rows(EXAMPLE).len(), 4);
     }
 

@@ -95,6 +95,11 @@ async fn insert_rows(
     Ok(())
 }
 
+/// A file that cannot be staged, as the answer's problem with its `file` field.
+pub fn unreadable(error: crate::csv_file::FileError) -> ApiError {
+    ApiError::field("file", error.code(), error.to_string())
+}
+
 /// Reads and stages a file: every row gets its status; nothing is added yet.
 pub async fn stage(
     state: &AppState,
@@ -107,13 +112,7 @@ pub async fn stage(
     let mut tx = state.db.begin().await?;
     let access = OrgAccess::of(&mut tx, caller, org_id).await?;
     access.require(Action::ManageUsers)?;
-    let (rows, encoding) = csv_import::read(bytes).map_err(|e| {
-        let code = match e {
-            csv_import::FileError::TooManyRows(_) => "too_many_rows",
-            _ => "unreadable_file",
-        };
-        ApiError::field("file", code, e.to_string())
-    })?;
+    let (rows, encoding) = csv_import::read(bytes).map_err(unreadable)?;
     let staged = classify(&mut tx, &access, rows).await?;
     let id = Uuid::now_v7();
     let file_name: String = file_name

@@ -37,10 +37,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct StageQuery {
+pub(crate) struct StageQuery {
     /// The uploaded file's name, shown in the list of imports.
     #[serde(default)]
-    file_name: Option<String>,
+    pub file_name: Option<String>,
 }
 
 /// Stage a CSV file (`Email,First Name,Last Name,Country,Roles`, at most 1,000 users):
@@ -76,7 +76,7 @@ async fn stage(
 /// A `multipart/form-data` upload.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documents the form for the OpenAPI document
-struct UploadForm {
+pub(crate) struct UploadForm {
     /// The CSV file.
     #[schema(format = Binary, content_media_type = "text/csv")]
     file: String,
@@ -84,7 +84,10 @@ struct UploadForm {
 
 /// The file of an upload and its name, if the form gave one: the raw body of a `text/csv`
 /// request, or the `file` part of a multipart form. Any other type is 415.
-async fn uploaded_file(request: Request, state: &AppState) -> ApiResult<(Option<String>, Bytes)> {
+pub(crate) async fn uploaded_file(
+    request: Request,
+    state: &AppState,
+) -> ApiResult<(Option<String>, Bytes)> {
     let media_type = crate::error::media_type(request.headers());
     let unsupported = || {
         ApiError::UnsupportedMediaType(

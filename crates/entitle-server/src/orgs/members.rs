@@ -404,45 +404,34 @@ pub async fn export_csv(
     OrgAccess::of(&mut conn, caller, org_id)
         .await?
         .require(Action::ListUsers)?;
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let header = [
-        "Email",
-        "First Name",
-        "Last Name",
-        "Country",
-        "Roles",
-        "Status",
-        "Joined",
-    ];
-    writer
-        .write_record(header)
-        .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     let page = page_of(&mut conn, org_id, &listing).await?;
-    for m in &page.members {
-        let status = match (m.disabled, m.registered) {
-            (true, _) => "disabled",
-            (false, true) => "active",
-            (false, false) => "invited",
-        };
-        let record = [
-            m.email.clone(),
-            m.first_name.clone(),
-            m.last_name.clone(),
-            m.country.clone(),
-            super::roles::labels(&m.roles).replace(", ", ";"),
-            status.to_owned(),
-            crate::audit::rfc3339(m.joined_at),
-        ];
-        writer
-            .write_record(record.iter().map(|c| super::csv_import::neutralize(c)))
-            .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
-    Ok(String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("csv: {e}"))?)
+    Ok(crate::csv_file::write(
+        &[
+            "Email",
+            "First Name",
+            "Last Name",
+            "Country",
+            "Roles",
+            "Status",
+            "Joined",
+        ],
+        page.members.iter().map(|m| {
+            let status = match (m.disabled, m.registered) {
+                (true, _) => "disabled",
+                (false, true) => "active",
+                (false, false) => "invited",
+            };
+            vec![
+                m.email.clone(),
+                m.first_name.clone(),
+                m.last_name.clone(),
+                m.country.clone(),
+                super::roles::labels(&m.roles).replace(", ", ";"),
+                status.to_owned(),
+                crate::audit::rfc3339(m.joined_at),
+            ]
+        }),
+    ))
 }
 
 /// A page of an organization's members, for those who may list them.

@@ -125,6 +125,8 @@ pub enum Action {
     ManageScimTokens,
     /// Check licenses out for people (reserved license files) and check them in.
     CheckOutLicenses,
+    /// See the organization's subscriptions and the seats in use.
+    ViewSubscriptions,
 }
 
 /// The highest rank among a member's roles.
@@ -147,6 +149,11 @@ pub fn permits(roles: &[Role], action: Action) -> bool {
         Action::AssignRole(Role::Administrator) => rank >= 2,
         Action::AssignRole(_) => rank >= 1,
         Action::CheckOutLicenses => rank >= 2 || roles.contains(&Role::LicenseCheckout),
+        Action::ViewSubscriptions => {
+            rank >= 1
+                || roles.contains(&Role::LicenseCheckout)
+                || roles.contains(&Role::UsageReports)
+        }
     }
 }
 
@@ -196,6 +203,7 @@ mod tests {
         (Action::ManageScimTokens, [true, true, false, false]),
         // The User of this matrix holds License Checkout.
         (Action::CheckOutLicenses, [true, true, false, true]),
+        (Action::ViewSubscriptions, [true, true, true, true]),
     ];
 
     #[test]
@@ -212,6 +220,8 @@ mod tests {
             }
         }
         assert!(!permits(&[], Action::ListUsers), "no role, no rights");
+        assert!(!permits(&[User], Action::ViewSubscriptions));
+        assert!(permits(&[User, UsageReports], Action::ViewSubscriptions));
         assert!(
             permits(&[User, Administrator], Action::ManageDomains),
             "the highest role counts"

@@ -4,6 +4,7 @@
 mod account;
 mod admin_pages;
 mod approval;
+mod bulk_checkouts;
 mod checkouts;
 mod cli;
 mod domains;

@@ -1,0 +1,35 @@
+-- Bulk checkout: a CSV file of checkouts, staged row by row, then committed all-or-nothing.
+CREATE TABLE checkout_batches (
+    id BLOB PRIMARY KEY,
+    org_id BLOB NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    file_name TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    created_by BLOB REFERENCES accounts (id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    committed_by BLOB REFERENCES accounts (id) ON DELETE SET NULL,
+    committed_at BIGINT
+);
+CREATE INDEX checkout_batches_org ON checkout_batches (org_id, created_at);
+
+CREATE TABLE checkout_rows (
+    batch_id BLOB NOT NULL REFERENCES checkout_batches (id) ON DELETE CASCADE,
+    number BIGINT NOT NULL,
+    line BIGINT NOT NULL,
+    -- As written in the file.
+    email TEXT NOT NULL,
+    product TEXT NOT NULL,
+    version TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    -- valid, invalid, duplicate, not_entitled, no_seat
+    status TEXT NOT NULL,
+    details TEXT NOT NULL,
+    removed INTEGER NOT NULL,
+    -- What the commit did: checked_out, removed, not_checked_out.
+    result TEXT,
+    checkout_id BLOB,
+    PRIMARY KEY (batch_id, number)
+);
+
+-- The batch a checkout came from, if any.
+ALTER TABLE checkouts ADD COLUMN batch_id BLOB;
