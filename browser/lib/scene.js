@@ -40,7 +40,7 @@ export const PROBLEMS = [
   'li@acme.example,Li,Wei,CN,Root',
 ].join('\r\n');
 
-async function setPassword(server, smtp, email, subject) {
+export async function setPassword(server, smtp, email, subject) {
   const mail = await smtp.expect(email, subject);
   const token = new URL(linkIn(mail, '/reset-password')).searchParams.get('token');
   const set = await server.api('POST', '/api/v1/reset-password', { token, email, password: PASSWORD });

@@ -805,6 +805,7 @@ pub enum OveragePolicy {
 pub struct Subscription {
     pub id: Uuid,
     pub org_id: Uuid,
+    pub org_name: String,
     /// Product codes.
     pub products: Vec<String>,
     pub seats: i64,

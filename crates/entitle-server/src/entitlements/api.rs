@@ -82,6 +82,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(checkout_license))
         .routes(routes!(check_in))
         .routes(routes!(check_in_mine))
+        .routes(routes!(my_checkouts))
+        .routes(routes!(my_checkout_license))
         .routes(routes!(revocations))
 }
 
@@ -353,8 +355,13 @@ async fn checkout_license(
     Path((org_id, id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<Response> {
     let (checkout, file) = checkouts::license(&state, &current.account, org_id, id).await?;
+    Ok(license_download(&checkout, file))
+}
+
+/// A license file as a download named after its product and checkout.
+fn license_download(checkout: &Checkout, file: String) -> Response {
     let name = format!("{}-{}.lic", checkout.product, checkout.id);
-    Ok((
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -367,7 +374,31 @@ async fn checkout_license(
         ],
         file,
     )
-        .into_response())
+        .into_response()
+}
+
+/// The reserved licenses one holds, newest first (those expired more than three months
+/// ago left out).
+#[utoipa::path(get, path = "/api/v1/me/checkouts", tag = "entitlements",
+    responses((status = 200, body = Vec<Checkout>), (status = 401, body = Problem)))]
+async fn my_checkouts(
+    State(state): State<AppState>,
+    LicensingCaller(account): LicensingCaller,
+) -> ApiResult<Json<Vec<Checkout>>> {
+    Ok(Json(checkouts::of_holder(&state, &account).await?))
+}
+
+/// The license file of a reserved license one holds (what the License Tool imports).
+#[utoipa::path(get, path = "/api/v1/me/checkouts/{id}/license", tag = "entitlements",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "application/x-entitle-license", body = String), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn my_checkout_license(
+    State(state): State<AppState>,
+    LicensingCaller(account): LicensingCaller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let (checkout, file) = checkouts::license_of_holder(&state, &account, id).await?;
+    Ok(license_download(&checkout, file))
 }
 
 /// Check a license in (the organization's administrators): its seat is free at once and

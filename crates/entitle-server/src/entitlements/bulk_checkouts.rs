@@ -421,9 +421,8 @@ fn formula_warnings(row: &FileRow) -> Vec<String> {
 
 /// A batch of `org_id` with its rows; 404 for a batch of another organization.
 async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<CheckoutBatch> {
-    let batch: BatchRow =
-        on_db!(ex, |c| {
-            sqlx::query_as(
+    let batch: BatchRow = on_db!(ex, |c| {
+        sqlx::query_as(
         "SELECT id, org_id, file_name, created_at, committed_at, encoding FROM checkout_batches \
          WHERE id = $1 AND org_id = $2"
     )
@@ -431,9 +430,9 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Check
     .bind(org_id)
     .fetch_optional(c)
     .await
-        })
-        .map_err(DbError::from)?
-        .ok_or(ApiError::NotFound)?;
+    })
+    .map_err(DbError::from)?
+    .ok_or(ApiError::NotFound)?;
     let rows: Vec<RowRow> = on_db!(ex, |c| {
         sqlx::query_as(
         "SELECT number, line, email, product, version, machine, expires, status, details, removed, \

@@ -325,6 +325,7 @@ pub async fn change_product(
 struct SubscriptionRow {
     id: Uuid,
     org_id: Uuid,
+    org_name: String,
     seats: i64,
     starts_at: i64,
     ends_at: i64,
@@ -335,7 +336,8 @@ struct SubscriptionRow {
     updated_at: i64,
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "s.id, s.org_id, s.seats, s.starts_at, s.ends_at, s.ended_at, \
+const SUBSCRIPTION_COLUMNS: &str = "s.id, s.org_id, \
+     (SELECT o.name FROM orgs o WHERE o.id = s.org_id) AS org_name, s.seats, s.starts_at, s.ends_at, s.ended_at, \
      s.overage, s.overage_factor_permille, s.created_at, s.updated_at";
 
 async fn with_products(
@@ -363,6 +365,7 @@ async fn with_products(
             status: status(r.starts_at, r.ends_at, r.ended_at, now).to_owned(),
             id: r.id,
             org_id: r.org_id,
+            org_name: r.org_name.clone(),
             seats: r.seats,
             starts_at: r.starts_at,
             ends_at: r.ends_at,

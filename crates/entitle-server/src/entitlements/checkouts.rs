@@ -101,6 +101,15 @@ struct CheckoutRow {
 }
 
 impl CheckoutRow {
+    /// Whether `account` holds it: it names their account, or their address when it was
+    /// checked out before they had one.
+    fn held_by(&self, account: &AccountRow) -> bool {
+        match self.account_id {
+            Some(id) => id == account.id,
+            None => self.email == account.email,
+        }
+    }
+
     fn to_proto(&self, now: i64) -> Checkout {
         Checkout {
             id: self.id,
@@ -381,6 +390,40 @@ pub async fn list(
     Ok(rows.iter().map(|r| r.to_proto(now)).collect())
 }
 
+/// The checkouts `account` holds, newest first; those expired more than three months
+/// ago are left out.
+pub async fn of_holder(state: &AppState, account: &AccountRow) -> ApiResult<Vec<Checkout>> {
+    let now = now_ms();
+    let mut conn = state.db.reader().await?;
+    let sql = format!(
+        "{CHECKOUT_SELECT} WHERE (c.account_id = $1 OR (c.account_id IS NULL AND c.email = $2)) \
+         AND c.expires_at > $3 ORDER BY c.created_at DESC LIMIT 1000"
+    );
+    let rows: Vec<CheckoutRow> = on_db!(&mut conn, |c| sqlx::query_as(&sql)
+        .bind(account.id)
+        .bind(&account.email)
+        .bind(now - SHOWN_AFTER_EXPIRY_MS)
+        .fetch_all(c)
+        .await)
+    .map_err(DbError::from)?;
+    Ok(rows.iter().map(|r| r.to_proto(now)).collect())
+}
+
+/// The license file of a checkout `account` holds, signed again.
+pub async fn license_of_holder(
+    state: &AppState,
+    account: &AccountRow,
+    id: Uuid,
+) -> ApiResult<(Checkout, String)> {
+    let mut conn = state.db.reader().await?;
+    let row = checkout_row(&mut conn, id)
+        .await?
+        .filter(|r| r.held_by(account))
+        .ok_or(ApiError::NotFound)?;
+    let now = now_ms();
+    Ok((row.to_proto(now), license_file(state, &row, now)))
+}
+
 /// A checkout's license file, signed again (for downloading it later).
 pub async fn license(
     state: &AppState,
@@ -422,7 +465,7 @@ pub async fn check_in(
                 .await?
                 .require(Action::CheckOutLicenses)?;
         }
-        None if row.account_id == Some(caller.id) => {}
+        None if row.held_by(caller) => {}
         None => return Err(ApiError::NotFound),
     }
     if row.checked_in_at.is_some() || row.expires_at <= now {

@@ -140,6 +140,7 @@ pub(super) async fn org_chrome(
             name: access.org.name.clone(),
             role,
             manages: access.may(Action::ManageUsers),
+            licenses: access.may(Action::ViewSubscriptions),
             section,
             required,
         }),
@@ -149,8 +150,9 @@ pub(super) async fn org_chrome(
 
 /// The header section of an organization page's path (`/orgs/{id}/members/…` → members).
 pub(super) fn section_of(path: &str) -> &'static str {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 8] = [
         "members",
+        "licenses",
         "imports",
         "audit",
         "domains",
@@ -175,6 +177,7 @@ macro_rules! org_page {
 pub mod audit;
 pub mod domains;
 pub mod imports;
+pub mod licenses;
 pub mod members;
 pub mod provisioning;
 

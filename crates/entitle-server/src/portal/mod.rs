@@ -67,6 +67,10 @@ fn router() -> Router<AppState> {
             post(pages::sign_out_device),
         )
         .route("/account/export", get(pages::export))
+        .route(
+            "/account/checkouts/{checkout_id}/check-in",
+            post(pages::check_in_checkout),
+        )
         .route("/account/erase", post(pages::erase))
         .route("/static/{file}", get(assets::serve))
         .route("/operator", get(operator::console))
@@ -81,6 +85,23 @@ fn router() -> Router<AppState> {
         .route(
             "/operator/clients/{client_id}/disable",
             post(operator::disable_client),
+        )
+        .route(
+            "/operator/products",
+            get(operator::products).post(operator::add_product),
+        )
+        .route("/operator/products/{code}", post(operator::change_product))
+        .route(
+            "/operator/subscriptions",
+            get(operator::subscriptions).post(operator::add_subscription),
+        )
+        .route(
+            "/operator/subscriptions/{subscription_id}",
+            post(operator::change_subscription),
+        )
+        .route(
+            "/operator/subscriptions/{subscription_id}/end",
+            post(operator::end_subscription),
         )
         .route("/operator/keys", get(operator::keys))
         .route("/operator/keys/rotate", post(operator::rotate_keys))
@@ -195,6 +216,41 @@ fn router() -> Router<AppState> {
             post(admin::provisioning::map_group),
         )
         .route("/orgs/{org_id}/administrators", get(admin::administrators))
+        .route("/orgs/{org_id}/licenses", get(admin::licenses::licenses))
+        .route(
+            "/orgs/{org_id}/licenses/checkouts",
+            post(admin::licenses::check_out),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/checkouts/{checkout_id}/check-in",
+            post(admin::licenses::check_in),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/batches",
+            post(admin::licenses::upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::orgs::imports_api::MAX_FILE_BYTES + 16 * 1024,
+            )),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/batches/{batch_id}",
+            get(admin::licenses::batch),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/batches/{batch_id}/rows/{number}/remove",
+            post(admin::licenses::remove_row),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/batches/{batch_id}/remove-invalid",
+            post(admin::licenses::remove_invalid),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/batches/{batch_id}/discard",
+            post(admin::licenses::discard),
+        )
+        .route(
+            "/orgs/{org_id}/licenses/batches/{batch_id}/commit",
+            post(admin::licenses::commit),
+        )
 }
 
 /// The portal's routes with error pages that keep the header.
@@ -224,6 +280,8 @@ pub struct OrgChrome {
     /// The signed-in person's standing: their highest role, or Operator.
     pub role: String,
     pub manages: bool,
+    /// May see the subscriptions and seats: the header links to Licenses.
+    pub licenses: bool,
     /// The header link of the current page.
     pub section: &'static str,
     /// What the administrators should do next (empty for Users).

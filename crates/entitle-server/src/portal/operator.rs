@@ -9,8 +9,11 @@ use axum::{
     extract::State,
     response::{IntoResponse, Redirect, Response},
 };
-use entitle_proto::{ClientRegistration, CreateOrgRequest, NewPerson, OAuthClient, OrgSummary};
+use entitle_proto::{
+    ClientRegistration, CreateOrgRequest, NewPerson, OAuthClient, OrgSummary, OveragePolicy,
+};
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::{
     admin::{date, members::PersonForm, notice_text, see_other, Done},
@@ -18,6 +21,7 @@ use super::{
 };
 use crate::{
     app::{AppState, Client},
+    entitlements::catalog,
     error::{ApiError, Path, Query},
     identity::{
         flows::actor_of,
@@ -480,4 +484,359 @@ pub async fn rotate_keys(
     let operator = operator_page!(&state, page, "/operator/keys");
     oidc::api::rotate_keys(&state, &actor_of(&operator.current.account, &client)).await?;
     Ok(see_other("/operator/keys?done=rotated".to_owned()))
+}
+
+// ---- Products and subscriptions ------------------------------------------------------
+
+/// The product form as typed: versions separated by commas.
+#[derive(Deserialize, Default)]
+pub struct ProductForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    versions: String,
+}
+
+fn versions_of(typed: &str) -> Vec<String> {
+    typed
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "pages/operator_products.html")]
+struct ProductsPage {
+    chrome: Chrome,
+    products: Vec<entitle_proto::Product>,
+    form: ProductForm,
+    notice: Option<String>,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+async fn products_page(
+    state: &AppState,
+    operator: OperatorPage,
+    notice: Option<String>,
+    form: ProductForm,
+    error: Option<ApiError>,
+) -> PageResult {
+    let mut conn = state.db.reader().await?;
+    let products = catalog::products(&mut conn).await?;
+    let (errors, form_error) = match error {
+        Some(error) => form_problem(error)?,
+        None => (HashMap::new(), None),
+    };
+    let template = ProductsPage {
+        chrome: operator.chrome("products"),
+        products,
+        form,
+        notice,
+        errors,
+        form_error,
+    };
+    Ok(operator.respond(&template))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Saved {
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+pub async fn products(
+    State(state): State<AppState>,
+    page: Page,
+    Query(saved): Query<Saved>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/products");
+    let notice = saved.saved.map(|code| format!("Saved {code}."));
+    products_page(&state, operator, notice, ProductForm::default(), None).await
+}
+
+pub async fn add_product(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<ProductForm>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/products");
+    let new = entitle_proto::NewProduct {
+        code: form.code.trim().to_owned(),
+        name: form.name.clone(),
+        versions: versions_of(&form.versions),
+    };
+    let actor = actor_of(&operator.current.account, &client);
+    match catalog::add_product(&state, &actor, &new).await {
+        Ok(product) => Ok(see_other(format!(
+            "/operator/products?saved={}",
+            product.code
+        ))),
+        Err(error) => products_page(&state, operator, None, form, Some(error)).await,
+    }
+}
+
+pub async fn change_product(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    Path(code): Path<String>,
+    CheckedForm(form): CheckedForm<ProductForm>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/products");
+    let change = entitle_proto::ProductChange {
+        name: Some(form.name.clone()),
+        versions: Some(versions_of(&form.versions)),
+    };
+    let actor = actor_of(&operator.current.account, &client);
+    match catalog::change_product(&state, &actor, &code, &change).await {
+        Ok(product) => Ok(see_other(format!(
+            "/operator/products?saved={}",
+            product.code
+        ))),
+        Err(error) => products_page(&state, operator, None, form, Some(error)).await,
+    }
+}
+
+/// The subscription form as typed; dates as `YYYY-MM-DD` (UTC midnight).
+#[derive(Deserialize, Default)]
+pub struct SubscriptionForm {
+    #[serde(default)]
+    org_id: String,
+    #[serde(default)]
+    products: String,
+    #[serde(default)]
+    seats: String,
+    #[serde(default)]
+    starts: String,
+    #[serde(default)]
+    ends: String,
+    #[serde(default)]
+    overage: String,
+    #[serde(default)]
+    overage_factor: String,
+}
+
+struct SubscriptionRow {
+    subscription: entitle_proto::Subscription,
+    starts: String,
+    ends: String,
+    overage: String,
+    end: Option<Confirmation>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/operator_subscriptions.html")]
+struct SubscriptionsPage {
+    chrome: Chrome,
+    subscriptions: Vec<SubscriptionRow>,
+    orgs: Vec<OrgSummary>,
+    products: Vec<String>,
+    form: SubscriptionForm,
+    notice: Option<String>,
+    errors: HashMap<String, String>,
+    form_error: Option<FormError>,
+}
+
+/// A day as typed in a date field: its UTC midnight.
+fn day_of(field: &str, typed: &str) -> Result<i64, ApiError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(typed.trim(), &format)
+        .map(|d| (d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| ApiError::field(field, "invalid", "Give a date."))
+}
+
+fn day_text(ms: i64) -> String {
+    date(ms).chars().take(10).collect()
+}
+
+fn end_confirmation(s: &entitle_proto::Subscription) -> Confirmation {
+    Confirmation {
+        title: format!(
+            "End {}'s subscription to {} now?",
+            s.org_name,
+            s.products.join(", ")
+        ),
+        detail: "No new lease or checkout is granted from it from this moment; licenses already out run until they expire or are checked in.".to_owned(),
+        button: "End now",
+        action: format!("/operator/subscriptions/{}/end", s.id),
+        fields: Vec::new(),
+        back: "/operator/subscriptions".to_owned(),
+    }
+}
+
+async fn subscriptions_page(
+    state: &AppState,
+    operator: OperatorPage,
+    notice: Option<String>,
+    form: SubscriptionForm,
+    error: Option<ApiError>,
+) -> PageResult {
+    let mut conn = state.db.reader().await?;
+    let subscriptions = catalog::subscriptions(&mut conn, None).await?;
+    let products = catalog::products(&mut conn).await?;
+    drop(conn);
+    let orgs = directory::list(
+        state,
+        &operator.current.account,
+        &directory::OrgQuery {
+            q: String::new(),
+            offset: None,
+            limit: Some(200),
+        },
+    )
+    .await?
+    .orgs;
+    let (errors, form_error) = match error {
+        Some(error) => form_problem(error)?,
+        None => (HashMap::new(), None),
+    };
+    let template = SubscriptionsPage {
+        chrome: operator.chrome("subscriptions"),
+        subscriptions: subscriptions
+            .into_iter()
+            .map(|s| SubscriptionRow {
+                starts: day_text(s.starts_at),
+                ends: day_text(s.ends_at),
+                overage: match (s.overage, s.overage_factor) {
+                    (OveragePolicy::Allow, _) => "allow".to_owned(),
+                    (OveragePolicy::AllowUpTo, Some(f)) => format!("allow up to {f}×"),
+                    _ => "deny".to_owned(),
+                },
+                end: (s.status != "ended").then(|| end_confirmation(&s)),
+                subscription: s,
+            })
+            .collect(),
+        orgs,
+        products: products.into_iter().map(|p| p.code).collect(),
+        form,
+        notice,
+        errors,
+        form_error,
+    };
+    Ok(operator.respond(&template))
+}
+
+pub async fn subscriptions(
+    State(state): State<AppState>,
+    page: Page,
+    Query(saved): Query<Saved>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/subscriptions");
+    let notice = saved.saved.map(|what| match what.as_str() {
+        "ended" => "Ended: it grants no new leases or checkouts.".to_owned(),
+        _ => "Saved.".to_owned(),
+    });
+    let form = SubscriptionForm {
+        starts: day_text(crate::db::now_ms()),
+        overage: "deny".to_owned(),
+        ..SubscriptionForm::default()
+    };
+    subscriptions_page(&state, operator, notice, form, None).await
+}
+
+fn new_subscription(form: &SubscriptionForm) -> Result<entitle_proto::NewSubscription, ApiError> {
+    let org_id = Uuid::parse_str(form.org_id.trim())
+        .map_err(|_| ApiError::field("org_id", "invalid", "Choose an organization."))?;
+    let seats = form
+        .seats
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::field("seats", "invalid", "Give a whole number of seats."))?;
+    let overage: OveragePolicy =
+        serde_json::from_value(serde_json::Value::String(form.overage.trim().to_owned()))
+            .map_err(|_| ApiError::field("overage", "invalid", "Choose an overage policy."))?;
+    let overage_factor = match form.overage_factor.trim() {
+        "" => None,
+        typed => Some(typed.parse().map_err(|_| {
+            ApiError::field("overage_factor", "invalid", "Give a factor such as 1.25.")
+        })?),
+    };
+    Ok(entitle_proto::NewSubscription {
+        org_id,
+        products: versions_of(&form.products),
+        seats,
+        starts_at: Some(day_of("starts", &form.starts)?),
+        ends_at: day_of("ends", &form.ends)?,
+        overage,
+        overage_factor,
+    })
+}
+
+pub async fn add_subscription(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    CheckedForm(form): CheckedForm<SubscriptionForm>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/subscriptions");
+    let actor = actor_of(&operator.current.account, &client);
+    let added = match new_subscription(&form) {
+        Ok(new) => catalog::add_subscription(&state, &actor, &new).await,
+        Err(error) => Err(error),
+    };
+    match added {
+        Ok(_) => Ok(see_other("/operator/subscriptions?saved=added".to_owned())),
+        Err(error) => subscriptions_page(&state, operator, None, form, Some(error)).await,
+    }
+}
+
+pub async fn change_subscription(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    Path(id): Path<Uuid>,
+    CheckedForm(form): CheckedForm<SubscriptionForm>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/subscriptions");
+    let actor = actor_of(&operator.current.account, &client);
+    let change = (|| {
+        Ok::<_, ApiError>(entitle_proto::SubscriptionChange {
+            seats: Some(form.seats.trim().parse().map_err(|_| {
+                ApiError::field("seats", "invalid", "Give a whole number of seats.")
+            })?),
+            starts_at: Some(day_of("starts", &form.starts)?),
+            ends_at: Some(day_of("ends", &form.ends)?),
+            products: None,
+        })
+    })();
+    let changed = match change {
+        Ok(change) => catalog::change_subscription(&state, &actor, id, &change).await,
+        Err(error) => Err(error),
+    };
+    match changed {
+        Ok(_) => Ok(see_other(
+            "/operator/subscriptions?saved=changed".to_owned(),
+        )),
+        Err(error) => {
+            let form = SubscriptionForm::default();
+            subscriptions_page(&state, operator, None, form, Some(error)).await
+        }
+    }
+}
+
+pub async fn end_subscription(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    Path(id): Path<Uuid>,
+    CheckedForm(form): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    let operator = operator_page!(&state, page, "/operator/subscriptions");
+    if !super::confirmed(form.iter()) {
+        let subscription = catalog::get_subscription(&state, id).await?;
+        let template = super::ConfirmPage {
+            chrome: operator.chrome("subscriptions"),
+            confirmation: end_confirmation(&subscription),
+        };
+        return Ok(operator.respond(&template));
+    }
+    let actor = actor_of(&operator.current.account, &client);
+    catalog::end_subscription(&state, &actor, id).await?;
+    Ok(see_other("/operator/subscriptions?saved=ended".to_owned()))
 }

@@ -561,6 +561,10 @@ struct AccountPage {
     /// Each organization with its roles as people read them.
     memberships: Vec<(Membership, String)>,
     devices: Vec<DeviceView>,
+    /// What the person may use now: product, who pays, until when.
+    entitlements: Vec<(entitle_proto::Entitlement, String)>,
+    /// Their reserved licenses, and when each expires.
+    checkouts: Vec<(entitle_proto::Checkout, String)>,
     notice: Option<String>,
     errors: HashMap<String, String>,
     form_error: Option<FormError>,
@@ -590,7 +594,27 @@ async fn account_page(
     let memberships = crate::orgs::store::memberships_of(&mut conn, current.account.id).await?;
     let pending_email =
         email_change::pending(&mut conn, current.account.id, crate::db::now_ms()).await?;
+    let entitlements = crate::entitlements::catalog::entitlements_of(
+        &mut conn,
+        current.account.id,
+        crate::db::now_ms(),
+    )
+    .await?
+    .into_iter()
+    .map(|e| {
+        let until = minutes(e.ends_at);
+        (e, until)
+    })
+    .collect();
     drop(conn);
+    let checkouts = crate::entitlements::checkouts::of_holder(state, &current.account)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let expires = super::admin::licenses::through(c.expires_at);
+            (c, expires)
+        })
+        .collect();
     let devices = crate::oidc::api::devices_of(state, current.account.id)
         .await?
         .into_iter()
@@ -619,6 +643,8 @@ async fn account_page(
         pending_email,
         memberships,
         devices,
+        entitlements,
+        checkouts,
         notice: notice.map(str::to_owned),
         errors,
         form_error,
@@ -659,6 +685,29 @@ pub async fn sign_out_device(
     };
     match crate::oidc::api::revoke_device(&state, &current.account, id, &client).await {
         Ok(()) => account_page(&state, page, Some("The device is signed out."), None).await,
+        Err(error) => account_page(&state, page, None, Some(error)).await,
+    }
+}
+
+/// The holder returns a reserved license early.
+pub async fn check_in_checkout(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    crate::error::Path(id): crate::error::Path<uuid::Uuid>,
+    CheckedForm(_): CheckedForm<HashMap<String, String>>,
+) -> PageResult {
+    let current = match signed_in(&page) {
+        Ok(current) => current.clone(),
+        Err(redirect) => return Ok(redirect),
+    };
+    match crate::entitlements::checkouts::check_in(&state, &current.account, None, id, &client)
+        .await
+    {
+        Ok(_) => {
+            let notice = "The license is checked in: it no longer works on that machine.";
+            account_page(&state, page, Some(notice), None).await
+        }
         Err(error) => account_page(&state, page, None, Some(error)).await,
     }
 }

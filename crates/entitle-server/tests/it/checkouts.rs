@@ -215,6 +215,36 @@ async fn only_administrators_and_license_checkout_check_out_and_holders_check_in
         .post_as(&orgs.gus, &format!("{path}/{id}/check-in"), &json!({}))
         .await;
     assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    // The holder lists it and downloads its file; nobody else can.
+    let mine: Value = app
+        .get_as(&uma, "/api/v1/me/checkouts")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(mine[0]["id"], id.as_str());
+    let file = app
+        .get_as(&uma, &format!("/api/v1/me/checkouts/{id}/license"))
+        .await;
+    assert_eq!(file.status(), StatusCode::OK);
+    assert!(file
+        .text()
+        .await
+        .expect("file")
+        .starts_with("-----BEGIN ENTITLE LICENSE-----"));
+    assert_eq!(
+        app.get_as(&clara, &format!("/api/v1/me/checkouts/{id}/license"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let none: Value = app
+        .get_as(&orgs.gus, "/api/v1/me/checkouts")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(none, json!([]));
     // The holder returns it early; nobody else may through their own endpoint.
     let other = app
         .post_as(

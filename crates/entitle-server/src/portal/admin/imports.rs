@@ -91,16 +91,13 @@ pub async fn imports(
     imports_page(&state, org, None).await
 }
 
-/// The upload: a multipart form with the CSRF token and the file. The token is checked
-/// before the file is read.
-pub async fn upload(
-    State(state): State<AppState>,
-    page: Page,
-    client: Client,
-    Path(org_id): Path<Uuid>,
+/// The file of an upload form (multipart, the CSRF token first, then `file`): its name
+/// and bytes; none when no file was chosen. The token is checked before the file is read.
+pub(super) async fn uploaded_file(
+    state: &AppState,
+    org: &OrgPage,
     mut multipart: Multipart,
-) -> PageResult {
-    let org = org_page!(&state, page, org_id, &format!("/orgs/{org_id}/imports"));
+) -> Result<Option<(String, Vec<u8>)>, PageError> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
         PageError(if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -117,7 +114,7 @@ pub async fn upload(
         match field.name() {
             Some("csrf_token") => {
                 let token = field.text().await.map_err(malformed)?;
-                if !csrf::verify(&state, &org.page.jar, &token) {
+                if !csrf::verify(state, &org.page.jar, &token) {
                     return Err(crate::portal::csrf_failed().into());
                 }
                 token_checked = true;
@@ -134,9 +131,25 @@ pub async fn upload(
             _ => return Err(crate::portal::csrf_failed().into()),
         }
     }
-    let Some((name, bytes)) = file.filter(|(_, bytes)| !bytes.is_empty()) else {
-        let error = ApiError::field("file", "missing_file", "Choose a CSV file to upload.");
-        return imports_page(&state, org, Some(error)).await;
+    Ok(file.filter(|(_, bytes)| !bytes.is_empty()))
+}
+
+/// The refusal of an upload form sent without a file.
+pub(super) fn missing_file() -> ApiError {
+    ApiError::field("file", "missing_file", "Choose a CSV file to upload.")
+}
+
+/// The upload: stages the file and opens its preview.
+pub async fn upload(
+    State(state): State<AppState>,
+    page: Page,
+    client: Client,
+    Path(org_id): Path<Uuid>,
+    multipart: Multipart,
+) -> PageResult {
+    let org = org_page!(&state, page, org_id, &format!("/orgs/{org_id}/imports"));
+    let Some((name, bytes)) = uploaded_file(&state, &org, multipart).await? else {
+        return imports_page(&state, org, Some(missing_file())).await;
     };
     match imports::stage(&state, &org.current.account, org_id, &name, &bytes, &client).await {
         Ok(batch) => Ok(see_other(format!("/orgs/{org_id}/imports/{}", batch.id))),
