@@ -36,6 +36,8 @@ pub struct Shared {
     pub oidc: Provider,
     /// The keys that sign license files, leases and revocation lists.
     pub licensing: crate::entitlements::keys::LicenseKeys,
+    /// Applies lease acquires and heartbeats, those arriving together in one transaction.
+    pub leases: crate::entitlements::lease_writer::LeaseWriter,
     /// Where domain claims are looked up.
     pub dns: crate::orgs::domains::Dns,
     /// What the domains above identity do when an account changes.
@@ -75,9 +77,17 @@ impl AppState {
             crate::oidc::clients::ensure_built_in(&mut conn, &config.oidc).await?;
         }
         let oidc = Provider::new(&config, keys, &db);
+        let leases = crate::entitlements::lease_writer::LeaseWriter::start(
+            db.clone(),
+            crate::entitlements::lease_writer::Terms {
+                heartbeat_secs: config.licensing.heartbeat_secs,
+                grace_secs: config.licensing.lease_grace_secs,
+            },
+        );
         Ok(AppState(Arc::new(Shared {
             oidc,
             licensing,
+            leases,
             hasher: PasswordHasher::new(&config.password)?,
             mailer: Mailer::from_config(&config)?,
             dns: crate::orgs::domains::Dns::from_config(&config.domains),

@@ -1,5 +1,9 @@
 //! What the benchmarks share: an account written straight into the database, an
 //! `entitled serve` process that is killed when dropped, and medians.
+// Each benchmark uses some of these helpers.
+#![allow(dead_code)]
+
+pub mod load;
 
 use std::{
     path::Path,
@@ -66,6 +70,16 @@ pub async fn serve(
     data_dir: &Path,
     database_url: Option<&str>,
 ) -> anyhow::Result<Server> {
+    serve_with(entitled, data_dir, database_url, &[]).await
+}
+
+/// [`serve`] with settings given as `ENTITLE_…` environment variables.
+pub async fn serve_with(
+    entitled: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -87,6 +101,7 @@ pub async fn serve(
     if let Some(url) = database_url {
         command.env("ENTITLE_DATABASE_URL", url);
     }
+    command.envs(settings.iter().copied());
     let server = Server {
         child: command.spawn()?,
         base: format!("http://127.0.0.1:{port}"),

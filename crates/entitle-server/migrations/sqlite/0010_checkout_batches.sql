@@ -33,3 +33,7 @@ CREATE TABLE checkout_rows (
 
 -- The batch a checkout came from, if any.
 ALTER TABLE checkouts ADD COLUMN batch_id BLOB;
+
+-- Taking a seat first gives back the expired holds of the same pool: found from this
+-- index, without visiting the pool's live holds.
+CREATE INDEX seat_holds_pool_expiry ON seat_holds (org_id, product_id, expires_at);

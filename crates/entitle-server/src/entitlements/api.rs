@@ -51,15 +51,9 @@ impl FromRequestParts<AppState> for LicensingCaller {
             let SignedIn(current) = SignedIn::from_request_parts(parts, state).await?;
             return Ok(LicensingCaller(current.account));
         };
-        let claims = crate::oidc::grants::read_access_token(state, token)
+        let account = crate::oidc::grants::person_of_access_token(state, token)
             .await
             .map_err(|e| anyhow::anyhow!("reading an access token: {}", e.description))?
-            .filter(|claims| claims.sid.is_some())
-            .ok_or(ApiError::Unauthenticated)?;
-        let account_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::Unauthenticated)?;
-        let mut conn = state.db.reader().await?;
-        let account = crate::identity::store::account_by_id(&mut conn, account_id)
-            .await?
             .filter(AccountRow::is_active)
             .ok_or(ApiError::Unauthenticated)?;
         crate::error::note_request_account(account.id);

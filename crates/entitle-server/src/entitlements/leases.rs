@@ -8,7 +8,10 @@ use entitle_license::{Claims, Kind};
 use entitle_proto::{Lease, LeaseRequest};
 use uuid::Uuid;
 
-use super::seats::{self, Taken};
+use super::{
+    lease_writer::{NewLease, Op, Outcome},
+    seats,
+};
 use crate::{
     app::AppState,
     db::{now_ms, DbError, Executor},
@@ -82,22 +85,23 @@ pub fn check_request(request: &LeaseRequest, idempotency_key: Option<&str>) -> A
     fields.finish()
 }
 
-#[derive(sqlx::FromRow)]
-struct LeaseRow {
-    id: Uuid,
-    org_id: Uuid,
-    org_name: String,
-    product: String,
-    version: String,
-    machine: String,
-    machine_name: String,
-    overage: bool,
-    expires_at: i64,
-    grace_until: i64,
-    hold_id: Uuid,
+#[derive(sqlx::FromRow, Clone, Debug)]
+pub struct LeaseRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub product: String,
+    pub version: String,
+    pub machine: String,
+    pub machine_name: String,
+    pub overage: bool,
+    pub expires_at: i64,
+    pub grace_until: i64,
+    pub hold_id: Uuid,
 }
 
-const LEASE_SELECT: &str = "SELECT l.id, l.org_id, o.name AS org_name, p.code AS product, \
+pub(super) const LEASE_SELECT: &str =
+    "SELECT l.id, l.org_id, o.name AS org_name, p.code AS product, \
      l.version, l.machine, l.machine_name, l.overage, l.expires_at, l.grace_until, l.hold_id \
      FROM leases l JOIN orgs o ON o.id = l.org_id JOIN products p ON p.id = l.product_id";
 
@@ -153,32 +157,35 @@ fn signed(state: &AppState, account: &AccountRow, row: &LeaseRow, nonce: &str, n
     }
 }
 
-/// Who pays for `account`'s use of `product_id`: their home organization, when they are an
-/// enabled member of it and it has an active subscription covering the product.
-async fn paying_org(
+/// The product with `code` and who pays for `account`'s use of it: their home
+/// organization, when they are an enabled member of it and it has an active subscription
+/// covering the product. One query; a field error on `product` for an unknown code.
+async fn product_and_payer(
     ex: &mut impl Executor,
     account: &AccountRow,
-    product_id: Uuid,
+    code: &str,
     now: i64,
-) -> Result<Option<Uuid>, DbError> {
-    let Some(home) = account.home_org_id else {
-        return Ok(None);
-    };
-    let row: Option<(Uuid,)> = on_db!(ex, |c| sqlx::query_as(
-        "SELECT m.org_id FROM org_members m \
-         JOIN subscriptions s ON s.org_id = m.org_id \
-         JOIN subscription_products sp ON sp.subscription_id = s.id \
-         WHERE m.org_id = $1 AND m.account_id = $2 AND m.disabled_at IS NULL \
-           AND sp.product_id = $3 AND s.ended_at IS NULL AND s.starts_at <= $4 AND s.ends_at > $4 \
-         LIMIT 1"
+) -> ApiResult<(Uuid, Option<(Uuid, String)>)> {
+    let found: Option<(Uuid, Option<Uuid>, Option<String>)> = on_db!(ex, |c| sqlx::query_as(
+        "SELECT p.id, o.id, o.name FROM products p \
+         LEFT JOIN orgs o ON o.id = $2 AND EXISTS (SELECT 1 FROM org_members m \
+           JOIN subscriptions s ON s.org_id = m.org_id \
+           JOIN subscription_products sp ON sp.subscription_id = s.id \
+           WHERE m.org_id = o.id AND m.account_id = $3 AND m.disabled_at IS NULL \
+             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= $4 AND s.ends_at > $4) \
+         WHERE p.code = $1"
     )
-    .bind(home)
+    .bind(code)
+    .bind(account.home_org_id)
     .bind(account.id)
-    .bind(product_id)
     .bind(now)
     .fetch_optional(c)
-    .await)?;
-    Ok(row.map(|(org,)| org))
+    .await)
+    .map_err(DbError::from)?;
+    let (product_id, org_id, org_name) = found.ok_or_else(|| {
+        ApiError::field("product", "unknown_product", "No product has this code.")
+    })?;
+    Ok((product_id, org_id.zip(org_name)))
 }
 
 async fn record_denial(
@@ -214,80 +221,48 @@ pub async fn acquire(
 ) -> ApiResult<(Lease, bool)> {
     check_request(request, idempotency_key)?;
     let now = now_ms();
-    let expires_at = seat_until(now, state.config.licensing.heartbeat_secs);
-    let grace_until = now + state.config.licensing.lease_grace_secs * 1000;
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = idempotency_key {
-        let sql = format!("{LEASE_SELECT} WHERE l.account_id = $1 AND l.idempotency_key = $2");
-        let earlier: Option<LeaseRow> = on_db!(&mut tx, |c| sqlx::query_as(&sql)
-            .bind(account.id)
-            .bind(key)
-            .fetch_optional(c)
-            .await)
-        .map_err(DbError::from)?;
-        if let Some(earlier) = earlier {
-            if earlier.product != request.product || earlier.machine != request.machine_id {
-                return Err(ApiError::field(
-                    "Idempotency-Key",
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was used for another product or machine.",
-                ));
-            }
-            return Ok((signed(state, account, &earlier, &request.nonce, now), false));
-        }
-    }
-    let product_id = super::catalog::product_id(&mut tx, &request.product).await?;
-    let Some(org_id) = paying_org(&mut tx, account, product_id, now).await? else {
-        drop(tx);
+    let (product_id, org_id) = {
+        let mut conn = state.db.reader().await?;
+        product_and_payer(&mut conn, account, &request.product, now).await?
+    };
+    let Some((org_id, org_name)) = org_id else {
         record_denial(state, account, account.home_org_id, request, "not_entitled").await?;
         return Err(ApiError::forbidden(
             "not_entitled",
             "Your organization has no active subscription for this product. Ask its administrators.",
         ));
     };
-    let (hold, taken) = seats::take(
-        &mut tx,
+    let op = Op::Acquire(NewLease {
+        account_id: account.id,
         org_id,
+        org_name,
         product_id,
-        &request.machine_id,
-        now,
-        expires_at,
-    )
-    .await?;
-    let Some(hold_id) = hold.filter(|_| taken != Taken::Refused) else {
-        drop(tx);
-        record_denial(state, account, Some(org_id), request, "no_seat_available").await?;
-        return Err(ApiError::conflict(
-            "no_seat_available",
-            "Every seat of this product is in use. Try again later, or ask your administrators for more seats.",
-        ));
-    };
-    let id = Uuid::now_v7();
-    execute!(
-        &mut tx,
-        "INSERT INTO leases (id, account_id, org_id, product_id, hold_id, version, machine, \
-         machine_name, overage, created_at, heartbeat_at, expires_at, grace_until, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        id,
-        account.id,
-        org_id,
-        product_id,
-        hold_id,
-        request.version.trim(),
-        &request.machine_id,
-        request.machine_name.trim(),
-        taken == Taken::Overage,
-        now,
-        now,
-        expires_at,
-        grace_until,
-        idempotency_key
-    )?;
-    let row = lease_of(&mut tx, account.id, id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the lease just written is gone"))?;
-    tx.commit().await?;
-    Ok((signed(state, account, &row, &request.nonce, now), true))
+        product: request.product.clone(),
+        version: request.version.trim().to_owned(),
+        machine: request.machine_id.clone(),
+        machine_name: request.machine_name.trim().to_owned(),
+        idempotency_key: idempotency_key.map(str::to_owned),
+    });
+    match state.leases.submit(op).await? {
+        Outcome::Acquired(row) => Ok((signed(state, account, &row, &request.nonce, now), true)),
+        Outcome::Replayed(row) => {
+            if row.product != request.product || row.machine != request.machine_id {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for another product or machine.",
+                ));
+            }
+            Ok((signed(state, account, &row, &request.nonce, now), false))
+        }
+        _ => {
+            record_denial(state, account, Some(org_id), request, "no_seat_available").await?;
+            Err(ApiError::conflict(
+                "no_seat_available",
+                "Every seat of this product is in use. Try again later, or ask your administrators for more seats.",
+            ))
+        }
+    }
 }
 
 /// Renews a lease: its seat is kept another interval and its offline grace starts again.
@@ -306,28 +281,14 @@ pub async fn heartbeat(
         ));
     }
     let now = now_ms();
-    let expires_at = seat_until(now, state.config.licensing.heartbeat_secs);
-    let grace_until = now + state.config.licensing.lease_grace_secs * 1000;
-    let mut tx = state.db.begin().await?;
-    let renewed = execute!(
-        &mut tx,
-        "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
-         WHERE id = $4 AND account_id = $5 AND expires_at > $1",
-        now,
-        expires_at,
-        grace_until,
-        id,
-        account.id
-    )?;
-    if renewed == 0 {
-        return Err(lease_gone());
+    let op = Op::Heartbeat {
+        lease_id: id,
+        account_id: account.id,
+    };
+    match state.leases.submit(op).await? {
+        Outcome::Renewed(row) => Ok(signed(state, account, &row, nonce, now)),
+        _ => Err(lease_gone()),
     }
-    let row = lease_of(&mut tx, account.id, id)
-        .await?
-        .ok_or_else(lease_gone)?;
-    seats::extend(&mut tx, row.hold_id, expires_at).await?;
-    tx.commit().await?;
-    Ok(signed(state, account, &row, nonce, now))
 }
 
 fn lease_gone() -> ApiError {

@@ -8,5 +8,6 @@ pub mod bulk_checkouts;
 pub mod catalog;
 pub mod checkouts;
 pub mod keys;
+pub mod lease_writer;
 pub mod leases;
 pub mod seats;

@@ -95,9 +95,7 @@ pub async fn limits_of(
     Ok(limits(&parts))
 }
 
-/// Gives back the seats of `org_id`'s expired holds of `product_id`: called before taking
-/// one, so that a seat whose holder stopped renewing is free on time even between runs
-/// of the background reclaim.
+/// Gives back the seats of `org_id`'s expired holds of `product_id`.
 async fn reclaim_pool(
     tx: &mut Tx,
     org_id: Uuid,
@@ -135,17 +133,15 @@ pub async fn take(
 ) -> Result<(Option<Uuid>, Taken), DbError> {
     let wanted = [(machine.to_owned(), until)];
     Ok(
-        match take_many(tx, org_id, product_id, &wanted, now).await? {
-            Some(holds) => (Some(holds[0].0), holds[0].1),
+        match take_upto(tx, org_id, product_id, &wanted, now).await?[0] {
+            Some((id, taken)) => (Some(id), taken),
             None => (None, Taken::Refused),
         },
     )
 }
 
-/// Takes a seat for each of `wanted`'s machines (distinct keys), each until its own time,
-/// sharing the live hold of a machine that has one: all of them or none (`None`). The
-/// count only grows where the database finds it within the limit, in one conditional
-/// update for all of them.
+/// [`take_upto`] for all of `wanted` or none: `None` when the seats do not reach, and
+/// then the caller rolls the transaction back (some may have been counted).
 pub async fn take_many(
     tx: &mut Tx,
     org_id: Uuid,
@@ -153,6 +149,31 @@ pub async fn take_many(
     wanted: &[(String, i64)],
     now: i64,
 ) -> Result<Option<Vec<(Uuid, Taken)>>, DbError> {
+    Ok(take_upto(tx, org_id, product_id, wanted, now)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Takes a seat for each of `wanted`'s machines (distinct keys), in order, each until its
+/// own time, sharing the live hold of a machine that has one, while the seats (and the
+/// overage the policy allows) last: each machine's hold and what it is, `None` for those
+/// past the limit. Every count is a conditional update of the pool's row that the
+/// database applies only within the limit: all the new machines at once when they fit
+/// in the seats owned, else one by one.
+pub async fn take_upto(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    wanted: &[(String, i64)],
+    now: i64,
+) -> Result<Vec<Option<(Uuid, Taken)>>, DbError> {
+    ensure_pool(tx, org_id, product_id).await?;
+    take_from_pool(tx, org_id, product_id, wanted, now).await
+}
+
+/// Makes the pool's row if it is missing.
+pub async fn ensure_pool(tx: &mut Tx, org_id: Uuid, product_id: Uuid) -> Result<(), DbError> {
     execute!(
         tx,
         "INSERT INTO seat_pools (org_id, product_id, held) VALUES ($1, $2, 0) \
@@ -160,12 +181,24 @@ pub async fn take_many(
         org_id,
         product_id
     )?;
-    reclaim_pool(tx, org_id, product_id, now).await?;
+    Ok(())
+}
+
+/// [`take_upto`] from a pool whose row exists.
+pub async fn take_from_pool(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    wanted: &[(String, i64)],
+    now: i64,
+) -> Result<Vec<Option<(Uuid, Taken)>>, DbError> {
     let machines: Vec<&str> = wanted.iter().map(|(m, _)| m.as_str()).collect();
+    // `expires_at + 0`: looked up by machine (seat_holds_machine), not by walking the
+    // pool's live holds in the expiry index, which the planner may otherwise prefer.
     let live: Vec<(String, Uuid, bool)> = crate::fetch_in_chunks!(
         tx,
         "SELECT machine, id, overage FROM seat_holds \
-         WHERE org_id = $1 AND product_id = $2 AND expires_at > $3 AND machine IN {values}",
+         WHERE org_id = $1 AND product_id = $2 AND expires_at + 0 > $3 AND machine IN {values}",
         machines,
         4,
         |query| query.bind(org_id).bind(product_id).bind(now)
@@ -174,45 +207,28 @@ pub async fn take_many(
         .into_iter()
         .map(|(machine, id, overage)| (machine, (id, overage)))
         .collect();
-    let new = wanted.iter().filter(|(m, _)| !live.contains_key(m)).count() as i64;
-    // The new seats are numbered after those held before; past the seats owned they are
-    // overage.
-    let (mut position, seats) = if new > 0 {
-        let limits = limits_of(tx, org_id, product_id, now).await?;
-        let granted = match grant(tx, org_id, product_id, new, Some(limits.seats)).await? {
-            Some(held) => Some(held),
-            None => match limits.cap {
-                None => grant(tx, org_id, product_id, new, None).await?,
-                Some(cap) if cap > limits.seats => {
-                    grant(tx, org_id, product_id, new, Some(cap)).await?
-                }
-                Some(_) => None,
-            },
-        };
-        let Some(held) = granted else {
-            return Ok(None);
-        };
-        (held - new, limits.seats)
-    } else {
-        (0, 0)
-    };
+    let new = wanted.iter().filter(|(m, _)| !live.contains_key(m)).count();
+    let granted = grant_in_order(tx, org_id, product_id, new, now).await?;
+    let mut granted = granted.into_iter();
     let mut holds = Vec::with_capacity(wanted.len());
     let mut fresh = Vec::new();
     for (machine, until) in wanted {
         if let Some(&(id, overage)) = live.get(machine) {
             extend(&mut *tx, id, *until).await?;
-            holds.push((id, if overage { Taken::Overage } else { Taken::Seat }));
+            holds.push(Some((
+                id,
+                if overage { Taken::Overage } else { Taken::Seat },
+            )));
             continue;
         }
-        position += 1;
-        let taken = if position > seats {
-            Taken::Overage
-        } else {
-            Taken::Seat
-        };
-        let id = Uuid::now_v7();
-        fresh.push((id, machine.as_str(), taken == Taken::Overage, *until));
-        holds.push((id, taken));
+        match granted.next() {
+            Some(taken) => {
+                let id = Uuid::now_v7();
+                fresh.push((id, machine.as_str(), taken == Taken::Overage, *until));
+                holds.push(Some((id, taken)));
+            }
+            None => holds.push(None),
+        }
     }
     crate::insert_many!(
         tx,
@@ -229,7 +245,80 @@ pub async fn take_many(
             .bind(now)
             .bind(hold.3)
     )?;
-    Ok(Some(holds))
+    Ok(holds)
+}
+
+/// Counts up to `n` new seats held in the pool, in order: what each is, as many as the
+/// limits allow. The pool's expired holds are given back first when the seats owned do
+/// not reach, so that a seat whose holder stopped renewing is free on time (and not
+/// billed as overage) even between runs of the background reclaim.
+async fn grant_in_order(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    n: usize,
+    now: i64,
+) -> Result<Vec<Taken>, DbError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let all = n as i64;
+    if grant_within_seats(tx, org_id, product_id, all, now).await? {
+        return Ok(vec![Taken::Seat; n]);
+    }
+    let limits = limits_of(tx, org_id, product_id, now).await?;
+    reclaim_pool(tx, org_id, product_id, now).await?;
+    if grant(tx, org_id, product_id, all, Some(limits.seats))
+        .await?
+        .is_some()
+    {
+        return Ok(vec![Taken::Seat; n]);
+    }
+    let mut granted = Vec::with_capacity(n);
+    while granted.len() < n {
+        if grant(tx, org_id, product_id, 1, Some(limits.seats))
+            .await?
+            .is_some()
+        {
+            granted.push(Taken::Seat);
+            continue;
+        }
+        let overage = match limits.cap {
+            None => grant(tx, org_id, product_id, 1, None).await?,
+            Some(cap) if cap > limits.seats => grant(tx, org_id, product_id, 1, Some(cap)).await?,
+            Some(_) => None,
+        };
+        if overage.is_none() {
+            break;
+        }
+        granted.push(Taken::Overage);
+    }
+    Ok(granted)
+}
+
+/// Counts `n` more seats held if the count stays within the seats the active
+/// subscriptions own, summed by the same statement: the common case in one round trip.
+async fn grant_within_seats(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    n: i64,
+    now: i64,
+) -> Result<bool, DbError> {
+    let granted = execute!(
+        tx,
+        "UPDATE seat_pools SET held = held + $1 \
+         WHERE org_id = $2 AND product_id = $3 AND held + $1 <= \
+           (SELECT COALESCE(SUM(s.seats), 0) FROM subscriptions s \
+            JOIN subscription_products sp ON sp.subscription_id = s.id \
+            WHERE s.org_id = $2 AND sp.product_id = $3 AND s.ended_at IS NULL \
+              AND s.starts_at <= $4 AND s.ends_at > $4)",
+        n,
+        org_id,
+        product_id,
+        now
+    )?;
+    Ok(granted == 1)
 }
 
 /// Counts `n` more seats held, if the count stays within `limit` (no limit: always): the

@@ -36,6 +36,8 @@ pub struct Provider {
     pub issuer: String,
     pub rotator: rotation::Rotator,
     pub clients: std::sync::Arc<clients::ClientCache>,
+    /// Access tokens whose signature was checked, until they expire.
+    pub verified: grants::VerifiedTokens,
     refresh_mac_key: [u8; 32],
     discovery: String,
 }
@@ -51,6 +53,7 @@ impl Provider {
             keys,
             rotator: rotation::Rotator::start(db.clone()),
             clients: Default::default(),
+            verified: Default::default(),
         }
     }
 
