@@ -296,24 +296,6 @@ async fn main() -> anyhow::Result<()> {
     let token = access_token(&http, &base, &seeded.client, &seeded.member).await?;
     let bearer = format!("Bearer {token}");
 
-    // Leases for the heartbeat run.
-    let mut lease_ids = Vec::with_capacity(HEARTBEAT_LEASES);
-    for n in 0..HEARTBEAT_LEASES {
-        let lease: serde_json::Value = acquire(
-            &http,
-            &base,
-            &token,
-            "bench-cad",
-            &format!("heartbeat-{n:05}"),
-        )
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-        lease_ids.push(lease["id"].as_str().unwrap_or_default().to_owned());
-    }
-    let ids_file = temp.path().join("leases.ids");
-    write_lines(&ids_file, &lease_ids)?;
     let token_files: Vec<PathBuf> = seeded
         .refresh_tokens
         .chunks(TOKENS_PER_ROUND)
@@ -364,6 +346,20 @@ async fn main() -> anyhow::Result<()> {
             THREADS,
             CONNECTIONS,
         )?);
+        // Leases for the heartbeat run, taken just before it: with a 10 s interval, those
+        // of an earlier round have lapsed.
+        let mut lease_ids = Vec::with_capacity(HEARTBEAT_LEASES);
+        for n in 0..HEARTBEAT_LEASES {
+            let machine = format!("heartbeat-{round}-{n:05}");
+            let lease: serde_json::Value = acquire(&http, &base, &token, "bench-cad", &machine)
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            lease_ids.push(lease["id"].as_str().unwrap_or_default().to_owned());
+        }
+        let ids_file = temp.path().join(format!("leases-{round}.ids"));
+        write_lines(&ids_file, &lease_ids)?;
         let heartbeat_args = vec![
             "heartbeat".to_owned(),
             bearer.clone(),
