@@ -488,6 +488,23 @@ impl Tx {
 }
 
 /// Milliseconds since the Unix epoch: the one time format stored in both databases.
+/// The next batch for a group-commit task: waits for one item, then takes what else is
+/// queued already, up to `max`; none when every sender is gone.
+pub async fn next_batch<T>(
+    incoming: &mut tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+) -> Option<Vec<T>> {
+    let first = incoming.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match incoming.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64

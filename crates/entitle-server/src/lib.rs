@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod orgs;
 pub mod portal;
+pub mod staged;
 pub mod words;
 
 pub use app::AppState;

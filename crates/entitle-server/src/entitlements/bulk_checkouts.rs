@@ -19,6 +19,7 @@ use crate::{
     identity::{flows::actor_of, store::AccountRow},
     insert_many, on_db,
     orgs::{access::OrgAccess, roles::Action},
+    staged,
 };
 
 /// The columns of a bulk checkout file.
@@ -300,6 +301,34 @@ async fn classify_in(
     Ok((staged, terms))
 }
 
+/// One audit entry about a batch, in the organization's log.
+#[allow(clippy::too_many_arguments)] // one audit entry, spelled out
+async fn record(
+    tx: &mut Tx,
+    caller: &AccountRow,
+    from: &Client,
+    org_id: Uuid,
+    id: Uuid,
+    file_name: &str,
+    action: &'static str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    audit::record(
+        tx,
+        &actor_of(caller, from),
+        Entry {
+            action,
+            target_type: "checkout_batch",
+            target_id: Some(id),
+            target_label: Some(file_name),
+            org_id: Some(org_id),
+            details,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Reads and stages a file: every row gets its status; nothing is checked out yet.
 pub async fn stage(
     state: &AppState,
@@ -317,11 +346,7 @@ pub async fn stage(
     let (rows, encoding) = read(bytes).map_err(crate::orgs::imports::unreadable)?;
     let (staged, _) = classify_in(&mut tx, org_id, rows, now).await?;
     let id = Uuid::now_v7();
-    let file_name: String = file_name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let file_name = staged::file_name(file_name);
     execute!(
         &mut tx,
         "INSERT INTO checkout_batches (id, org_id, file_name, encoding, created_by, created_at) \
@@ -353,17 +378,15 @@ pub async fn stage(
             .bind(row.status.describe())
             .bind(false)
     )?;
-    audit::record(
+    record(
         &mut tx,
-        &actor_of(caller, from),
-        Entry {
-            action: "license.bulk_checkout_staged",
-            target_type: "checkout_batch",
-            target_id: Some(id),
-            target_label: Some(&file_name),
-            org_id: Some(org_id),
-            details: json!({ "rows": staged.len() }),
-        },
+        caller,
+        from,
+        org_id,
+        id,
+        &file_name,
+        "license.bulk_checkout_staged",
+        json!({ "rows": staged.len() }),
     )
     .await?;
     let batch = load(&mut tx, org_id, id).await?;
@@ -443,11 +466,7 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Check
     .await
     })
     .map_err(DbError::from)?;
-    let mut counts = BTreeMap::new();
-    for row in &rows {
-        let key = if row.removed { "removed" } else { &row.status };
-        *counts.entry(key.to_owned()).or_insert(0) += 1;
-    }
+    let counts = staged::counts(rows.iter().map(|r| (r.removed, r.status.as_str())));
     Ok(CheckoutBatch {
         id: batch.id,
         org_id: batch.org_id,
@@ -506,15 +525,9 @@ pub async fn list(
     OrgAccess::of(&mut conn, caller, org_id)
         .await?
         .require(Action::CheckOutLicenses)?;
-    let ids: Vec<(Uuid,)> = on_db!(&mut conn, |c| sqlx::query_as(
-        "SELECT id FROM checkout_batches WHERE org_id = $1 ORDER BY created_at DESC LIMIT 200"
-    )
-    .bind(org_id)
-    .fetch_all(c)
-    .await)
-    .map_err(DbError::from)?;
+    let ids = staged::batch_ids(&mut conn, staged::Kind::Checkouts, org_id).await?;
     let mut batches = Vec::with_capacity(ids.len());
-    for (id,) in ids {
+    for id in ids {
         let mut batch = load(&mut conn, org_id, id).await?;
         batch.rows.clear();
         batches.push(batch);
@@ -553,23 +566,7 @@ pub async fn remove_rows(
 ) -> ApiResult<(CheckoutBatch, u64)> {
     let mut tx = state.db.begin().await?;
     uncommitted(&mut tx, caller, org_id, id).await?;
-    let removed = match number {
-        Some(number) => execute!(
-            &mut tx,
-            "UPDATE checkout_rows SET removed = $1 WHERE batch_id = $2 AND number = $3",
-            true,
-            id,
-            number
-        )?,
-        None => execute!(
-            &mut tx,
-            "UPDATE checkout_rows SET removed = $1 WHERE batch_id = $2 AND status <> $3 AND removed = $4",
-            true,
-            id,
-            Status::Valid.code(),
-            false
-        )?,
-    };
+    let removed = staged::remove_rows(&mut tx, staged::Kind::Checkouts, id, number).await?;
     if number.is_some() && removed == 0 {
         return Err(ApiError::NotFound);
     }
@@ -588,19 +585,16 @@ pub async fn discard(
 ) -> ApiResult<CheckoutBatch> {
     let mut tx = state.db.begin().await?;
     let batch = uncommitted(&mut tx, caller, org_id, id).await?;
-    execute!(&mut tx, "DELETE FROM checkout_rows WHERE batch_id = $1", id)?;
-    execute!(&mut tx, "DELETE FROM checkout_batches WHERE id = $1", id)?;
-    audit::record(
+    staged::delete(&mut tx, staged::Kind::Checkouts, id).await?;
+    record(
         &mut tx,
-        &actor_of(caller, from),
-        Entry {
-            action: "license.bulk_checkout_discarded",
-            target_type: "checkout_batch",
-            target_id: Some(id),
-            target_label: Some(&batch.file_name),
-            org_id: Some(org_id),
-            details: json!({ "rows": batch.rows.len() }),
-        },
+        caller,
+        from,
+        org_id,
+        id,
+        &batch.file_name,
+        "license.bulk_checkout_discarded",
+        json!({ "rows": batch.rows.len() }),
     )
     .await?;
     tx.commit().await?;
@@ -723,17 +717,15 @@ pub async fn commit(
         caller.id,
         id
     )?;
-    audit::record(
+    record(
         &mut tx,
-        &actor_of(caller, from),
-        Entry {
-            action: "license.bulk_checked_out",
-            target_type: "checkout_batch",
-            target_id: Some(id),
-            target_label: Some(&batch.file_name),
-            org_id: Some(org_id),
-            details: json!({ "checked_out": written.len() }),
-        },
+        caller,
+        from,
+        org_id,
+        id,
+        &batch.file_name,
+        "license.bulk_checked_out",
+        json!({ "checked_out": written.len() }),
     )
     .await?;
     let batch = load(&mut tx, org_id, id).await?;

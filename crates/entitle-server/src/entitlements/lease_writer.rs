@@ -81,14 +81,7 @@ impl LeaseWriter {
         tokio::spawn(async move {
             // Seat pools whose rows are known to exist: not made again by every batch.
             let mut pools = HashSet::new();
-            while let Some(first) = incoming.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match incoming.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(batch) = crate::db::next_batch(&mut incoming, MAX_BATCH).await {
                 let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
                 match apply(&db, terms, &ops, &mut pools).await {
                     Ok(pending) => {

@@ -50,14 +50,7 @@ impl Rotator {
     pub fn start(db: Db) -> Rotator {
         let (queue, mut incoming) = mpsc::channel::<(Rotation, Reply)>(4 * MAX_BATCH);
         tokio::spawn(async move {
-            while let Some(first) = incoming.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match incoming.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(batch) = crate::db::next_batch(&mut incoming, MAX_BATCH).await {
                 let rotations: Vec<&Rotation> = batch.iter().map(|(r, _)| r).collect();
                 match apply(&db, &rotations).await {
                     Ok(rotated) => {

@@ -1,7 +1,7 @@
 //! Import batches: a CSV file staged row by row, trimmed by the administrator, then
 //! committed all-or-nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use entitle_proto::{ImportBatch, ImportRow};
 use serde_json::json;
@@ -23,7 +23,7 @@ use crate::{
         person::CountryCode,
         store::AccountRow,
     },
-    insert_many, on_db,
+    insert_many, on_db, staged,
 };
 
 /// What exists for each of `emails` (normalized): an account, a member here, elsewhere.
@@ -115,11 +115,7 @@ pub async fn stage(
     let (rows, encoding) = csv_import::read(bytes).map_err(unreadable)?;
     let staged = classify(&mut tx, &access, rows).await?;
     let id = Uuid::now_v7();
-    let file_name: String = file_name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let file_name = staged::file_name(file_name);
     execute!(
         &mut tx,
         "INSERT INTO import_batches (id, org_id, file_name, created_by, created_at, encoding) \
@@ -194,15 +190,7 @@ async fn load(ex: &mut impl Executor, org_id: Uuid, id: Uuid) -> ApiResult<Impor
     .fetch_all(c)
     .await)
     .map_err(DbError::from)?;
-    let mut counts = BTreeMap::new();
-    for row in &rows {
-        let key = if row.removed {
-            "removed"
-        } else {
-            row.status.as_str()
-        };
-        *counts.entry(key.to_owned()).or_insert(0) += 1;
-    }
+    let counts = staged::counts(rows.iter().map(|r| (r.removed, r.status.as_str())));
     Ok(ImportBatch {
         id: batch.id,
         org_id: batch.org_id,
@@ -262,15 +250,9 @@ pub async fn list(
     OrgAccess::of(&mut conn, caller, org_id)
         .await?
         .require(Action::ManageUsers)?;
-    let ids: Vec<(Uuid,)> = on_db!(&mut conn, |c| sqlx::query_as(
-        "SELECT id FROM import_batches WHERE org_id = $1 ORDER BY created_at DESC LIMIT 200"
-    )
-    .bind(org_id)
-    .fetch_all(c)
-    .await)
-    .map_err(DbError::from)?;
+    let ids = staged::batch_ids(&mut conn, staged::Kind::Imports, org_id).await?;
     let mut batches = Vec::with_capacity(ids.len());
-    for (id,) in ids {
+    for id in ids {
         let mut batch = load(&mut conn, org_id, id).await?;
         batch.rows.clear();
         batches.push(batch);
@@ -308,13 +290,7 @@ pub async fn remove_row(
 ) -> ApiResult<ImportBatch> {
     let mut tx = state.db.begin().await?;
     uncommitted(&mut tx, caller, org_id, id).await?;
-    let changed = execute!(
-        &mut tx,
-        "UPDATE import_rows SET removed = $1 WHERE batch_id = $2 AND number = $3",
-        true,
-        id,
-        number
-    )?;
+    let changed = staged::remove_rows(&mut tx, staged::Kind::Imports, id, Some(number)).await?;
     if changed == 0 {
         return Err(ApiError::NotFound);
     }
@@ -333,14 +309,7 @@ pub async fn remove_rows_that_cannot_be_added(
 ) -> ApiResult<(ImportBatch, u64)> {
     let mut tx = state.db.begin().await?;
     uncommitted(&mut tx, caller, org_id, id).await?;
-    let removed = execute!(
-        &mut tx,
-        "UPDATE import_rows SET removed = $1 WHERE batch_id = $2 AND status <> $3 AND removed = $4",
-        true,
-        id,
-        Status::Valid.code(),
-        false
-    )?;
+    let removed = staged::remove_rows(&mut tx, staged::Kind::Imports, id, None).await?;
     let batch = load(&mut tx, org_id, id).await?;
     tx.commit().await?;
     Ok((batch, removed))
@@ -357,8 +326,7 @@ pub async fn discard(
 ) -> ApiResult<ImportBatch> {
     let mut tx = state.db.begin().await?;
     let batch = uncommitted(&mut tx, caller, org_id, id).await?;
-    execute!(&mut tx, "DELETE FROM import_rows WHERE batch_id = $1", id)?;
-    execute!(&mut tx, "DELETE FROM import_batches WHERE id = $1", id)?;
+    staged::delete(&mut tx, staged::Kind::Imports, id).await?;
     audit::record(
         &mut tx,
         &actor_of(caller, from),

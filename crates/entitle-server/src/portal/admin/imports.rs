@@ -19,18 +19,39 @@ use crate::{
     },
 };
 
-struct BatchRow {
-    id: Uuid,
-    file_name: String,
-    uploaded: String,
-    summary: String,
-    state: String,
+/// An uploaded file in a list of them.
+pub(super) struct BatchRow {
+    pub id: Uuid,
+    pub file_name: String,
+    pub uploaded: String,
+    pub summary: String,
+    pub state: String,
+}
+
+impl BatchRow {
+    pub fn new(
+        id: Uuid,
+        file_name: &str,
+        created_at: i64,
+        committed_at: Option<i64>,
+        counts: &std::collections::BTreeMap<String, i64>,
+    ) -> BatchRow {
+        BatchRow {
+            id,
+            file_name: file_name.to_owned(),
+            uploaded: date(created_at),
+            summary: counts_summary(counts),
+            state: match committed_at {
+                Some(at) => format!("Committed {}", date(at)),
+                None => "Waiting for review".to_owned(),
+            },
+        }
+    }
 }
 
 /// "998 valid, 2 duplicate, 1 removed".
-fn counts_summary(batch: &ImportBatch) -> String {
-    let parts: Vec<String> = batch
-        .counts
+fn counts_summary(counts: &std::collections::BTreeMap<String, i64>) -> String {
+    let parts: Vec<String> = counts
         .iter()
         .filter(|(_, n)| **n > 0)
         .map(|(status, n)| format!("{n} {}", status.replace('_', " ")))
@@ -64,16 +85,7 @@ async fn imports_page(state: &AppState, org: OrgPage, error: Option<ApiError>) -
         org_id: org.org_id(),
         batches: batches
             .iter()
-            .map(|b| BatchRow {
-                id: b.id,
-                file_name: b.file_name.clone(),
-                uploaded: date(b.created_at),
-                summary: counts_summary(b),
-                state: match b.committed_at {
-                    Some(at) => format!("Committed {}", date(at)),
-                    None => "Waiting for review".to_owned(),
-                },
-            })
+            .map(|b| BatchRow::new(b.id, &b.file_name, b.created_at, b.committed_at, &b.counts))
             .collect(),
         notice: org.notice(None),
         errors,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     date,
-    imports::{missing_file, uploaded_file},
+    imports::{missing_file, uploaded_file, BatchRow},
     see_other, OrgPage, PageResult,
 };
 use crate::{
@@ -49,14 +49,6 @@ struct CheckoutRow {
     expires: String,
     status: &'static str,
     check_in: Option<Confirmation>,
-}
-
-struct BatchRow {
-    id: Uuid,
-    file_name: String,
-    uploaded: String,
-    summary: String,
-    state: String,
 }
 
 /// The checkout form as typed.
@@ -133,21 +125,6 @@ fn check_in_confirmation(org_id: Uuid, checkout: &Checkout) -> Confirmation {
         action: format!("/orgs/{org_id}/licenses/checkouts/{}/check-in", checkout.id),
         fields: Vec::new(),
         back: format!("/orgs/{org_id}/licenses"),
-    }
-}
-
-/// "3 valid, 1 no seat".
-fn counts_summary(batch: &CheckoutBatch) -> String {
-    let parts: Vec<String> = batch
-        .counts
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(status, n)| format!("{n} {}", status.replace('_', " ")))
-        .collect();
-    if parts.is_empty() {
-        "no rows".to_owned()
-    } else {
-        parts.join(", ")
     }
 }
 
@@ -241,16 +218,7 @@ async fn licenses_page(
         products,
         batches: batches
             .iter()
-            .map(|b| BatchRow {
-                id: b.id,
-                file_name: b.file_name.clone(),
-                uploaded: date(b.created_at),
-                summary: counts_summary(b),
-                state: match b.committed_at {
-                    Some(at) => format!("Committed {}", date(at)),
-                    None => "Waiting for review".to_owned(),
-                },
-            })
+            .map(|b| BatchRow::new(b.id, &b.file_name, b.created_at, b.committed_at, &b.counts))
             .collect(),
         notice: org.notice(None),
         errors,
