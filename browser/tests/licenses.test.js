@@ -88,6 +88,12 @@ test('the operator adds a product and a subscription and changes its seats', asy
   assert.equal(await page.locator('tr[data-status="active"]').getByLabel('Seats').inputValue(), '4');
   await checkPage(page, '/operator/subscriptions');
   await page.screenshot({ path: path.join(artifacts, 'operator-subscriptions.png'), fullPage: true });
+  await page.setViewportSize(PHONE);
+  for (const where of ['/operator/products', '/operator/subscriptions']) {
+    await page.goto(`${server.baseUrl}${where}`);
+    await checkPage(page, `${where} on a phone`);
+  }
+  await page.screenshot({ path: path.join(artifacts, 'operator-subscriptions-phone.png'), fullPage: true });
   await page.context().close();
 });
 

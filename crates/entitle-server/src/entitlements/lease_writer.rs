@@ -4,7 +4,8 @@
 //! (`oidc/rotation.rs`). Seats are still taken by conditional updates of each pool's row
 //! (`seats::take_upto`), so the limits hold however requests interleave, on one server or
 //! several. A batch that fails is applied again one request at a time, so that one bad
-//! request (a reused Idempotency-Key raced from another server) fails alone.
+//! request fails alone; a request whose Idempotency-Key another server used at the same
+//! moment is applied once more and answers that server's lease.
 
 use std::collections::{HashMap, HashSet};
 
@@ -87,19 +88,25 @@ impl LeaseWriter {
                     Ok(pending) => {
                         tokio::spawn(answer(db.clone(), batch, pending));
                     }
-                    Err(_) if batch.len() > 1 => {
+                    Err(error) => {
+                        tracing::warn!(
+                            error = %error,
+                            requests = batch.len(),
+                            "a batch of lease writes failed; applying them one by one"
+                        );
                         for (op, reply) in batch {
-                            match apply(&db, terms, &[&op], &mut pools).await {
+                            let mut applied = apply(&db, terms, &[&op], &mut pools).await;
+                            if matches!(&applied, Err(e) if e.is_unique_violation()) {
+                                // Another server took the lease of this Idempotency-Key
+                                // meanwhile: applied again, this request answers it.
+                                applied = apply(&db, terms, &[&op], &mut pools).await;
+                            }
+                            match applied {
                                 Ok(pending) => answer(db.clone(), vec![(op, reply)], pending).await,
                                 Err(error) => {
                                     let _ = reply.send(Err(error.to_string()));
                                 }
                             }
-                        }
-                    }
-                    Err(error) => {
-                        for (_, reply) in batch {
-                            let _ = reply.send(Err(error.to_string()));
                         }
                     }
                 }

@@ -234,6 +234,39 @@ async fn a_retried_request_gets_the_same_lease_and_an_ended_subscription_grants_
         first["id"]
     );
     assert_eq!(crate::count(&app, "leases").await, 1);
+    // Retries sent at once (the same group commit, or the next) take one lease between them.
+    let retries: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, uma, body) = (
+                app.url("/api/v1/leases"),
+                uma.clone(),
+                lease_request("machine-aaaa"),
+            );
+            tokio::spawn(async move {
+                let response = entitle_testkit::new_client()
+                    .post(url)
+                    .bearer_auth(uma)
+                    .header("Idempotency-Key", "retry-2")
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("post");
+                let status = response.status();
+                (status, response.json::<Value>().await.expect("lease"))
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for retry in retries {
+        let (status, lease) = retry.await.expect("task");
+        assert!(status.is_success(), "{status}: {lease}");
+        created += usize::from(status == StatusCode::CREATED);
+        ids.push(lease["id"].clone());
+    }
+    assert_eq!(created, 1, "one of the retries took the lease");
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(crate::count(&app, "leases").await, 2);
     let reused = with_key("machine-bbbb", "retry-1").await;
     let problem = expect_problem(
         reused,
