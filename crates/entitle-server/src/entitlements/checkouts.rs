@@ -220,12 +220,18 @@ pub(super) async fn write_checkouts(
     checkouts: &[NewCheckout<'_>],
     now: i64,
 ) -> Result<Option<Vec<Uuid>>, DbError> {
+    // Each machine once, in order, held until its latest checkout's expiry; `seat_of`
+    // finds a checkout's machine among them (a bulk file has a thousand).
     let mut machines: Vec<(String, i64)> = Vec::new();
+    let mut seat_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for checkout in checkouts {
         let key = machine_key(checkout.machine);
-        match machines.iter_mut().find(|(m, _)| *m == key) {
-            Some((_, until)) => *until = (*until).max(checkout.expires_at),
-            None => machines.push((key, checkout.expires_at)),
+        match seat_of.get(&key) {
+            Some(&at) => machines[at].1 = machines[at].1.max(checkout.expires_at),
+            None => {
+                seat_of.insert(key.clone(), machines.len());
+                machines.push((key, checkout.expires_at));
+            }
         }
     }
     let Some(holds) = seats::take_many(tx, org_id, product_id, &machines, now).await? else {
@@ -243,8 +249,7 @@ pub(super) async fn write_checkouts(
     let rows: Vec<(Uuid, &NewCheckout, Uuid, bool)> = checkouts
         .iter()
         .map(|checkout| {
-            let key = machine_key(checkout.machine);
-            let at = machines.iter().position(|(m, _)| *m == key).unwrap_or(0);
+            let at = seat_of[&machine_key(checkout.machine)];
             let (hold_id, taken) = holds[at];
             (Uuid::now_v7(), checkout, hold_id, taken == Taken::Overage)
         })
