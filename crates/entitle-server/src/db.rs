@@ -143,6 +143,28 @@ pub fn placeholders(rows: usize, columns: usize, first: usize) -> String {
     out
 }
 
+/// Placeholders for `rows` rows of `columns` values, when a statement binds nothing else:
+/// [`anonymous_placeholders`] on SQLite, [`placeholders`] from `$1` on PostgreSQL.
+pub fn value_rows(ex: &mut impl Executor, rows: usize, columns: usize) -> String {
+    if ex.is_sqlite() {
+        anonymous_placeholders(rows, columns)
+    } else {
+        placeholders(rows, columns, 1)
+    }
+}
+
+/// ` FOR UPDATE` on PostgreSQL, nothing on SQLite (whose one writer needs no row locks):
+/// for `WHERE id IN (SELECT id … ORDER BY id{for_update})`, which locks the rows a
+/// statement changes in one order, so that transactions changing several never wait on
+/// each other in a circle.
+pub fn for_update(ex: &mut impl Executor) -> &'static str {
+    if ex.is_sqlite() {
+        ""
+    } else {
+        " FOR UPDATE"
+    }
+}
+
 /// `(?, ?), (?, ?)`: SQLite looks numbered parameters up by name, which grows with the
 /// square of their number; thousands of anonymous ones cost nothing extra.
 pub fn anonymous_placeholders(rows: usize, columns: usize) -> String {
@@ -159,11 +181,7 @@ macro_rules! insert_many {
         'insert: {
             let mut written: u64 = 0;
             for chunk in $rows.chunks($crate::db::MAX_BINDS / $columns) {
-                let values = if $crate::db::Executor::is_sqlite($ex) {
-                    $crate::db::anonymous_placeholders(chunk.len(), $columns)
-                } else {
-                    $crate::db::placeholders(chunk.len(), $columns, 1)
-                };
+                let values = $crate::db::value_rows($ex, chunk.len(), $columns);
                 let sql = format!("{} VALUES {} {}", $head, values, $tail);
                 let result = $crate::on_db!($ex, |c| {
                     let mut $query = sqlx::query(&sql);

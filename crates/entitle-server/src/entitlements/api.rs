@@ -16,7 +16,7 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{catalog, checkouts, leases};
+use super::{catalog, checkouts, lease_writer::Caller, leases};
 use crate::{
     app::{AppState, Client},
     db::now_ms,
@@ -36,28 +36,53 @@ use crate::{
 /// token's expiry, because both are looked up on every request.
 pub struct LicensingCaller(pub AccountRow);
 
+/// The access token in an `Authorization: Bearer` header, if it holds a JWT: three
+/// dot-separated parts, which session tokens do not have.
+fn bearer_jwt(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.split('.').count() == 3)
+}
+
 impl FromRequestParts<AppState> for LicensingCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        // A JWT has three dot-separated parts; session tokens have none.
-        let Some(token) = bearer.filter(|t| t.split('.').count() == 3) else {
+        let Some(token) = bearer_jwt(parts) else {
             let SignedIn(current) = SignedIn::from_request_parts(parts, state).await?;
             return Ok(LicensingCaller(current.account));
         };
         let account = crate::oidc::grants::person_of_access_token(state, token)
             .await
             .map_err(|e| anyhow::anyhow!("reading an access token: {}", e.description))?
-            .filter(AccountRow::is_active)
             .ok_or(ApiError::Unauthenticated)?;
         crate::error::note_request_account(account.id);
         Ok(LicensingCaller(account))
+    }
+}
+
+/// [`LicensingCaller`] for the lease endpoints, whose writes are batched: an access
+/// token's signature is checked here, and whether it is still good (grant, revocation,
+/// account) is looked up with the batch, in its transaction, by the same rule.
+pub struct LeaseCaller(pub Caller);
+
+impl FromRequestParts<AppState> for LeaseCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = bearer_jwt(parts) else {
+            let SignedIn(current) = SignedIn::from_request_parts(parts, state).await?;
+            return Ok(LeaseCaller(Caller::Account(current.account)));
+        };
+        let token = crate::oidc::grants::person_token(state, token)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading an access token: {}", e.description))?
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(LeaseCaller(Caller::Token(token)))
     }
 }
 
@@ -247,7 +272,7 @@ async fn my_entitlements(
         (status = 409, body = Problem, description = "no_seat_available: every seat is in use"), (status = 422, body = Problem)))]
 async fn acquire_lease(
     State(state): State<AppState>,
-    LicensingCaller(account): LicensingCaller,
+    LeaseCaller(caller): LeaseCaller,
     headers: axum::http::HeaderMap,
     Json(request): Json<LeaseRequest>,
 ) -> ApiResult<(StatusCode, Json<Lease>)> {
@@ -261,7 +286,7 @@ async fn acquire_lease(
         })?),
         None => None,
     };
-    let (lease, new) = leases::acquire(&state, &account, &request, key).await?;
+    let (lease, new) = leases::acquire(&state, caller, &request, key).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -277,12 +302,12 @@ async fn acquire_lease(
     responses((status = 200, body = Lease), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn heartbeat(
     State(state): State<AppState>,
-    LicensingCaller(account): LicensingCaller,
+    LeaseCaller(caller): LeaseCaller,
     Path(id): Path<Uuid>,
     Json(request): Json<HeartbeatRequest>,
 ) -> ApiResult<Json<Lease>> {
     Ok(Json(
-        leases::heartbeat(&state, &account, id, &request.nonce).await?,
+        leases::heartbeat(&state, caller, id, &request.nonce).await?,
     ))
 }
 

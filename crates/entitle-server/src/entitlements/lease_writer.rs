@@ -1,11 +1,13 @@
 //! Group commit for leases. Every acquire and heartbeat writes, and on SQLite all writes go
 //! through one connection; so those that arrive together are applied in one transaction
 //! by a few statements for all of them, the way refresh-token rotation is
-//! (`oidc/rotation.rs`). Seats are still taken by conditional updates of each pool's row
-//! (`seats::take_upto`), so the limits hold however requests interleave, on one server or
-//! several. A batch that fails is applied again one request at a time, so that one bad
-//! request fails alone; a request whose Idempotency-Key another server used at the same
-//! moment is applied once more and answers that server's lease.
+//! (`oidc/rotation.rs`): who asks and who pays are read for the whole batch in its
+//! transaction, then heartbeats and acquires are written. Seats are still taken by
+//! conditional updates of each pool's row (`seats::take_upto`), so the limits hold
+//! however requests interleave, on one server or several. A batch that fails is applied
+//! again one request at a time, so that one bad request fails alone; a request whose
+//! Idempotency-Key another server used at the same moment is applied once more and
+//! answers that server's lease.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,24 +15,30 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    leases::{LeaseRow, LEASE_SELECT},
+    leases::{LeaseRow, LEASE_COLUMNS},
     seats::{self, Taken},
 };
 use crate::{
-    db::{now_ms, Db, DbError},
+    db::{now_ms, Db, DbError, Executor},
+    identity::store::AccountRow,
+    oidc::grants::{people_of_tokens, PersonToken},
     on_db,
 };
 
 /// Most requests one transaction applies.
 const MAX_BATCH: usize = 256;
 
-/// A lease to take: who, paid by whom, for what, on which machine.
+/// Who asks: a person signed in with a session, already looked up; or the person of an
+/// access token, looked up with the batch (one query for all).
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Account(AccountRow),
+    Token(PersonToken),
+}
+
+/// A lease to take: for which product, version and machine.
 #[derive(Debug, Clone)]
 pub struct NewLease {
-    pub account_id: Uuid,
-    pub org_id: Uuid,
-    pub org_name: String,
-    pub product_id: Uuid,
     /// The product's code.
     pub product: String,
     pub version: String,
@@ -43,17 +51,20 @@ pub struct NewLease {
 pub enum Op {
     Acquire(NewLease),
     /// A heartbeat of the lease, by the person holding it.
-    Heartbeat {
-        lease_id: Uuid,
-        account_id: Uuid,
-    },
+    Heartbeat(Uuid),
 }
 
 pub enum Outcome {
     Acquired(LeaseRow),
     /// The lease an earlier request with the same Idempotency-Key took.
     Replayed(LeaseRow),
-    /// No seat: every seat and every overage the policy allows is held.
+    /// No product has this code.
+    UnknownProduct,
+    /// The person's organization has no active subscription for the product (recorded as
+    /// a denial).
+    NotEntitled,
+    /// No seat: every seat and every overage the policy allows is held (recorded as a
+    /// denial).
     Refused,
     Renewed(LeaseRow),
     /// The lease is not this person's, or its seat lapsed.
@@ -67,58 +78,40 @@ pub struct Terms {
     pub grace_secs: i64,
 }
 
-type Reply = oneshot::Sender<Result<Outcome, String>>;
+/// The person who asked and what happened; none when their access token is no longer good.
+pub type Answer = Option<(AccountRow, Outcome)>;
+
+type Reply = oneshot::Sender<Result<Answer, String>>;
+
+struct Request {
+    caller: Caller,
+    op: Op,
+}
 
 #[derive(Clone)]
 pub struct LeaseWriter {
-    queue: mpsc::Sender<(Op, Reply)>,
+    queue: mpsc::Sender<(Request, Reply)>,
 }
 
 impl LeaseWriter {
     /// Starts the task that applies lease writes; it ends when every `LeaseWriter` is
     /// dropped.
     pub fn start(db: Db, terms: Terms) -> LeaseWriter {
-        let (queue, mut incoming) = mpsc::channel::<(Op, Reply)>(4 * MAX_BATCH);
+        let (queue, mut incoming) = mpsc::channel::<(Request, Reply)>(4 * MAX_BATCH);
         tokio::spawn(async move {
             // Seat pools whose rows are known to exist: not made again by every batch.
             let mut pools = HashSet::new();
             while let Some(batch) = crate::db::next_batch(&mut incoming, MAX_BATCH).await {
-                let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
-                match apply(&db, terms, &ops, &mut pools).await {
-                    Ok(pending) => {
-                        tokio::spawn(answer(db.clone(), batch, pending));
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            error = %error,
-                            requests = batch.len(),
-                            "a batch of lease writes failed; applying them one by one"
-                        );
-                        for (op, reply) in batch {
-                            let mut applied = apply(&db, terms, &[&op], &mut pools).await;
-                            if matches!(&applied, Err(e) if e.is_unique_violation()) {
-                                // Another server took the lease of this Idempotency-Key
-                                // meanwhile: applied again, this request answers it.
-                                applied = apply(&db, terms, &[&op], &mut pools).await;
-                            }
-                            match applied {
-                                Ok(pending) => answer(db.clone(), vec![(op, reply)], pending).await,
-                                Err(error) => {
-                                    let _ = reply.send(Err(error.to_string()));
-                                }
-                            }
-                        }
-                    }
-                }
+                run(&db, terms, batch, &mut pools).await;
             }
         });
         LeaseWriter { queue }
     }
 
-    pub async fn submit(&self, op: Op) -> anyhow::Result<Outcome> {
+    pub async fn submit(&self, caller: Caller, op: Op) -> anyhow::Result<Answer> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((op, reply))
+            .send((Request { caller, op }, reply))
             .await
             .map_err(|_| anyhow::anyhow!("the lease writer has stopped"))?;
         answer
@@ -128,39 +121,192 @@ impl LeaseWriter {
     }
 }
 
-/// What happened to each request; renewed and replayed leases are read back after the
-/// commit, on a reader, while the writer goes on with the next batch.
+/// Applies a batch and answers its callers. A batch that fails is applied again one
+/// request at a time, so that one bad request fails alone.
+async fn run(
+    db: &Db,
+    terms: Terms,
+    batch: Vec<(Request, Reply)>,
+    pools: &mut HashSet<(Uuid, Uuid)>,
+) {
+    let requests: Vec<&Request> = batch.iter().map(|(r, _)| r).collect();
+    let error = match apply(db, terms, &requests, pools).await {
+        Ok(pending) => return answer(db, batch, pending).await,
+        Err(error) => error,
+    };
+    if error.is_unique_violation() {
+        // Another server took a seat or lease these requests also take.
+        tracing::debug!(error = %error, requests = batch.len(), "a batch of lease writes raced another server; applying them one by one");
+    } else {
+        tracing::warn!(error = %error, requests = batch.len(), "a batch of lease writes failed; applying them one by one");
+    }
+    for (request, reply) in batch {
+        let mut applied = apply(db, terms, &[&request], pools).await;
+        if matches!(&applied, Err(e) if e.is_unique_violation()) {
+            // Another server took this machine's seat, or the lease of this
+            // Idempotency-Key, meanwhile: applied again, this request shares or answers it.
+            applied = apply(db, terms, &[&request], pools).await;
+        }
+        match applied {
+            Ok(pending) => answer(db, vec![(request, reply)], pending).await,
+            Err(error) => {
+                let _ = reply.send(Err(error.to_string()));
+            }
+        }
+    }
+}
+
+/// What is read for a request before it is applied: who asks (none when their access
+/// token is no longer good) and, for an acquire by them, the product and who pays (none
+/// for an unknown product code).
+struct Resolution {
+    account: Option<AccountRow>,
+    payer: Option<Payer>,
+}
+
+/// Reads who asks and who pays for every request of a batch: two queries.
+async fn resolve(
+    ex: &mut impl Executor,
+    requests: &[&Request],
+    now: i64,
+) -> Result<Vec<Resolution>, DbError> {
+    let tokens: Vec<PersonToken> = requests
+        .iter()
+        .filter_map(|r| match &r.caller {
+            Caller::Token(token) => Some(*token),
+            Caller::Account(_) => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let people = people_of_tokens(ex, &tokens).await?;
+    let accounts: Vec<Option<AccountRow>> = requests
+        .iter()
+        .map(|r| match &r.caller {
+            Caller::Account(account) => Some(account.clone()),
+            Caller::Token(token) => people.get(&token.jti).cloned(),
+        })
+        .collect();
+    let acquires: Vec<(usize, (&AccountRow, &str))> = requests
+        .iter()
+        .zip(&accounts)
+        .enumerate()
+        .filter_map(|(i, (r, account))| match (&r.op, account) {
+            (Op::Acquire(new), Some(account)) => Some((i, (account, new.product.as_str()))),
+            _ => None,
+        })
+        .collect();
+    let wanted: Vec<(&AccountRow, &str)> = acquires.iter().map(|(_, w)| *w).collect();
+    let mut found = payers(ex, &wanted, now).await?;
+    let mut payer_of: HashMap<usize, Payer> = acquires
+        .iter()
+        .enumerate()
+        .filter_map(|(n, (i, _))| found.remove(&(n as i64)).map(|payer| (*i, payer)))
+        .collect();
+    Ok(accounts
+        .into_iter()
+        .enumerate()
+        .map(|(i, account)| Resolution {
+            account,
+            payer: payer_of.remove(&i),
+        })
+        .collect())
+}
+
+/// The product of each `(account, product code)` and who pays for the person's use of
+/// it: their home organization, when they are an enabled member of it and it has an
+/// active subscription covering the product. One query for the batch, by position in
+/// `wanted`; no entry for an unknown product code.
+async fn payers(
+    ex: &mut impl Executor,
+    wanted: &[(&AccountRow, &str)],
+    now: i64,
+) -> Result<HashMap<i64, Payer>, DbError> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "WITH q (n, account_id, org_id, code) AS (VALUES {}) \
+         SELECT q.n, p.id, o.id, o.name FROM q JOIN products p ON p.code = q.code \
+         LEFT JOIN orgs o ON o.id = q.org_id AND EXISTS (SELECT 1 FROM org_members m \
+           JOIN subscriptions s ON s.org_id = m.org_id \
+           JOIN subscription_products sp ON sp.subscription_id = s.id \
+           WHERE m.org_id = o.id AND m.account_id = q.account_id AND m.disabled_at IS NULL \
+             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= ${at} AND s.ends_at > ${at})",
+        crate::db::placeholders(wanted.len(), 4, 1),
+        at = 4 * wanted.len() + 1
+    );
+    let found: Vec<(i64, Uuid, Option<Uuid>, Option<String>)> = on_db!(ex, |c| {
+        let mut query = sqlx::query_as(&sql);
+        for (n, (account, code)) in wanted.iter().enumerate() {
+            query = query
+                .bind(n as i64)
+                .bind(account.id)
+                .bind(account.home_org_id)
+                .bind(*code);
+        }
+        query.bind(now).fetch_all(c).await
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|(n, product_id, org_id, org_name)| (n, (product_id, org_id.zip(org_name))))
+        .collect())
+}
+
+/// What happened to each request; replayed leases are read back after the commit.
 enum Pending {
+    Unauthenticated,
     Acquired(LeaseRow),
     Replayed(Uuid),
+    UnknownProduct,
+    NotEntitled,
     Refused,
-    Renewed(Uuid),
+    Renewed(LeaseRow),
     Gone,
 }
 
-/// Applies a batch in one transaction: heartbeats, then acquires grouped by seat pool.
+/// Who pays for an acquire: the product, and the organization paying with its name when
+/// there is one.
+type Payer = (Uuid, Option<(Uuid, String)>);
+
+/// An acquire whose person and payer are known.
+struct Taking<'a> {
+    at: usize,
+    account: &'a AccountRow,
+    new: &'a NewLease,
+    org_id: Uuid,
+    org_name: String,
+    product_id: Uuid,
+}
+
+/// Applies a batch in one transaction: heartbeats, then acquires grouped by seat pool;
+/// refusals recorded.
 async fn apply(
     db: &Db,
     terms: Terms,
-    ops: &[&Op],
+    requests: &[&Request],
     pools: &mut HashSet<(Uuid, Uuid)>,
-) -> Result<Vec<Pending>, DbError> {
+) -> Result<Vec<(Option<AccountRow>, Pending)>, DbError> {
     let now = now_ms();
     let expires_at = super::leases::seat_until(now, terms.heartbeat_secs);
     let grace_until = now + terms.grace_secs * 1000;
     let mut tx = db.begin().await?;
-    let mut pending: Vec<Option<Pending>> = ops.iter().map(|_| None).collect();
+    let resolutions = resolve(&mut tx, requests, now).await?;
+    let callers: Vec<Option<&AccountRow>> =
+        resolutions.iter().map(|w| w.account.as_ref()).collect();
+    let mut pending: Vec<Option<Pending>> = callers
+        .iter()
+        .map(|caller| caller.is_none().then_some(Pending::Unauthenticated))
+        .collect();
 
     // Heartbeats: the leases that are live and the caller's are renewed, with their seats.
-    let renewals: Vec<(usize, Uuid, Uuid)> = ops
+    let renewals: Vec<(usize, Uuid, Uuid)> = requests
         .iter()
+        .zip(&callers)
         .enumerate()
-        .filter_map(|(i, op)| match op {
-            Op::Heartbeat {
-                lease_id,
-                account_id,
-            } => Some((i, *lease_id, *account_id)),
-            Op::Acquire(_) => None,
+        .filter_map(|(i, (r, caller))| match (&r.op, caller) {
+            (Op::Heartbeat(lease_id), Some(account)) => Some((i, *lease_id, account.id)),
+            _ => None,
         })
         .collect();
     if !renewals.is_empty() {
@@ -169,10 +315,12 @@ async fn apply(
             .collect();
         let sql = format!(
             "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
-             WHERE expires_at > $4 AND (id, account_id) IN (VALUES {}) RETURNING id, hold_id",
-            pairs.join(", ")
+             WHERE id IN (SELECT id FROM leases WHERE expires_at > $4 \
+               AND (id, account_id) IN (VALUES {}) ORDER BY id{}) RETURNING {LEASE_COLUMNS}",
+            pairs.join(", "),
+            crate::db::for_update(&mut tx)
         );
-        let renewed: Vec<(Uuid, Uuid)> = on_db!(&mut tx, |c| {
+        let renewed: Vec<LeaseRow> = on_db!(&mut tx, |c| {
             let mut query = sqlx::query_as(&sql)
                 .bind(now)
                 .bind(expires_at)
@@ -183,31 +331,62 @@ async fn apply(
             }
             query.fetch_all(c).await
         })?;
-        let holds: Vec<Uuid> = renewed.iter().map(|(_, hold)| *hold).collect();
+        let mut holds: Vec<Uuid> = renewed.iter().map(|row| row.hold_id).collect();
+        holds.sort_unstable();
+        holds.dedup();
         crate::execute_in_chunks!(
             &mut tx,
-            "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
-             WHERE id IN {values}",
+            format!(
+                "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
+                 WHERE id IN (SELECT id FROM seat_holds WHERE id IN {{values}} ORDER BY id{})",
+                crate::db::for_update(&mut tx)
+            ),
             holds,
             2,
             |query| query.bind(expires_at)
         )?;
+        let renewed: HashMap<Uuid, LeaseRow> =
+            renewed.into_iter().map(|row| (row.id, row)).collect();
         for (i, lease_id, _) in &renewals {
-            pending[*i] = Some(if renewed.iter().any(|(id, _)| id == lease_id) {
-                Pending::Renewed(*lease_id)
-            } else {
-                Pending::Gone
-            });
+            pending[*i] = Some(
+                renewed
+                    .get(lease_id)
+                    .cloned()
+                    .map_or(Pending::Gone, Pending::Renewed),
+            );
+        }
+    }
+
+    // Acquires: of an unknown product, not entitled, or to be taken.
+    let mut denials: Vec<(&AccountRow, Option<Uuid>, &NewLease, &str)> = Vec::new();
+    let mut resolved: Vec<Taking> = Vec::new();
+    for (i, ((request, resolution), caller)) in
+        requests.iter().zip(&resolutions).zip(&callers).enumerate()
+    {
+        let (Op::Acquire(new), Some(account)) = (&request.op, caller) else {
+            continue;
+        };
+        match &resolution.payer {
+            None => pending[i] = Some(Pending::UnknownProduct),
+            Some((_, None)) => {
+                denials.push((account, account.home_org_id, new, "not_entitled"));
+                pending[i] = Some(Pending::NotEntitled);
+            }
+            Some((product_id, Some((org_id, org_name)))) => resolved.push(Taking {
+                at: i,
+                account,
+                new,
+                org_id: *org_id,
+                org_name: org_name.clone(),
+                product_id: *product_id,
+            }),
         }
     }
 
     // Acquires with an Idempotency-Key used before answer that lease and take nothing.
-    let keys: Vec<&str> = ops
+    let keys: Vec<&str> = resolved
         .iter()
-        .filter_map(|op| match op {
-            Op::Acquire(new) => new.idempotency_key.as_deref(),
-            Op::Heartbeat { .. } => None,
-        })
+        .filter_map(|r| r.new.idempotency_key.as_deref())
         .collect();
     let mut earlier: HashMap<(Uuid, String), Uuid> = HashMap::new();
     if !keys.is_empty() {
@@ -226,75 +405,76 @@ async fn apply(
     }
 
     // The rest, by seat pool: each machine's seat taken (or shared) once.
-    let mut groups: Vec<((Uuid, Uuid), Vec<usize>)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        let Op::Acquire(new) = op else { continue };
-        if let Some(key) = &new.idempotency_key {
-            if let Some(id) = earlier.get(&(new.account_id, key.clone())) {
-                pending[i] = Some(Pending::Replayed(*id));
+    let mut groups: Vec<((Uuid, Uuid), Vec<&Taking>)> = Vec::new();
+    for r in &resolved {
+        if let Some(key) = &r.new.idempotency_key {
+            if let Some(id) = earlier.get(&(r.account.id, key.clone())) {
+                pending[r.at] = Some(Pending::Replayed(*id));
                 continue;
             }
         }
-        let pool = (new.org_id, new.product_id);
+        let pool = (r.org_id, r.product_id);
         match groups.iter_mut().find(|(p, _)| *p == pool) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((pool, vec![i])),
+            Some((_, members)) => members.push(r),
+            None => groups.push((pool, vec![r])),
         }
     }
+    // Pools locked in one order by every batch, so that batches applied at once never
+    // wait on each other in a circle.
+    groups.sort_by_key(|(pool, _)| *pool);
     let mut made = Vec::new();
-    let mut leases: Vec<(&NewLease, LeaseRow)> = Vec::new();
+    let mut leases: Vec<(&Taking, LeaseRow)> = Vec::new();
     for ((org_id, product_id), members) in groups {
         let mut machines: Vec<(String, i64)> = Vec::new();
-        for i in &members {
-            let Op::Acquire(new) = ops[*i] else { continue };
-            if !machines.iter().any(|(m, _)| *m == new.machine) {
-                machines.push((new.machine.clone(), expires_at));
-            }
+        let mut machine_at: HashMap<&str, usize> = HashMap::new();
+        for r in &members {
+            machine_at.entry(&r.new.machine).or_insert_with(|| {
+                machines.push((r.new.machine.clone(), expires_at));
+                machines.len() - 1
+            });
         }
         if !pools.contains(&(org_id, product_id)) {
             seats::ensure_pool(&mut tx, org_id, product_id).await?;
             made.push((org_id, product_id));
         }
         let holds = seats::take_from_pool(&mut tx, org_id, product_id, &machines, now).await?;
-        for i in members {
-            let Op::Acquire(new) = ops[i] else { continue };
+        for r in members {
             // A retry inside the same batch gets the lease its first request takes.
-            let twin = new.idempotency_key.as_ref().and_then(|key| {
+            let twin = r.new.idempotency_key.as_ref().and_then(|key| {
                 leases
                     .iter()
                     .find(|(other, _)| {
-                        other.account_id == new.account_id
-                            && other.idempotency_key.as_ref() == Some(key)
+                        other.account.id == r.account.id
+                            && other.new.idempotency_key.as_ref() == Some(key)
                     })
                     .map(|(_, row)| row.id)
             });
             if let Some(id) = twin {
-                pending[i] = Some(Pending::Replayed(id));
+                pending[r.at] = Some(Pending::Replayed(id));
                 continue;
             }
-            let at = machines
-                .iter()
-                .position(|(m, _)| *m == new.machine)
-                .unwrap_or(0);
-            pending[i] = Some(match holds[at] {
+            pending[r.at] = Some(match holds[machine_at[r.new.machine.as_str()]] {
                 Some((hold_id, taken)) => {
                     let row = LeaseRow {
                         id: Uuid::now_v7(),
                         org_id,
-                        org_name: new.org_name.clone(),
-                        product: new.product.clone(),
-                        version: new.version.trim().to_owned(),
-                        machine: new.machine.clone(),
-                        machine_name: new.machine_name.trim().to_owned(),
+                        org_name: r.org_name.clone(),
+                        product: r.new.product.clone(),
+                        version: r.new.version.clone(),
+                        machine: r.new.machine.clone(),
+                        machine_name: r.new.machine_name.clone(),
                         overage: taken == Taken::Overage,
                         expires_at,
                         grace_until,
                         hold_id,
                     };
-                    leases.push((new, row.clone()));
+                    leases.push((r, row.clone()));
                     Pending::Acquired(row)
                 }
-                None => Pending::Refused,
+                None => {
+                    denials.push((r.account, Some(org_id), r.new, "no_seat_available"));
+                    Pending::Refused
+                }
             });
         }
     }
@@ -307,7 +487,7 @@ async fn apply(
         14,
         |q, lease| q
             .bind(lease.1.id)
-            .bind(lease.0.account_id)
+            .bind(lease.0.account.id)
             .bind(lease.1.org_id)
             .bind(lease.0.product_id)
             .bind(lease.1.hold_id)
@@ -319,34 +499,54 @@ async fn apply(
             .bind(now)
             .bind(expires_at)
             .bind(grace_until)
-            .bind(&lease.0.idempotency_key)
+            .bind(&lease.0.new.idempotency_key)
+    )?;
+    crate::insert_many!(
+        &mut tx,
+        "INSERT INTO license_denials (id, at, account_id, org_id, product, machine, reason)",
+        "",
+        denials,
+        7,
+        |q, denial| q
+            .bind(Uuid::now_v7())
+            .bind(now)
+            .bind(denial.0.id)
+            .bind(denial.1)
+            .bind(&denial.2.product)
+            .bind(&denial.2.machine)
+            .bind(denial.3)
     )?;
     tx.commit().await?;
     pools.extend(made);
-    Ok(pending
+    Ok(callers
         .into_iter()
-        .map(|p| p.unwrap_or(Pending::Gone))
+        .zip(pending)
+        .map(|(caller, p)| (caller.cloned(), p.unwrap_or(Pending::Gone)))
         .collect())
 }
 
-/// Reads back the renewed and replayed leases on a reader and answers every caller.
-async fn answer(db: Db, batch: Vec<(Op, Reply)>, pending: Vec<Pending>) {
-    let wanted: Vec<Uuid> = pending
+/// Answers every caller of a batch; replayed leases are read back first, on a reader.
+async fn answer(
+    db: &Db,
+    batch: Vec<(Request, Reply)>,
+    pending: Vec<(Option<AccountRow>, Pending)>,
+) {
+    let replayed: Vec<Uuid> = pending
         .iter()
-        .filter_map(|p| match p {
-            Pending::Replayed(id) | Pending::Renewed(id) => Some(*id),
+        .filter_map(|(_, p)| match p {
+            Pending::Replayed(id) => Some(*id),
             _ => None,
         })
         .collect();
-    let rows: Result<Vec<LeaseRow>, DbError> = if wanted.is_empty() {
+    let rows: Result<Vec<LeaseRow>, DbError> = if replayed.is_empty() {
         Ok(Vec::new())
     } else {
         async {
             let mut conn = db.reader().await?;
             crate::fetch_in_chunks!(
                 &mut conn,
-                format!("{LEASE_SELECT} WHERE l.id IN {{values}}"),
-                wanted,
+                format!("SELECT {LEASE_COLUMNS} FROM leases WHERE id IN {{values}}"),
+                replayed,
                 1,
                 |query| query
             )
@@ -362,20 +562,23 @@ async fn answer(db: Db, batch: Vec<(Op, Reply)>, pending: Vec<Pending>) {
             return;
         }
     };
-    for ((_, reply), pending) in batch.into_iter().zip(pending) {
+    for ((_, reply), (caller, pending)) in batch.into_iter().zip(pending) {
         let outcome = match pending {
+            Pending::Unauthenticated => {
+                let _ = reply.send(Ok(None));
+                continue;
+            }
             Pending::Acquired(row) => Outcome::Acquired(row),
             Pending::Replayed(id) => rows
                 .get(&id)
                 .cloned()
                 .map_or(Outcome::Gone, Outcome::Replayed),
-            Pending::Renewed(id) => rows
-                .get(&id)
-                .cloned()
-                .map_or(Outcome::Gone, Outcome::Renewed),
+            Pending::UnknownProduct => Outcome::UnknownProduct,
+            Pending::NotEntitled => Outcome::NotEntitled,
             Pending::Refused => Outcome::Refused,
+            Pending::Renewed(row) => Outcome::Renewed(row),
             Pending::Gone => Outcome::Gone,
         };
-        let _ = reply.send(Ok(outcome));
+        let _ = reply.send(Ok(caller.map(|account| (account, outcome))));
     }
 }

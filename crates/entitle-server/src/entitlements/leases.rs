@@ -9,7 +9,7 @@ use entitle_proto::{Lease, LeaseRequest};
 use uuid::Uuid;
 
 use super::{
-    lease_writer::{NewLease, Op, Outcome},
+    lease_writer::{Caller, NewLease, Op, Outcome},
     seats,
 };
 use crate::{
@@ -100,17 +100,19 @@ pub struct LeaseRow {
     pub hold_id: Uuid,
 }
 
-pub(super) const LEASE_SELECT: &str =
-    "SELECT l.id, l.org_id, o.name AS org_name, p.code AS product, \
-     l.version, l.machine, l.machine_name, l.overage, l.expires_at, l.grace_until, l.hold_id \
-     FROM leases l JOIN orgs o ON o.id = l.org_id JOIN products p ON p.id = l.product_id";
+/// A [`LeaseRow`]'s columns, of the `leases` table: for a `SELECT` and for the `RETURNING`
+/// of an update (hence subqueries, not joins).
+pub(super) const LEASE_COLUMNS: &str =
+    "id, org_id, (SELECT name FROM orgs WHERE orgs.id = leases.org_id) AS org_name, \
+     (SELECT code FROM products WHERE products.id = leases.product_id) AS product, \
+     version, machine, machine_name, overage, expires_at, grace_until, hold_id";
 
 async fn lease_of(
     ex: &mut impl Executor,
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Option<LeaseRow>, DbError> {
-    let sql = format!("{LEASE_SELECT} WHERE l.id = $1 AND l.account_id = $2");
+    let sql = format!("SELECT {LEASE_COLUMNS} FROM leases WHERE id = $1 AND account_id = $2");
     Ok(on_db!(ex, |c| sqlx::query_as(&sql)
         .bind(id)
         .bind(account_id)
@@ -157,94 +159,31 @@ fn signed(state: &AppState, account: &AccountRow, row: &LeaseRow, nonce: &str, n
     }
 }
 
-/// The product with `code` and who pays for `account`'s use of it: their home
-/// organization, when they are an enabled member of it and it has an active subscription
-/// covering the product. One query; a field error on `product` for an unknown code.
-async fn product_and_payer(
-    ex: &mut impl Executor,
-    account: &AccountRow,
-    code: &str,
-    now: i64,
-) -> ApiResult<(Uuid, Option<(Uuid, String)>)> {
-    let found: Option<(Uuid, Option<Uuid>, Option<String>)> = on_db!(ex, |c| sqlx::query_as(
-        "SELECT p.id, o.id, o.name FROM products p \
-         LEFT JOIN orgs o ON o.id = $2 AND EXISTS (SELECT 1 FROM org_members m \
-           JOIN subscriptions s ON s.org_id = m.org_id \
-           JOIN subscription_products sp ON sp.subscription_id = s.id \
-           WHERE m.org_id = o.id AND m.account_id = $3 AND m.disabled_at IS NULL \
-             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= $4 AND s.ends_at > $4) \
-         WHERE p.code = $1"
-    )
-    .bind(code)
-    .bind(account.home_org_id)
-    .bind(account.id)
-    .bind(now)
-    .fetch_optional(c)
-    .await)
-    .map_err(DbError::from)?;
-    let (product_id, org_id, org_name) = found.ok_or_else(|| {
-        ApiError::field("product", "unknown_product", "No product has this code.")
-    })?;
-    Ok((product_id, org_id.zip(org_name)))
-}
-
-async fn record_denial(
-    state: &AppState,
-    account: &AccountRow,
-    org_id: Option<Uuid>,
-    request: &LeaseRequest,
-    reason: &str,
-) -> Result<(), DbError> {
-    let mut conn = state.db.writer().await?;
-    execute!(
-        &mut conn,
-        "INSERT INTO license_denials (id, at, account_id, org_id, product, machine, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        Uuid::now_v7(),
-        now_ms(),
-        account.id,
-        org_id,
-        &request.product,
-        &request.machine_id,
-        reason
-    )?;
-    Ok(())
-}
-
-/// Takes a lease for `account`. A request with an `Idempotency-Key` already used by this
+/// Takes a lease for the caller. A request with an `Idempotency-Key` already used by this
 /// person answers the same lease (re-signed with this request's nonce) and takes nothing.
 pub async fn acquire(
     state: &AppState,
-    account: &AccountRow,
+    caller: Caller,
     request: &LeaseRequest,
     idempotency_key: Option<&str>,
 ) -> ApiResult<(Lease, bool)> {
     check_request(request, idempotency_key)?;
     let now = now_ms();
-    let (product_id, org_id) = {
-        let mut conn = state.db.reader().await?;
-        product_and_payer(&mut conn, account, &request.product, now).await?
-    };
-    let Some((org_id, org_name)) = org_id else {
-        record_denial(state, account, account.home_org_id, request, "not_entitled").await?;
-        return Err(ApiError::forbidden(
-            "not_entitled",
-            "Your organization has no active subscription for this product. Ask its administrators.",
-        ));
-    };
     let op = Op::Acquire(NewLease {
-        account_id: account.id,
-        org_id,
-        org_name,
-        product_id,
         product: request.product.clone(),
         version: request.version.trim().to_owned(),
         machine: request.machine_id.clone(),
         machine_name: request.machine_name.trim().to_owned(),
         idempotency_key: idempotency_key.map(str::to_owned),
     });
-    match state.leases.submit(op).await? {
-        Outcome::Acquired(row) => Ok((signed(state, account, &row, &request.nonce, now), true)),
+    let (account, outcome) = state
+        .leases
+        .submit(caller, op)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    crate::error::note_request_account(account.id);
+    match outcome {
+        Outcome::Acquired(row) => Ok((signed(state, &account, &row, &request.nonce, now), true)),
         Outcome::Replayed(row) => {
             if row.product != request.product || row.machine != request.machine_id {
                 return Err(ApiError::field(
@@ -253,15 +192,21 @@ pub async fn acquire(
                     "This Idempotency-Key was used for another product or machine.",
                 ));
             }
-            Ok((signed(state, account, &row, &request.nonce, now), false))
+            Ok((signed(state, &account, &row, &request.nonce, now), false))
         }
-        _ => {
-            record_denial(state, account, Some(org_id), request, "no_seat_available").await?;
-            Err(ApiError::conflict(
-                "no_seat_available",
-                "Every seat of this product is in use. Try again later, or ask your administrators for more seats.",
-            ))
-        }
+        Outcome::UnknownProduct => Err(ApiError::field(
+            "product",
+            "unknown_product",
+            "No product has this code.",
+        )),
+        Outcome::NotEntitled => Err(ApiError::forbidden(
+            "not_entitled",
+            "Your organization has no active subscription for this product. Ask its administrators.",
+        )),
+        _ => Err(ApiError::conflict(
+            "no_seat_available",
+            "Every seat of this product is in use. Try again later, or ask your administrators for more seats.",
+        )),
     }
 }
 
@@ -269,7 +214,7 @@ pub async fn acquire(
 /// A lease whose seat lapsed is gone (404): the application takes a new one.
 pub async fn heartbeat(
     state: &AppState,
-    account: &AccountRow,
+    caller: Caller,
     id: Uuid,
     nonce: &str,
 ) -> ApiResult<Lease> {
@@ -281,12 +226,14 @@ pub async fn heartbeat(
         ));
     }
     let now = now_ms();
-    let op = Op::Heartbeat {
-        lease_id: id,
-        account_id: account.id,
-    };
-    match state.leases.submit(op).await? {
-        Outcome::Renewed(row) => Ok(signed(state, account, &row, nonce, now)),
+    let (account, outcome) = state
+        .leases
+        .submit(caller, Op::Heartbeat(id))
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    crate::error::note_request_account(account.id);
+    match outcome {
+        Outcome::Renewed(row) => Ok(signed(state, &account, &row, nonce, now)),
         _ => Err(lease_gone()),
     }
 }

@@ -11,7 +11,7 @@ use entitle_proto::OveragePolicy;
 use uuid::Uuid;
 
 use crate::{
-    db::{DbError, Executor, Tx},
+    db::{DbError, Exec, Executor, Tx},
     execute, on_db,
 };
 
@@ -102,13 +102,21 @@ async fn reclaim_pool(
     product_id: Uuid,
     now: i64,
 ) -> Result<(), DbError> {
-    let freed = execute!(
-        tx,
-        "DELETE FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3",
-        org_id,
-        product_id,
-        now
-    )?;
+    // Through the expiry index, which holds only the few lapsed holds the background
+    // reclaim has not freed yet: SQLite, without statistics, would walk the pool's live
+    // holds by the machine index, so it is told which index to use.
+    let sql = if tx.is_sqlite() {
+        "DELETE FROM seat_holds INDEXED BY seat_holds_expiry \
+         WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3"
+    } else {
+        "DELETE FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3"
+    };
+    let freed = execute!(tx, sql, org_id, product_id, now)?;
+    give_back(tx, org_id, product_id, freed).await
+}
+
+/// Counts `freed` seats of the pool as held no more.
+async fn give_back(tx: &mut Tx, org_id: Uuid, product_id: Uuid, freed: u64) -> Result<(), DbError> {
     if freed > 0 {
         execute!(
             tx,
@@ -193,19 +201,26 @@ pub async fn take_from_pool(
     now: i64,
 ) -> Result<Vec<Option<(Uuid, Taken)>>, DbError> {
     let machines: Vec<&str> = wanted.iter().map(|(m, _)| m.as_str()).collect();
-    // `expires_at + 0`: looked up by machine (seat_holds_machine), not by walking the
-    // pool's live holds in the expiry index, which the planner may otherwise prefer.
-    let live: Vec<(String, Uuid, bool)> = crate::fetch_in_chunks!(
-        tx,
-        "SELECT machine, id, overage FROM seat_holds \
-         WHERE org_id = $1 AND product_id = $2 AND expires_at + 0 > $3 AND machine IN {values}",
-        machines,
-        4,
-        |query| query.bind(org_id).bind(product_id).bind(now)
-    )?;
+    let found = holds_of_machines(tx, org_id, product_id, &machines).await?;
+    // A machine's lapsed hold, not yet reclaimed, gives its seat back first: the machine
+    // takes one again like any other.
+    let (live, lapsed): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .partition(|(_, _, _, expires_at)| *expires_at > now);
+    if !lapsed.is_empty() {
+        let ids: Vec<Uuid> = lapsed.iter().map(|(_, id, _, _)| *id).collect();
+        let freed = crate::execute_in_chunks!(
+            tx,
+            "DELETE FROM seat_holds WHERE expires_at <= $1 AND id IN {values}",
+            ids,
+            2,
+            |query| query.bind(now)
+        )?;
+        give_back(tx, org_id, product_id, freed).await?;
+    }
     let live: HashMap<String, (Uuid, bool)> = live
         .into_iter()
-        .map(|(machine, id, overage)| (machine, (id, overage)))
+        .map(|(machine, id, overage, _)| (machine, (id, overage)))
         .collect();
     let new = wanted.iter().filter(|(m, _)| !live.contains_key(m)).count();
     let granted = grant_in_order(tx, org_id, product_id, new, now).await?;
@@ -246,6 +261,39 @@ pub async fn take_from_pool(
             .bind(hold.3)
     )?;
     Ok(holds)
+}
+
+/// The holds of `machines` in the pool, lapsed or not: machine, id, overage, expiry. One
+/// probe of the machine index per machine on PostgreSQL, whatever its statistics say:
+/// with statistics older than a quick growth of the table, its planner would rather walk
+/// the pool's holds and filter them (the `LIMIT` keeps the probe from being flattened
+/// into a join it could choose to do that way).
+async fn holds_of_machines(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    machines: &[&str],
+) -> Result<Vec<(String, Uuid, bool, i64)>, DbError> {
+    if let Exec::Postgres(c) = tx.exec() {
+        return Ok(sqlx::query_as(
+            "SELECT h.machine, h.id, h.overage, h.expires_at FROM unnest($3::text[]) AS m (machine) \
+             CROSS JOIN LATERAL (SELECT machine, id, overage, expires_at FROM seat_holds \
+               WHERE org_id = $1 AND product_id = $2 AND machine = m.machine LIMIT 1) h",
+        )
+        .bind(org_id)
+        .bind(product_id)
+        .bind(machines)
+        .fetch_all(c)
+        .await?);
+    }
+    crate::fetch_in_chunks!(
+        tx,
+        "SELECT machine, id, overage, expires_at FROM seat_holds \
+         WHERE org_id = $1 AND product_id = $2 AND machine IN {values}",
+        machines,
+        3,
+        |query| query.bind(org_id).bind(product_id)
+    )
 }
 
 /// Counts up to `n` new seats held in the pool, in order: what each is, as many as the

@@ -63,6 +63,15 @@ impl AccountRow {
 pub const ACCOUNT_COLUMNS: &str = "id, email, first_name, last_name, country, password_hash, status, \
      email_verified, is_operator, home_org_id, tos_accepted_version, tos_accepted_at, created_at, updated_at";
 
+/// [`ACCOUNT_COLUMNS`] of the table named `alias` in a query that joins others.
+pub fn account_columns_of(alias: &str) -> String {
+    ACCOUNT_COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn insert_account(ex: &mut impl Executor, a: &AccountRow) -> Result<(), DbError> {
     insert_accounts(ex, std::slice::from_ref(a)).await
 }

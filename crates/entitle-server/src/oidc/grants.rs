@@ -28,10 +28,7 @@ use crate::{
     app::{AppState, Client},
     audit::{self, Actor, Entry},
     db::{now_ms, DbError, Executor},
-    identity::{
-        store::{AccountRow, ACCOUNT_COLUMNS},
-        tokens,
-    },
+    identity::{store::AccountRow, tokens},
     on_db,
 };
 
@@ -174,10 +171,7 @@ pub async fn subjects_of(
     // statement shapes stay in the prepared-statement cache.
     let mut ids = ids.to_vec();
     ids.resize(ids.len().next_power_of_two(), *first);
-    let columns: Vec<String> = ACCOUNT_COLUMNS
-        .split(',')
-        .map(|c| format!("a.{}", c.trim()))
-        .collect();
+    let columns = crate::identity::store::account_columns_of("a");
     let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT {}, r.role, (SELECT t.version FROM terms_versions t \
@@ -185,7 +179,7 @@ pub async fn subjects_of(
          FROM accounts a \
          LEFT JOIN org_member_roles r ON r.account_id = a.id AND r.org_id = a.home_org_id \
          WHERE a.id IN ({}) ORDER BY r.role",
-        columns.join(", "),
+        columns,
         placeholders.join(", ")
     );
     let rows: Vec<Row> = on_db!(ex, |c| {
@@ -998,32 +992,98 @@ pub async fn read_access_token(
     Ok(live.then_some(claims))
 }
 
-/// The person an access token of a signed-in person stands for, read with the checks of
-/// [`read_access_token`] in one query; none for a token that is not good, or of a client.
+/// An access token of a signed-in person whose signature, issuer, audience, expiry and
+/// client were checked: whom it stands for, and what decides whether it is still good
+/// ([`people_of_tokens`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PersonToken {
+    pub account_id: Uuid,
+    pub grant_id: Uuid,
+    pub jti: Uuid,
+}
+
+/// The [`PersonToken`] of `token`; none for a token that is not good, or of a client.
+pub async fn person_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<PersonToken>, OAuthError> {
+    let Some(claims) = verified_access_claims(state, token).await? else {
+        return Ok(None);
+    };
+    let (Some(grant_id), Ok(account_id)) = (claims.sid, Uuid::parse_str(&claims.sub)) else {
+        return Ok(None);
+    };
+    Ok(Some(PersonToken {
+        account_id,
+        grant_id,
+        jti: claims.jti,
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenPerson {
+    token_jti: Uuid,
+    #[sqlx(flatten)]
+    account: AccountRow,
+}
+
+/// The SQL condition that an access token, the `jti` and `grant_id` columns of `alias`,
+/// is still good: not revoked, its grant live. With [`AccountRow::is_active`] for its
+/// person, the rule every use of a person's access token is checked by.
+pub fn token_still_good(alias: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM oauth_revoked_tokens r WHERE r.jti = {alias}.jti) \
+         AND EXISTS (SELECT 1 FROM oauth_grants g WHERE g.id = {alias}.grant_id AND g.revoked_at IS NULL)"
+    )
+}
+
+/// The people of those `tokens` that are still good ([`token_still_good`], their account
+/// active) by token id; one query for any number of tokens (at most a few thousand). A
+/// revoked grant or a disabled account is refused from the next request.
+pub async fn people_of_tokens(
+    ex: &mut impl Executor,
+    tokens: &[PersonToken],
+) -> Result<HashMap<Uuid, AccountRow>, DbError> {
+    if tokens.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "WITH t (account_id, grant_id, jti) AS (VALUES {}) \
+         SELECT t.jti AS token_jti, {} FROM t JOIN accounts a ON a.id = t.account_id WHERE {}",
+        crate::db::value_rows(ex, tokens.len(), 3),
+        crate::identity::store::account_columns_of("a"),
+        token_still_good("t")
+    );
+    let found: Vec<TokenPerson> = on_db!(ex, |c| {
+        let mut query = sqlx::query_as(&sql);
+        for token in tokens {
+            query = query
+                .bind(token.account_id)
+                .bind(token.grant_id)
+                .bind(token.jti);
+        }
+        query.fetch_all(c).await
+    })?;
+    Ok(found
+        .into_iter()
+        .filter(|found| found.account.is_active())
+        .map(|found| (found.token_jti, found.account))
+        .collect())
+}
+
+/// The person an access token of a signed-in person stands for, if the token is still
+/// good ([`person_token`], [`people_of_tokens`]).
 pub async fn person_of_access_token(
     state: &AppState,
     token: &str,
 ) -> Result<Option<AccountRow>, OAuthError> {
-    let Some(claims) = verified_access_claims(state, token).await? else {
+    let Some(token) = person_token(state, token).await? else {
         return Ok(None);
     };
-    let (Some(sid), Ok(account_id)) = (claims.sid, Uuid::parse_str(&claims.sub)) else {
-        return Ok(None);
-    };
-    let sql = format!(
-        "SELECT {} FROM accounts WHERE id = $1 \
-         AND NOT EXISTS (SELECT 1 FROM oauth_revoked_tokens WHERE jti = $2) \
-         AND EXISTS (SELECT 1 FROM oauth_grants WHERE id = $3 AND revoked_at IS NULL)",
-        crate::identity::store::ACCOUNT_COLUMNS
-    );
     let mut conn = state.db.reader().await?;
-    Ok(on_db!(&mut conn, |c| sqlx::query_as(&sql)
-        .bind(account_id)
-        .bind(claims.jti)
-        .bind(sid)
-        .fetch_optional(c)
-        .await)
-    .map_err(DbError::from)?)
+    Ok(people_of_tokens(&mut conn, &[token])
+        .await?
+        .remove(&token.jti))
 }
 
 /// RFC 7009: revokes a refresh token's family or an access token, if this client's.

@@ -368,6 +368,51 @@ async fn a_seat_whose_heartbeats_stop_is_given_back() {
     );
 }
 
+/// A machine whose hold lapsed takes a seat again before the background reclaim runs: its
+/// lapsed hold gives way (the pool counts one seat), for a lease and for a checkout.
+#[tokio::test]
+async fn a_machine_whose_hold_lapsed_takes_a_seat_again_before_the_reclaim() {
+    use entitle_server::{entitlements::seats, on_db};
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    subscribed(&app, &orgs, 3, json!({"overage": "deny"})).await;
+    let (product_id,): (uuid::Uuid,) = {
+        let mut conn = app.state.db.reader().await.expect("connection");
+        on_db!(&mut conn, |c| sqlx::query_as("SELECT id FROM products")
+            .fetch_one(c)
+            .await)
+        .expect("product")
+    };
+    let org_id: uuid::Uuid = orgs.acme.parse().expect("org id");
+    let now = entitle_server::db::now_ms();
+    let take = |at: i64, machines: &[&str]| {
+        let wanted: Vec<(String, i64)> = machines
+            .iter()
+            .map(|m| ((*m).to_owned(), at + 1_000))
+            .collect();
+        let db = app.state.db.clone();
+        async move {
+            let mut tx = db.begin().await.expect("transaction");
+            let holds = seats::take_upto(&mut tx, org_id, product_id, &wanted, at)
+                .await
+                .expect("taking seats");
+            tx.commit().await.expect("commit");
+            holds
+        }
+    };
+    let first = take(now, &["machine-aaaa", "machine-bbbb"]).await;
+    assert!(first.iter().all(Option::is_some));
+    // Both lapse; one machine comes back while seats are left.
+    let again = take(now + 5_000, &["machine-aaaa"]).await;
+    assert!(again[0].is_some(), "{again:?}");
+    assert_ne!(again[0].map(|h| h.0), first[0].map(|h| h.0), "a new hold");
+    assert_eq!(held(&app).await, 2, "machine-aaaa counts once");
+    // The pool's seats run short: lapsed holds give theirs back.
+    let more = take(now + 5_000, &["machine-cccc", "machine-dddd"]).await;
+    assert!(more.iter().all(Option::is_some), "{more:?}");
+    assert_eq!(held(&app).await, 3);
+}
+
 /// Many clients race for the last seats, on two servers of one database: seats held never
 /// exceed seats owned, and every refusal is `no_seat_available`. Three rounds.
 #[tokio::test]
