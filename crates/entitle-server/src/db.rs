@@ -153,15 +153,15 @@ pub fn value_rows(ex: &mut impl Executor, rows: usize, columns: usize) -> String
     }
 }
 
-/// ` FOR UPDATE` on PostgreSQL, nothing on SQLite (whose one writer needs no row locks):
-/// for `WHERE id IN (SELECT id … ORDER BY id{for_update})`, which locks the rows a
-/// statement changes in one order, so that transactions changing several never wait on
-/// each other in a circle.
-pub fn for_update(ex: &mut impl Executor) -> &'static str {
+/// The `WHERE` clause of an update of `table`'s rows that match `condition`, such that on
+/// PostgreSQL the rows are locked in the order of their ids: transactions that change
+/// several rows then never wait on each other in a circle. SQLite's one writer needs no
+/// row locks, and gets `condition` as it is.
+pub fn in_id_order(ex: &mut impl Executor, table: &str, condition: &str) -> String {
     if ex.is_sqlite() {
-        ""
+        condition.to_owned()
     } else {
-        " FOR UPDATE"
+        format!("id IN (SELECT id FROM {table} WHERE {condition} ORDER BY id FOR UPDATE)")
     }
 }
 
@@ -276,13 +276,19 @@ pub async fn notify(ex: &mut impl Executor, channel: &str, payload: &str) -> Res
     Ok(())
 }
 
+/// Prepared statements kept per connection. Group commit writes rows as `VALUES` lists of
+/// every length up to its batch, each length a statement of its own; sqlx's default of
+/// 100 would prepare them again and again.
+const STATEMENT_CACHE: usize = 1024;
+
 impl Db {
     /// Opens (creating if needed) the database: PostgreSQL for `postgres://` URLs,
     /// otherwise SQLite at `sqlite:` URL or `<data_dir>/entitle.db`.
     pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Db, DbError> {
         match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let options = PgConnectOptions::from_str(url)?;
+                let options =
+                    PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE);
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
@@ -325,7 +331,8 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .statement_cache_capacity(STATEMENT_CACHE);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

@@ -313,12 +313,14 @@ async fn apply(
         let pairs: Vec<String> = (0..renewals.len())
             .map(|i| format!("(${}, ${})", 2 * i + 5, 2 * i + 6))
             .collect();
+        let live_and_theirs = format!(
+            "expires_at > $4 AND (id, account_id) IN (VALUES {})",
+            pairs.join(", ")
+        );
         let sql = format!(
             "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
-             WHERE id IN (SELECT id FROM leases WHERE expires_at > $4 \
-               AND (id, account_id) IN (VALUES {}) ORDER BY id{}) RETURNING {LEASE_COLUMNS}",
-            pairs.join(", "),
-            crate::db::for_update(&mut tx)
+             WHERE {} RETURNING {LEASE_COLUMNS}",
+            crate::db::in_id_order(&mut tx, "leases", &live_and_theirs)
         );
         let renewed: Vec<LeaseRow> = on_db!(&mut tx, |c| {
             let mut query = sqlx::query_as(&sql)
@@ -338,8 +340,8 @@ async fn apply(
             &mut tx,
             format!(
                 "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
-                 WHERE id IN (SELECT id FROM seat_holds WHERE id IN {{values}} ORDER BY id{})",
-                crate::db::for_update(&mut tx)
+                 WHERE {}",
+                crate::db::in_id_order(&mut tx, "seat_holds", "id IN {values}")
             ),
             holds,
             2,

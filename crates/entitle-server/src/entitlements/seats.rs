@@ -102,15 +102,7 @@ async fn reclaim_pool(
     product_id: Uuid,
     now: i64,
 ) -> Result<(), DbError> {
-    // Through the expiry index, which holds only the few lapsed holds the background
-    // reclaim has not freed yet: SQLite, without statistics, would walk the pool's live
-    // holds by the machine index, so it is told which index to use.
-    let sql = if tx.is_sqlite() {
-        "DELETE FROM seat_holds INDEXED BY seat_holds_expiry \
-         WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3"
-    } else {
-        "DELETE FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3"
-    };
+    let sql = "DELETE FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3";
     let freed = execute!(tx, sql, org_id, product_id, now)?;
     give_back(tx, org_id, product_id, freed).await
 }
@@ -266,8 +258,8 @@ pub async fn take_from_pool(
 /// The holds of `machines` in the pool, lapsed or not: machine, id, overage, expiry. One
 /// probe of the machine index per machine on PostgreSQL, whatever its statistics say:
 /// with statistics older than a quick growth of the table, its planner would rather walk
-/// the pool's holds and filter them (the `LIMIT` keeps the probe from being flattened
-/// into a join it could choose to do that way).
+/// the pool's holds through the pool's expiry index and filter them (the `LIMIT` keeps
+/// the probe from being flattened into a join it could choose to do that way).
 async fn holds_of_machines(
     tx: &mut Tx,
     org_id: Uuid,

@@ -1,5 +1,0 @@
--- A pool's lapsed holds are found through seat_holds_expiry, which holds only the few the
--- background reclaim has not freed yet. The pool's index by expiry went: PostgreSQL, with
--- statistics older than a quick growth of the table, chose it to look machines up and
--- walked every live hold of the pool.
-DROP INDEX seat_holds_pool_expiry;
