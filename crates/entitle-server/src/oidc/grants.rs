@@ -979,15 +979,16 @@ pub async fn read_access_token(
     let Some(claims) = verified_access_claims(state, token).await? else {
         return Ok(None);
     };
+    let sql = format!(
+        "WITH t (jti, grant_id) AS (VALUES ($1, $2)) SELECT {} FROM t",
+        token_still_good("t")
+    );
     let mut conn = state.db.reader().await?;
-    let (live,): (bool,) = on_db!(&mut conn, |c| sqlx::query_as(
-        "SELECT NOT EXISTS (SELECT 1 FROM oauth_revoked_tokens WHERE jti = $1) \
-         AND ($2 IS NULL OR EXISTS (SELECT 1 FROM oauth_grants WHERE id = $2 AND revoked_at IS NULL))"
-    )
-    .bind(claims.jti)
-    .bind(claims.sid)
-    .fetch_one(c)
-    .await)
+    let (live,): (bool,) = on_db!(&mut conn, |c| sqlx::query_as(&sql)
+        .bind(claims.jti)
+        .bind(claims.sid)
+        .fetch_one(c)
+        .await)
     .map_err(DbError::from)?;
     Ok(live.then_some(claims))
 }
@@ -1028,12 +1029,14 @@ struct TokenPerson {
 }
 
 /// The SQL condition that an access token, the `jti` and `grant_id` columns of `alias`,
-/// is still good: not revoked, its grant live. With [`AccountRow::is_active`] for its
-/// person, the rule every use of a person's access token is checked by.
+/// is still good: not revoked, and its grant (none for a service client's) live. With
+/// [`AccountRow::is_active`] for a person's, the rule every use of an access token is
+/// checked by.
 pub fn token_still_good(alias: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM oauth_revoked_tokens r WHERE r.jti = {alias}.jti) \
-         AND EXISTS (SELECT 1 FROM oauth_grants g WHERE g.id = {alias}.grant_id AND g.revoked_at IS NULL)"
+         AND ({alias}.grant_id IS NULL OR EXISTS (SELECT 1 FROM oauth_grants g \
+           WHERE g.id = {alias}.grant_id AND g.revoked_at IS NULL))"
     )
 }
 
