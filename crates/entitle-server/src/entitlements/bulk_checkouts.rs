@@ -266,24 +266,20 @@ async fn terms(
     for (code, product_id) in products {
         let subscribed_until = checkouts::subscribed_until(tx, org_id, product_id, now).await?;
         let limits = super::seats::limits_of(tx, org_id, product_id, now).await?;
-        let held: Vec<(String,)> = on_db!(tx, |c| {
-            sqlx::query_as(
-            "SELECT machine FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND expires_at > $3"
-        )
-        .bind(org_id)
-        .bind(product_id)
-        .bind(now)
-        .fetch_all(c)
-        .await
-        })?;
-        let free = limits.cap.map(|cap| cap - held.len() as i64);
+        let keys: Vec<String> = rows
+            .iter()
+            .filter(|r| r.product.trim() == code)
+            .map(|r| checkouts::machine_key(&r.machine.trim().to_lowercase()))
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (held, live) = super::seats::live_in_pool(tx, org_id, product_id, &keys, now).await?;
         all.insert(
             code,
             Terms {
                 product_id,
                 subscribed_until,
-                free,
-                held: held.into_iter().map(|(m,)| m).collect(),
+                free: limits.cap.map(|cap| cap - live),
+                held,
             },
         );
     }

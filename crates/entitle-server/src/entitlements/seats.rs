@@ -5,7 +5,7 @@
 //! (`held < limit`) in the transaction that records the hold, never by reading the count
 //! and writing in Rust.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use entitle_proto::OveragePolicy;
 use uuid::Uuid;
@@ -102,8 +102,11 @@ async fn reclaim_pool(
     product_id: Uuid,
     now: i64,
 ) -> Result<(), DbError> {
-    let sql = "DELETE FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3";
-    let freed = execute!(tx, sql, org_id, product_id, now)?;
+    let sql = format!(
+        "DELETE FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3",
+        lapsed_index(tx)
+    );
+    let freed = execute!(tx, &sql, org_id, product_id, now)?;
     give_back(tx, org_id, product_id, freed).await
 }
 
@@ -258,8 +261,8 @@ pub async fn take_from_pool(
 /// The holds of `machines` in the pool, lapsed or not: machine, id, overage, expiry. One
 /// probe of the machine index per machine on PostgreSQL, whatever its statistics say:
 /// with statistics older than a quick growth of the table, its planner would rather walk
-/// the pool's holds through the pool's expiry index and filter them (the `LIMIT` keeps
-/// the probe from being flattened into a join it could choose to do that way).
+/// the pool's holds and filter them (the `LIMIT` keeps the probe from being flattened
+/// into a join it could choose to do that way).
 async fn holds_of_machines(
     tx: &mut Tx,
     org_id: Uuid,
@@ -286,6 +289,47 @@ async fn holds_of_machines(
         3,
         |query| query.bind(org_id).bind(product_id)
     )
+}
+
+/// Which of `machines` hold a live seat in the pool, and how many seats the pool holds
+/// live: its count less its lapsed holds not yet reclaimed (found through the expiry
+/// index, which holds few).
+pub async fn live_in_pool(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    machines: &[&str],
+    now: i64,
+) -> Result<(HashSet<String>, i64), DbError> {
+    let live: HashSet<String> = holds_of_machines(tx, org_id, product_id, machines)
+        .await?
+        .into_iter()
+        .filter(|(_, _, _, expires_at)| *expires_at > now)
+        .map(|(machine, ..)| machine)
+        .collect();
+    let sql = format!(
+        "SELECT CAST(COALESCE((SELECT held FROM seat_pools WHERE org_id = $1 AND product_id = $2), 0) \
+           - (SELECT COUNT(*) FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3) AS BIGINT)",
+        lapsed_index(tx)
+    );
+    let (held,): (i64,) = on_db!(tx, |c| sqlx::query_as(&sql)
+        .bind(org_id)
+        .bind(product_id)
+        .bind(now)
+        .fetch_one(c)
+        .await)?;
+    Ok((live, held))
+}
+
+/// SQLite, without statistics, would find a pool's lapsed holds by walking its holds in
+/// the machine index; it is told to use the expiry index, which holds only the few lapsed
+/// holds the background reclaim has not freed yet. PostgreSQL chooses it itself.
+fn lapsed_index(tx: &mut Tx) -> &'static str {
+    if tx.is_sqlite() {
+        "INDEXED BY seat_holds_expiry"
+    } else {
+        ""
+    }
 }
 
 /// Counts up to `n` new seats held in the pool, in order: what each is, as many as the
