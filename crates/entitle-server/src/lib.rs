@@ -69,16 +69,27 @@ pub async fn serve(
 /// How often a serving process frees the seats of leases whose heartbeats stopped.
 pub const RECLAIM_EVERY_MS: u64 = 5_000;
 
-/// Frees the seats whose holders stopped renewing, found through the expiry index. Every
+/// Lapsed seats freed per transaction of a seat pool.
+const RECLAIM_BATCH: i64 = 1_000;
+
+/// Frees the seats whose holders stopped renewing, found through the expiry index, until
+/// none is left: a burst of lapsed seats is caught up with, a thousand at a time. Every
 /// process runs it; a seat freed twice is not (the delete is conditional).
 async fn reclaim_seats(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(RECLAIM_EVERY_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(error) = entitlements::seats::reclaim_expired(&state.db, db::now_ms(), 500).await
-        {
-            tracing::warn!(error = %error, "reclaiming lapsed seats failed");
+        loop {
+            match entitlements::seats::reclaim_expired(&state.db, db::now_ms(), RECLAIM_BATCH).await
+            {
+                Ok((freed, true)) if freed > 0 => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(error = %error, "reclaiming lapsed seats failed");
+                    break;
+                }
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use super::{
     seats::{self, Taken},
 };
 use crate::{
-    db::{now_ms, Db, DbError, Executor},
+    db::{now_ms, Db, DbError, Exec, Executor, Tx},
     identity::store::AccountRow,
     oidc::grants::{people_of_tokens, PersonToken},
     on_db,
@@ -265,6 +265,54 @@ enum Pending {
     Gone,
 }
 
+/// Renews the leases of `(lease, person)` that are live and that person's, and keeps their
+/// seats at least as long: the leases renewed. Rows are locked in id order, leases then
+/// holds. (One statement for both on PostgreSQL, a data-modifying `WITH`, measured no
+/// faster.)
+async fn renew(
+    tx: &mut Tx,
+    leases: &[(Uuid, Uuid)],
+    now: i64,
+    expires_at: i64,
+    grace_until: i64,
+) -> Result<Vec<LeaseRow>, DbError> {
+    let live_and_theirs = format!(
+        "expires_at > $4 AND (id, account_id) IN (VALUES {})",
+        crate::db::placeholders(leases.len(), 2, 5)
+    );
+    let sql = format!(
+        "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
+         WHERE {} RETURNING {LEASE_COLUMNS}",
+        crate::db::in_id_order(tx, "leases", &live_and_theirs)
+    );
+    let renewed: Vec<LeaseRow> = on_db!(tx, |c| {
+        let mut query = sqlx::query_as(&sql)
+            .bind(now)
+            .bind(expires_at)
+            .bind(grace_until)
+            .bind(now);
+        for (lease_id, account_id) in leases {
+            query = query.bind(*lease_id).bind(*account_id);
+        }
+        query.fetch_all(c).await
+    })?;
+    let mut holds: Vec<Uuid> = renewed.iter().map(|row| row.hold_id).collect();
+    holds.sort_unstable();
+    holds.dedup();
+    crate::execute_in_chunks!(
+        tx,
+        format!(
+            "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
+             WHERE {}",
+            crate::db::in_id_order(tx, "seat_holds", "id IN {values}")
+        ),
+        holds,
+        2,
+        |query| query.bind(expires_at)
+    )?;
+    Ok(renewed)
+}
+
 /// Who pays for an acquire: the product, and the organization paying with its name when
 /// there is one.
 type Payer = (Uuid, Option<(Uuid, String)>);
@@ -310,43 +358,8 @@ async fn apply(
         })
         .collect();
     if !renewals.is_empty() {
-        let pairs: Vec<String> = (0..renewals.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 5, 2 * i + 6))
-            .collect();
-        let live_and_theirs = format!(
-            "expires_at > $4 AND (id, account_id) IN (VALUES {})",
-            pairs.join(", ")
-        );
-        let sql = format!(
-            "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
-             WHERE {} RETURNING {LEASE_COLUMNS}",
-            crate::db::in_id_order(&mut tx, "leases", &live_and_theirs)
-        );
-        let renewed: Vec<LeaseRow> = on_db!(&mut tx, |c| {
-            let mut query = sqlx::query_as(&sql)
-                .bind(now)
-                .bind(expires_at)
-                .bind(grace_until)
-                .bind(now);
-            for (_, lease_id, account_id) in &renewals {
-                query = query.bind(*lease_id).bind(*account_id);
-            }
-            query.fetch_all(c).await
-        })?;
-        let mut holds: Vec<Uuid> = renewed.iter().map(|row| row.hold_id).collect();
-        holds.sort_unstable();
-        holds.dedup();
-        crate::execute_in_chunks!(
-            &mut tx,
-            format!(
-                "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
-                 WHERE {}",
-                crate::db::in_id_order(&mut tx, "seat_holds", "id IN {values}")
-            ),
-            holds,
-            2,
-            |query| query.bind(expires_at)
-        )?;
+        let pairs: Vec<(Uuid, Uuid)> = renewals.iter().map(|(_, l, a)| (*l, *a)).collect();
+        let renewed = renew(&mut tx, &pairs, now, expires_at, grace_until).await?;
         let renewed: HashMap<Uuid, LeaseRow> =
             renewed.into_iter().map(|row| (row.id, row)).collect();
         for (i, lease_id, _) in &renewals {
@@ -425,6 +438,7 @@ async fn apply(
     // wait on each other in a circle.
     groups.sort_by_key(|(pool, _)| *pool);
     let mut made = Vec::new();
+    let mut new_holds = Vec::new();
     let mut leases: Vec<(&Taking, LeaseRow)> = Vec::new();
     for ((org_id, product_id), members) in groups {
         let mut machines: Vec<(String, i64)> = Vec::new();
@@ -439,7 +453,9 @@ async fn apply(
             seats::ensure_pool(&mut tx, org_id, product_id).await?;
             made.push((org_id, product_id));
         }
-        let holds = seats::take_from_pool(&mut tx, org_id, product_id, &machines, now).await?;
+        let (holds, mut new) =
+            seats::take_from_pool(&mut tx, org_id, product_id, &machines, now).await?;
+        new_holds.append(&mut new);
         for r in members {
             // A retry inside the same batch gets the lease its first request takes.
             let twin = r.new.idempotency_key.as_ref().and_then(|key| {
@@ -480,29 +496,7 @@ async fn apply(
             });
         }
     }
-    crate::insert_many!(
-        &mut tx,
-        "INSERT INTO leases (id, account_id, org_id, product_id, hold_id, version, machine, \
-         machine_name, overage, created_at, heartbeat_at, expires_at, grace_until, idempotency_key)",
-        "",
-        leases,
-        14,
-        |q, lease| q
-            .bind(lease.1.id)
-            .bind(lease.0.account.id)
-            .bind(lease.1.org_id)
-            .bind(lease.0.product_id)
-            .bind(lease.1.hold_id)
-            .bind(&lease.1.version)
-            .bind(&lease.1.machine)
-            .bind(&lease.1.machine_name)
-            .bind(lease.1.overage)
-            .bind(now)
-            .bind(now)
-            .bind(expires_at)
-            .bind(grace_until)
-            .bind(&lease.0.new.idempotency_key)
-    )?;
+    write_holds_and_leases(&mut tx, &new_holds, &leases, now).await?;
     crate::insert_many!(
         &mut tx,
         "INSERT INTO license_denials (id, at, account_id, org_id, product, machine, reason)",
@@ -525,6 +519,76 @@ async fn apply(
         .zip(pending)
         .map(|(caller, p)| (caller.cloned(), p.unwrap_or(Pending::Gone)))
         .collect())
+}
+
+const LEASE_INSERT: &str = "INSERT INTO leases (id, account_id, org_id, product_id, hold_id, \
+     version, machine, machine_name, overage, created_at, heartbeat_at, expires_at, grace_until, \
+     idempotency_key)";
+const LEASE_COLUMNS_WRITTEN: usize = 14;
+
+macro_rules! bind_lease {
+    ($query:expr, $lease:expr, $now:expr) => {{
+        let (taking, row): &(&Taking, LeaseRow) = $lease;
+        $query
+            .bind(row.id)
+            .bind(taking.account.id)
+            .bind(row.org_id)
+            .bind(taking.product_id)
+            .bind(row.hold_id)
+            .bind(&row.version)
+            .bind(&row.machine)
+            .bind(&row.machine_name)
+            .bind(row.overage)
+            .bind($now)
+            .bind($now)
+            .bind(row.expires_at)
+            .bind(row.grace_until)
+            .bind(&taking.new.idempotency_key)
+    }};
+}
+
+/// Writes a batch's new seat holds and its leases: in one statement on PostgreSQL, where
+/// it is a round trip less while the batch holds its pools' rows locked.
+async fn write_holds_and_leases(
+    tx: &mut Tx,
+    holds: &[seats::NewHold],
+    leases: &[(&Taking<'_>, LeaseRow)],
+    now: i64,
+) -> Result<(), DbError> {
+    let binds = holds.len() * seats::HOLD_COLUMNS + leases.len() * LEASE_COLUMNS_WRITTEN;
+    if let Exec::Postgres(c) = tx.exec() {
+        if !holds.is_empty() && !leases.is_empty() && binds <= crate::db::MAX_BINDS {
+            let sql = format!(
+                "WITH holds AS ({} VALUES {}) {LEASE_INSERT} VALUES {}",
+                seats::HOLD_INSERT,
+                crate::db::placeholders(holds.len(), seats::HOLD_COLUMNS, 1),
+                crate::db::placeholders(
+                    leases.len(),
+                    LEASE_COLUMNS_WRITTEN,
+                    holds.len() * seats::HOLD_COLUMNS + 1
+                )
+            );
+            let mut query = sqlx::query(&sql);
+            for hold in holds {
+                query = seats::bind_hold!(query, hold);
+            }
+            for lease in leases {
+                query = bind_lease!(query, lease, now);
+            }
+            query.execute(c).await?;
+            return Ok(());
+        }
+    }
+    seats::write_holds(tx, holds).await?;
+    crate::insert_many!(
+        tx,
+        LEASE_INSERT,
+        "",
+        leases,
+        LEASE_COLUMNS_WRITTEN,
+        |q, lease| bind_lease!(q, lease, now)
+    )?;
+    Ok(())
 }
 
 /// Answers every caller of a batch; replayed leases are read back first, on a reader.

@@ -172,7 +172,9 @@ pub async fn take_upto(
     now: i64,
 ) -> Result<Vec<Option<(Uuid, Taken)>>, DbError> {
     ensure_pool(tx, org_id, product_id).await?;
-    take_from_pool(tx, org_id, product_id, wanted, now).await
+    let (holds, new) = take_from_pool(tx, org_id, product_id, wanted, now).await?;
+    write_holds(tx, &new).await?;
+    Ok(holds)
 }
 
 /// Makes the pool's row if it is missing.
@@ -187,14 +189,15 @@ pub async fn ensure_pool(tx: &mut Tx, org_id: Uuid, product_id: Uuid) -> Result<
     Ok(())
 }
 
-/// [`take_upto`] from a pool whose row exists.
+/// [`take_upto`] from a pool whose row exists, but with the new holds returned to be
+/// written by the caller ([`write_holds`]) before it commits.
 pub async fn take_from_pool(
     tx: &mut Tx,
     org_id: Uuid,
     product_id: Uuid,
     wanted: &[(String, i64)],
     now: i64,
-) -> Result<Vec<Option<(Uuid, Taken)>>, DbError> {
+) -> Result<(Vec<Option<(Uuid, Taken)>>, Vec<NewHold>), DbError> {
     let machines: Vec<&str> = wanted.iter().map(|(m, _)| m.as_str()).collect();
     let found = holds_of_machines(tx, org_id, product_id, &machines).await?;
     // A machine's lapsed hold, not yet reclaimed, gives its seat back first: the machine
@@ -204,14 +207,7 @@ pub async fn take_from_pool(
         .partition(|(_, _, _, expires_at)| *expires_at > now);
     if !lapsed.is_empty() {
         let ids: Vec<Uuid> = lapsed.iter().map(|(_, id, _, _)| *id).collect();
-        let freed = crate::execute_in_chunks!(
-            tx,
-            "DELETE FROM seat_holds WHERE expires_at <= $1 AND id IN {values}",
-            ids,
-            2,
-            |query| query.bind(now)
-        )?;
-        give_back(tx, org_id, product_id, freed).await?;
+        free_lapsed(tx, org_id, product_id, &ids, now).await?;
     }
     let live: HashMap<String, (Uuid, bool)> = live
         .into_iter()
@@ -234,28 +230,65 @@ pub async fn take_from_pool(
         match granted.next() {
             Some(taken) => {
                 let id = Uuid::now_v7();
-                fresh.push((id, machine.as_str(), taken == Taken::Overage, *until));
+                fresh.push(NewHold {
+                    id,
+                    org_id,
+                    product_id,
+                    machine: machine.clone(),
+                    overage: taken == Taken::Overage,
+                    created_at: now,
+                    expires_at: *until,
+                });
                 holds.push(Some((id, taken)));
             }
             None => holds.push(None),
         }
     }
+    Ok((holds, fresh))
+}
+
+/// A seat counted in its pool whose hold is still to be written, in the same transaction.
+pub struct NewHold {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub product_id: Uuid,
+    pub machine: String,
+    pub overage: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The insert of [`NewHold`]s, whose values [`bind_hold!`] binds.
+pub const HOLD_INSERT: &str =
+    "INSERT INTO seat_holds (id, org_id, product_id, machine, overage, created_at, expires_at)";
+pub const HOLD_COLUMNS: usize = 7;
+
+/// Binds a [`NewHold`]'s values to a query, in [`HOLD_INSERT`]'s order.
+macro_rules! bind_hold {
+    ($query:expr, $hold:expr) => {
+        $query
+            .bind($hold.id)
+            .bind($hold.org_id)
+            .bind($hold.product_id)
+            .bind(&$hold.machine)
+            .bind($hold.overage)
+            .bind($hold.created_at)
+            .bind($hold.expires_at)
+    };
+}
+pub(crate) use bind_hold;
+
+/// Writes the holds [`take_from_pool`] counted.
+pub async fn write_holds(tx: &mut Tx, holds: &[NewHold]) -> Result<(), DbError> {
     crate::insert_many!(
         tx,
-        "INSERT INTO seat_holds (id, org_id, product_id, machine, overage, created_at, expires_at)",
+        HOLD_INSERT,
         "",
-        fresh,
-        7,
-        |q, hold| q
-            .bind(hold.0)
-            .bind(org_id)
-            .bind(product_id)
-            .bind(hold.1)
-            .bind(hold.2)
-            .bind(now)
-            .bind(hold.3)
+        holds,
+        HOLD_COLUMNS,
+        |q, hold| bind_hold!(q, hold)
     )?;
-    Ok(holds)
+    Ok(())
 }
 
 /// The holds of `machines` in the pool, lapsed or not: machine, id, overage, expiry. One
@@ -462,13 +495,42 @@ pub async fn free_if_unheld(tx: &mut Tx, hold_id: Uuid) -> Result<bool, DbError>
     Ok(freed.is_some())
 }
 
+/// Frees those of the pool's holds `ids` that lapsed before `now` (one renewed meanwhile
+/// stays): their seats go back to the pool. Locked in id order, like every multi-row
+/// change of holds. Returns how many were freed.
+async fn free_lapsed(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    ids: &[Uuid],
+    now: i64,
+) -> Result<u64, DbError> {
+    let freed = crate::execute_in_chunks!(
+        tx,
+        format!(
+            "DELETE FROM seat_holds WHERE {}",
+            crate::db::in_id_order(tx, "seat_holds", "expires_at <= $1 AND id IN {values}")
+        ),
+        ids,
+        2,
+        |query| query.bind(now)
+    )?;
+    give_back(tx, org_id, product_id, freed).await?;
+    Ok(freed)
+}
+
 /// Gives back the seats whose holders stopped renewing before `now`, at most `batch`, found
-/// through the expiry index. Returns how many were freed.
-pub async fn reclaim_expired(db: &crate::db::Db, now: i64, batch: i64) -> Result<u64, DbError> {
+/// through the expiry index: one transaction per seat pool. Returns how many were freed
+/// and whether `batch` were found (there may be more).
+pub async fn reclaim_expired(
+    db: &crate::db::Db,
+    now: i64,
+    batch: i64,
+) -> Result<(u64, bool), DbError> {
     let expired: Vec<(Uuid, Uuid, Uuid)> = {
         let mut conn = db.reader().await?;
         on_db!(&mut conn, |c| sqlx::query_as(
-            "SELECT id, org_id, product_id FROM seat_holds WHERE expires_at <= $1 \
+            "SELECT org_id, product_id, id FROM seat_holds WHERE expires_at <= $1 \
              ORDER BY expires_at LIMIT $2"
         )
         .bind(now)
@@ -476,28 +538,18 @@ pub async fn reclaim_expired(db: &crate::db::Db, now: i64, batch: i64) -> Result
         .fetch_all(c)
         .await)?
     };
+    let full = expired.len() as i64 == batch;
+    let mut pools: std::collections::BTreeMap<(Uuid, Uuid), Vec<Uuid>> = Default::default();
+    for (org_id, product_id, id) in expired {
+        pools.entry((org_id, product_id)).or_default().push(id);
+    }
     let mut freed = 0;
-    for (id, org_id, product_id) in expired {
+    for ((org_id, product_id), ids) in pools {
         let mut tx = db.begin().await?;
-        // Renewed meanwhile? Then it is not expired any more and stays.
-        let deleted = execute!(
-            &mut tx,
-            "DELETE FROM seat_holds WHERE id = $1 AND expires_at <= $2",
-            id,
-            now
-        )?;
-        if deleted == 1 {
-            execute!(
-                &mut tx,
-                "UPDATE seat_pools SET held = held - 1 WHERE org_id = $1 AND product_id = $2",
-                org_id,
-                product_id
-            )?;
-            freed += 1;
-        }
+        freed += free_lapsed(&mut tx, org_id, product_id, &ids, now).await?;
         tx.commit().await?;
     }
-    Ok(freed)
+    Ok((freed, full))
 }
 
 /// Seats held of each product by an organization now (leases and, later, checkouts).

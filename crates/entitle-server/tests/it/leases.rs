@@ -110,8 +110,10 @@ async fn leases_take_share_and_give_back_seats_and_verify_offline() {
     assert_eq!(held(&app).await, 2);
     assert_eq!(crate::count(&app, "license_denials").await, 1);
 
-    // Heartbeats renew with a fresh nonce; someone else's lease is not found.
+    // Heartbeats renew with a fresh nonce, and keep the seat as long as the lease; someone
+    // else's lease is not found.
     let id = first["id"].as_str().expect("id");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let renewed = app
         .post_as(
             &uma,
@@ -124,6 +126,23 @@ async fn leases_take_share_and_give_back_seats_and_verify_offline() {
     let claims = entitle_license::read_unverified(renewed["license"].as_str().expect("license"))
         .expect("claims");
     assert_eq!(claims.nonce.as_deref(), Some("second-nonce"));
+    let (lease_until, seat_until): (i64, i64) = {
+        use entitle_server::on_db;
+        let mut conn = app.state.db.reader().await.expect("connection");
+        on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT l.expires_at, h.expires_at FROM leases l \
+             JOIN seat_holds h ON h.id = l.hold_id WHERE l.id = $1"
+        )
+        .bind(id.parse::<uuid::Uuid>().expect("lease id"))
+        .fetch_one(c)
+        .await)
+        .expect("lease and seat")
+    };
+    assert!(lease_until > first["expires_at"].as_i64().expect("expires_at"));
+    assert_eq!(
+        seat_until, lease_until,
+        "the seat is kept as long as the lease"
+    );
     let theirs = app
         .post_as(
             &orgs.fiona,
@@ -411,6 +430,88 @@ async fn a_machine_whose_hold_lapsed_takes_a_seat_again_before_the_reclaim() {
     let more = take(now + 5_000, &["machine-cccc", "machine-dddd"]).await;
     assert!(more.iter().all(Option::is_some), "{more:?}");
     assert_eq!(held(&app).await, 3);
+}
+
+/// The reclaim frees lapsed seats a batch at a time, each pool's in one transaction, and
+/// counts each freed seat in its own pool; live seats stay.
+#[tokio::test]
+async fn the_reclaim_frees_lapsed_seats_of_every_pool_in_batches() {
+    use entitle_server::{entitlements::seats, on_db};
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    subscribed(&app, &orgs, 5, json!({"overage": "deny"})).await;
+    let operator = app.operator("olga@vendor.example").await;
+    let product = app
+        .post_as(
+            &operator,
+            "/api/v1/products",
+            &json!({"code": "road-designer", "name": "Road Designer"}),
+        )
+        .await;
+    assert_eq!(product.status(), StatusCode::CREATED);
+    let subscription = app
+        .post_as(
+            &operator,
+            "/api/v1/subscriptions",
+            &json!({"org_id": orgs.acme, "products": ["road-designer"], "seats": 5,
+                "overage": "deny", "ends_at": entitle_server::db::now_ms() + 30 * DAY_MS}),
+        )
+        .await;
+    assert_eq!(
+        subscription.status(),
+        StatusCode::CREATED,
+        "{}",
+        subscription.text().await.unwrap_or_default()
+    );
+    let products: Vec<(uuid::Uuid,)> = {
+        let mut conn = app.state.db.reader().await.expect("connection");
+        on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT id FROM products ORDER BY code"
+        )
+        .fetch_all(c)
+        .await)
+        .expect("products")
+    };
+    let org_id: uuid::Uuid = orgs.acme.parse().expect("org id");
+    let now = entitle_server::db::now_ms();
+    // Three lapsing seats and one live one of each product.
+    for (product_id,) in &products {
+        let wanted: Vec<(String, i64)> = ["a", "b", "c", "live"]
+            .iter()
+            .map(|m| {
+                let until = if *m == "live" {
+                    now + 60_000
+                } else {
+                    now + 1_000
+                };
+                (format!("machine-{m}"), until)
+            })
+            .collect();
+        let mut tx = app.state.db.begin().await.expect("transaction");
+        let holds = seats::take_upto(&mut tx, org_id, *product_id, &wanted, now)
+            .await
+            .expect("taking seats");
+        assert!(holds.iter().all(Option::is_some));
+        tx.commit().await.expect("commit");
+    }
+    assert_eq!(held(&app).await, 8);
+    let later = now + 5_000;
+    let first = seats::reclaim_expired(&app.state.db, later, 4)
+        .await
+        .expect("reclaim");
+    assert_eq!(first, (4, true), "a full batch: there may be more");
+    let second = seats::reclaim_expired(&app.state.db, later, 4)
+        .await
+        .expect("reclaim");
+    assert_eq!(second, (2, false));
+    let mut conn = app.state.db.reader().await.expect("connection");
+    let pools: Vec<(i64,)> = on_db!(&mut conn, |c| sqlx::query_as(
+        "SELECT held FROM seat_pools ORDER BY product_id"
+    )
+    .fetch_all(c)
+    .await)
+    .expect("pools");
+    assert_eq!(pools, vec![(1,), (1,)], "each pool keeps its live seat");
 }
 
 /// Many clients race for the last seats, on two servers of one database: seats held never
