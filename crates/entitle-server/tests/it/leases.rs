@@ -13,25 +13,44 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Acme with a subscription of `seats` to civil-designer under `overage`; returns Uma's token.
 pub async fn subscribed(app: &TestApp, orgs: &TwoOrgs, seats: i64, overage: Value) -> String {
+    subscribe(
+        app,
+        ("civil-designer", "Civil Designer"),
+        &orgs.acme,
+        seats,
+        overage,
+    )
+    .await;
+    member(app, &orgs.fiona, &orgs.acme, "Acme", "uma@acme.test", &[])
+        .await
+        .1
+}
+
+/// The operator adds a product (code, name) and a subscription of `seats` of it for
+/// `org_id`.
+async fn subscribe(
+    app: &TestApp,
+    (code, name): (&str, &str),
+    org_id: &str,
+    seats: i64,
+    overage: Value,
+) {
     let operator = app.operator("olga@vendor.example").await;
     let product = app
         .post_as(
             &operator,
             "/api/v1/products",
-            &json!({"code": "civil-designer", "name": "Civil Designer"}),
+            &json!({"code": code, "name": name}),
         )
         .await;
     assert_eq!(product.status(), StatusCode::CREATED);
-    let mut body = json!({"org_id": orgs.acme, "products": ["civil-designer"], "seats": seats,
+    let mut body = json!({"org_id": org_id, "products": [code], "seats": seats,
         "ends_at": entitle_server::db::now_ms() + 30 * DAY_MS});
     body.as_object_mut()
         .expect("object")
         .extend(overage.as_object().expect("object").clone());
     let subscription = app.post_as(&operator, "/api/v1/subscriptions", &body).await;
     assert_eq!(subscription.status(), StatusCode::CREATED);
-    member(app, &orgs.fiona, &orgs.acme, "Acme", "uma@acme.test", &[])
-        .await
-        .1
 }
 
 fn lease_request(machine: &str) -> Value {
@@ -440,29 +459,14 @@ async fn the_reclaim_frees_lapsed_seats_of_every_pool_in_batches() {
     let app = TestApp::spawn().await;
     let orgs = acme_and_globex(&app).await;
     subscribed(&app, &orgs, 5, json!({"overage": "deny"})).await;
-    let operator = app.operator("olga@vendor.example").await;
-    let product = app
-        .post_as(
-            &operator,
-            "/api/v1/products",
-            &json!({"code": "road-designer", "name": "Road Designer"}),
-        )
-        .await;
-    assert_eq!(product.status(), StatusCode::CREATED);
-    let subscription = app
-        .post_as(
-            &operator,
-            "/api/v1/subscriptions",
-            &json!({"org_id": orgs.acme, "products": ["road-designer"], "seats": 5,
-                "overage": "deny", "ends_at": entitle_server::db::now_ms() + 30 * DAY_MS}),
-        )
-        .await;
-    assert_eq!(
-        subscription.status(),
-        StatusCode::CREATED,
-        "{}",
-        subscription.text().await.unwrap_or_default()
-    );
+    subscribe(
+        &app,
+        ("road-designer", "Road Designer"),
+        &orgs.acme,
+        5,
+        json!({"overage": "deny"}),
+    )
+    .await;
     let products: Vec<(uuid::Uuid,)> = {
         let mut conn = app.state.db.reader().await.expect("connection");
         on_db!(&mut conn, |c| sqlx::query_as(
