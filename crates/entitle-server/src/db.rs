@@ -484,6 +484,10 @@ impl Db {
         Ok(())
     }
 
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Db::Sqlite { .. })
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Db::Sqlite { .. } => "sqlite",

@@ -305,10 +305,6 @@ async fn resolve_and_renew(
     Ok((resolutions, pending))
 }
 
-fn db_is_sqlite(db: &Db) -> bool {
-    matches!(db, Db::Sqlite { .. })
-}
-
 /// Renews the leases of `(lease, person)` that are live and that person's, and keeps their
 /// seats at least as long: the leases renewed. Rows are locked in id order, leases then
 /// holds; on PostgreSQL both updates are one statement, atomic without a transaction.
@@ -396,7 +392,7 @@ async fn apply(
     let now = now_ms();
     let expires_at = super::leases::seat_until(now, terms.heartbeat_secs);
     let grace_until = now + terms.grace_secs * 1000;
-    if !db_is_sqlite(db) && requests.iter().all(|r| matches!(r.op, Op::Heartbeat(_))) {
+    if !db.is_sqlite() && requests.iter().all(|r| matches!(r.op, Op::Heartbeat(_))) {
         // Heartbeats alone renew by one statement on PostgreSQL, atomic by itself: no
         // transaction of their own, two round trips instead of five.
         let mut conn = db.writer().await?;
