@@ -8,9 +8,9 @@
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
-    pool::PoolConnection,
-    postgres::{PgConnectOptions, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    pool::{PoolConnection, PoolOptions},
+    postgres::PgConnectOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
     PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction,
 };
 
@@ -81,6 +81,12 @@ impl Executor for Conn {
             Conn::Sqlite(c) => Exec::Sqlite(c),
             Conn::Postgres(c) => Exec::Postgres(c),
         }
+    }
+}
+
+impl Executor for PgConnection {
+    fn exec(&mut self) -> Exec<'_> {
+        Exec::Postgres(self)
     }
 }
 
@@ -281,6 +287,27 @@ pub async fn notify(ex: &mut impl Executor, channel: &str, payload: &str) -> Res
 /// 100 would prepare them again and again.
 const STATEMENT_CACHE: usize = 1024;
 
+/// How long a pooled connection may have been idle and still be handed out unchecked. sqlx
+/// pings a connection on every acquire by default: a round trip per transaction, as much
+/// as a statement. One in steady use is known to be alive (HikariCP's
+/// `aliveBypassWindowMs` is the same rule); one idle longer is pinged first, so that one
+/// dropped meanwhile (a database restart, a firewall's idle timeout) is replaced instead
+/// of failing a request.
+const ALIVE_WITHOUT_PING: Duration = Duration::from_millis(500);
+
+fn pool_options<DB: sqlx::Database>() -> PoolOptions<DB> {
+    PoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ALIVE_WITHOUT_PING {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Db {
     /// Opens (creating if needed) the database: PostgreSQL for `postgres://` URLs,
     /// otherwise SQLite at `sqlite:` URL or `<data_dir>/entitle.db`.
@@ -289,7 +316,7 @@ impl Db {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 let options =
                     PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE);
-                let pool = PgPoolOptions::new()
+                let pool = pool_options::<Postgres>()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
@@ -333,13 +360,13 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .statement_cache_capacity(STATEMENT_CACHE);
-        let writer = SqlitePoolOptions::new()
+        let writer = pool_options::<Sqlite>()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
-        let readers = SqlitePoolOptions::new()
+        let readers = pool_options::<Sqlite>()
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
@@ -516,7 +543,6 @@ impl Tx {
     }
 }
 
-/// Milliseconds since the Unix epoch: the one time format stored in both databases.
 /// The next batch for a group-commit task: waits for one item, then takes what else is
 /// queued already, up to `max`; none when every sender is gone.
 pub async fn next_batch<T>(
@@ -534,6 +560,7 @@ pub async fn next_batch<T>(
     Some(batch)
 }
 
+/// Milliseconds since the Unix epoch: the one time format stored in both databases.
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64

@@ -2,7 +2,8 @@
 //! through one connection; so those that arrive together are applied in one transaction
 //! by a few statements for all of them, the way refresh-token rotation is
 //! (`oidc/rotation.rs`): who asks and who pays are read for the whole batch in its
-//! transaction, then heartbeats and acquires are written. Seats are still taken by
+//! transaction, then heartbeats and acquires are written (on PostgreSQL a batch of
+//! heartbeats alone is one statement, [`renew_heartbeats`]). Seats are still taken by
 //! conditional updates of each pool's row (`seats::take_upto`), so the limits hold
 //! however requests interleave, on one server or several. A batch that fails is applied
 //! again one request at a time, so that one bad request fails alone; a request whose
@@ -21,7 +22,7 @@ use super::{
 use crate::{
     db::{now_ms, Db, DbError, Exec, Executor, Tx},
     identity::store::AccountRow,
-    oidc::grants::{people_of_tokens, PersonToken},
+    oidc::grants::{people_of_tokens, person_token_still_good, PersonToken},
     on_db,
 };
 
@@ -314,32 +315,13 @@ async fn renew(
     now: i64,
     terms: Terms,
 ) -> Result<Vec<LeaseRow>, DbError> {
-    let expires_at = super::leases::seat_until(now, terms.heartbeat_secs);
-    let grace_until = now + terms.grace_secs * 1000;
-    let live_and_theirs = format!(
-        "expires_at > $4 AND (id, account_id) IN (VALUES {})",
-        crate::db::placeholders(leases.len(), 2, 5)
-    );
-    let update_leases = format!(
-        "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
-         WHERE {} RETURNING {LEASE_COLUMNS}",
-        crate::db::in_id_order(ex, "leases", &live_and_theirs)
-    );
-    let extend_holds = |until: &str| {
-        format!(
-            "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < {until} THEN {until} \
-             ELSE expires_at END WHERE"
-        )
-    };
+    let (expires_at, grace_until) = renewal_terms(now, terms);
+    let wanted = format!("(VALUES {})", crate::db::placeholders(leases.len(), 2, 5));
     let sqlite = ex.is_sqlite();
     let sql = if sqlite {
-        update_leases
+        renew_leases_sql(ex, &wanted)
     } else {
-        format!(
-            "WITH renewed AS ({update_leases}), held AS ({} {}) SELECT * FROM renewed",
-            extend_holds("$2"),
-            crate::db::in_id_order(ex, "seat_holds", "id IN (SELECT hold_id FROM renewed)")
-        )
+        format!("WITH {} SELECT * FROM renewed", renewal_ctes(ex, &wanted))
     };
     let renewed: Vec<LeaseRow> = on_db!(ex, |c| {
         let mut query = sqlx::query_as(&sql)
@@ -358,13 +340,111 @@ async fn renew(
         holds.dedup();
         crate::execute_in_chunks!(
             ex,
-            format!("{} id IN {{values}}", extend_holds("$1")),
+            format!("{} id IN {{values}}", extend_holds_sql("$1")),
             holds,
             2,
             |query| query.bind(expires_at)
         )?;
     }
     Ok(renewed)
+}
+
+/// Until when a heartbeat at `now` keeps the seat, and until when the lease works offline.
+fn renewal_terms(now: i64, terms: Terms) -> (i64, i64) {
+    (
+        super::leases::seat_until(now, terms.heartbeat_secs),
+        now + terms.grace_secs * 1000,
+    )
+}
+
+/// The update that renews the leases of `(lease id, account id)` rows of `wanted` that are
+/// live, with `$1`..`$4` the heartbeat time, the seat's and the offline grace's ends and
+/// the time now; it returns the leases renewed and, as `lease_account`, whose they are.
+fn renew_leases_sql(ex: &mut impl Executor, wanted: &str) -> String {
+    let live_and_theirs = format!("expires_at > $4 AND (id, account_id) IN {wanted}");
+    format!(
+        "UPDATE leases SET heartbeat_at = $1, expires_at = $2, grace_until = $3 \
+         WHERE {} RETURNING {LEASE_COLUMNS}, account_id AS lease_account",
+        crate::db::in_id_order(ex, "leases", &live_and_theirs)
+    )
+}
+
+/// The seat holds' update to an end of `until` of those that would end sooner, up to the
+/// condition that names them. Holds that last longer already (a reserved checkout's) are
+/// not written at all.
+fn extend_holds_sql(until: &str) -> String {
+    format!("UPDATE seat_holds SET expires_at = {until} WHERE expires_at < {until} AND")
+}
+
+/// PostgreSQL's `renewed` (the leases renewed, [`renew_leases_sql`]) and `held` (their
+/// seats kept as long) as the common table expressions of one statement.
+fn renewal_ctes(ex: &mut impl Executor, wanted: &str) -> String {
+    format!(
+        "renewed AS ({}), held AS ({} {})",
+        renew_leases_sql(ex, wanted),
+        extend_holds_sql("$2"),
+        crate::db::in_id_order(ex, "seat_holds", "id IN (SELECT hold_id FROM renewed)")
+    )
+}
+
+/// A batch of heartbeats alone on PostgreSQL, in one statement and one round trip, atomic
+/// without a transaction: who asks (a token still good, [`person_token_still_good`]; a
+/// session's person as they are), their leases renewed where live and theirs, and those
+/// leases' seats kept as long.
+async fn renew_heartbeats(
+    conn: &mut sqlx::PgConnection,
+    heartbeats: &[(&Caller, Uuid)],
+    now: i64,
+    terms: Terms,
+) -> Result<Vec<(Option<AccountRow>, Pending)>, DbError> {
+    use sqlx::{FromRow, Row};
+    let (expires_at, grace_until) = renewal_terms(now, terms);
+    let sql = format!(
+        "WITH q (n, account_id, grant_id, jti, lease_id, by_token) AS (VALUES {}), \
+         people AS (SELECT q.n, q.lease_id AS asked_lease, {} FROM q \
+           JOIN accounts a ON a.id = q.account_id WHERE NOT q.by_token OR ({})), \
+         {} \
+         SELECT p.*, r.* FROM people p \
+           LEFT JOIN renewed r ON r.lease_id = p.asked_lease AND r.lease_account = p.id",
+        crate::db::placeholders(heartbeats.len(), 6, 5),
+        crate::identity::store::account_columns_of("a"),
+        person_token_still_good("q", "a"),
+        renewal_ctes(conn, "(SELECT asked_lease, id FROM people)")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(now)
+        .bind(expires_at)
+        .bind(grace_until)
+        .bind(now);
+    for (n, (caller, lease_id)) in heartbeats.iter().enumerate() {
+        let (account_id, token) = match caller {
+            Caller::Account(account) => (account.id, None),
+            Caller::Token(token) => (token.account_id, Some(token)),
+        };
+        query = query
+            .bind(n as i64)
+            .bind(account_id)
+            .bind(token.map(|t| t.grant_id))
+            .bind(token.map(|t| t.jti))
+            .bind(*lease_id)
+            .bind(token.is_some());
+    }
+    let started = std::time::Instant::now();
+    let rows = query.fetch_all(conn).await;
+    crate::metrics::query_finished("postgres", started);
+    let mut answers: Vec<(Option<AccountRow>, Pending)> = heartbeats
+        .iter()
+        .map(|_| (None, Pending::Unauthenticated))
+        .collect();
+    for row in rows? {
+        let n: i64 = row.try_get("n")?;
+        let renewed = match row.try_get::<Option<Uuid>, _>("lease_id")? {
+            Some(_) => Pending::Renewed(LeaseRow::from_row(&row)?),
+            None => Pending::Gone,
+        };
+        answers[n as usize] = (Some(AccountRow::from_row(&row)?), renewed);
+    }
+    Ok(answers)
 }
 
 /// Who pays for an acquire: the product, and the organization paying with its name when
@@ -390,18 +470,19 @@ async fn apply(
     pools: &mut HashSet<(Uuid, Uuid)>,
 ) -> Result<Vec<(Option<AccountRow>, Pending)>, DbError> {
     let now = now_ms();
-    let expires_at = super::leases::seat_until(now, terms.heartbeat_secs);
-    let grace_until = now + terms.grace_secs * 1000;
-    if !db.is_sqlite() && requests.iter().all(|r| matches!(r.op, Op::Heartbeat(_))) {
-        // Heartbeats alone renew by one statement on PostgreSQL, atomic by itself: no
-        // transaction of their own, two round trips instead of five.
+    let (expires_at, grace_until) = renewal_terms(now, terms);
+    let heartbeats: Option<Vec<(&Caller, Uuid)>> = requests
+        .iter()
+        .map(|r| match r.op {
+            Op::Heartbeat(lease_id) => Some((&r.caller, lease_id)),
+            Op::Acquire(_) => None,
+        })
+        .collect();
+    if let (Some(heartbeats), false) = (heartbeats, db.is_sqlite()) {
         let mut conn = db.writer().await?;
-        let (resolutions, pending) = resolve_and_renew(&mut conn, requests, now, terms).await?;
-        return Ok(resolutions
-            .into_iter()
-            .zip(pending)
-            .map(|(r, p)| (r.account, p.unwrap_or(Pending::Gone)))
-            .collect());
+        if let Exec::Postgres(c) = conn.exec() {
+            return renew_heartbeats(c, &heartbeats, now, terms).await;
+        }
     }
     let mut tx = db.begin().await?;
     let (resolutions, mut pending) = resolve_and_renew(&mut tx, requests, now, terms).await?;

@@ -87,6 +87,7 @@ pub fn check_request(request: &LeaseRequest, idempotency_key: Option<&str>) -> A
 
 #[derive(sqlx::FromRow, Clone, Debug)]
 pub struct LeaseRow {
+    #[sqlx(rename = "lease_id")]
     pub id: Uuid,
     pub org_id: Uuid,
     pub org_name: String,
@@ -101,9 +102,10 @@ pub struct LeaseRow {
 }
 
 /// A [`LeaseRow`]'s columns, of the `leases` table: for a `SELECT` and for the `RETURNING`
-/// of an update (hence subqueries, not joins).
+/// of an update (hence subqueries, not joins). The id is `lease_id`, so that a lease's
+/// columns and its person's can be one row.
 pub(super) const LEASE_COLUMNS: &str =
-    "id, org_id, (SELECT name FROM orgs WHERE orgs.id = leases.org_id) AS org_name, \
+    "id AS lease_id, org_id, (SELECT name FROM orgs WHERE orgs.id = leases.org_id) AS org_name, \
      (SELECT code FROM products WHERE products.id = leases.product_id) AS product, \
      version, machine, machine_name, overage, expires_at, grace_until, hold_id";
 

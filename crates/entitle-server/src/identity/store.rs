@@ -38,6 +38,11 @@ impl AccountRow {
         self.status == "active"
     }
 
+    /// [`AccountRow::is_active`] as an SQL condition on the accounts table named `alias`.
+    pub fn is_active_sql(alias: &str) -> String {
+        format!("{alias}.status = 'active'")
+    }
+
     pub fn to_proto(&self) -> entitle_proto::Account {
         entitle_proto::Account {
             id: self.id,

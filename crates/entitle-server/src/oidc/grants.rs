@@ -1030,13 +1030,23 @@ struct TokenPerson {
 
 /// The SQL condition that an access token, the `jti` and `grant_id` columns of `alias`,
 /// is still good: not revoked, and its grant (none for a service client's) live. With
-/// [`AccountRow::is_active`] for a person's, the rule every use of an access token is
-/// checked by.
+/// [`AccountRow::is_active`] for a person's ([`person_token_still_good`]), the rule every
+/// use of an access token is checked by.
 pub fn token_still_good(alias: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM oauth_revoked_tokens r WHERE r.jti = {alias}.jti) \
          AND ({alias}.grant_id IS NULL OR EXISTS (SELECT 1 FROM oauth_grants g \
            WHERE g.id = {alias}.grant_id AND g.revoked_at IS NULL))"
+    )
+}
+
+/// The SQL condition that a person's access token, the `jti` and `grant_id` columns of
+/// `token`, is still good ([`token_still_good`]) and their account, `account`, active.
+pub fn person_token_still_good(token: &str, account: &str) -> String {
+    format!(
+        "{} AND {}",
+        token_still_good(token),
+        AccountRow::is_active_sql(account)
     )
 }
 
@@ -1055,7 +1065,7 @@ pub async fn people_of_tokens(
          SELECT t.jti AS token_jti, {} FROM t JOIN accounts a ON a.id = t.account_id WHERE {}",
         crate::db::value_rows(ex, tokens.len(), 3),
         crate::identity::store::account_columns_of("a"),
-        token_still_good("t")
+        person_token_still_good("t", "a")
     );
     let found: Vec<TokenPerson> = on_db!(ex, |c| {
         let mut query = sqlx::query_as(&sql);
@@ -1069,7 +1079,6 @@ pub async fn people_of_tokens(
     })?;
     Ok(found
         .into_iter()
-        .filter(|found| found.account.is_active())
         .map(|found| (found.token_jti, found.account))
         .collect())
 }

@@ -578,8 +578,9 @@ async fn racing_clients_never_hold_more_seats_than_owned() {
 }
 
 /// The licensing endpoints take the access tokens the provider issues for a person (as
-/// the desktop client sends them), and refuse them once the person is disabled or the
-/// grant is revoked; a service client's token (no person) is refused.
+/// the desktop client sends them) for leases and their heartbeats, and refuse them once the
+/// person is disabled or the grant is revoked; a service client's token (no person) is
+/// refused.
 #[tokio::test]
 async fn access_tokens_of_people_are_accepted_and_refused_when_their_grant_ends() {
     let app = TestApp::spawn().await;
@@ -593,6 +594,22 @@ async fn access_tokens_of_people_are_accepted_and_refused_when_their_grant_ends(
         .to_owned();
     let taken = lease(&app, &access, "machine-aaaa").await;
     assert_eq!(taken.status(), StatusCode::CREATED);
+    let taken: Value = taken.json().await.expect("lease");
+    let heartbeat = |token: String| {
+        let (app, path) = (
+            &app,
+            format!(
+                "/api/v1/leases/{}/heartbeat",
+                taken["id"].as_str().expect("id")
+            ),
+        );
+        async move {
+            app.post_as(&token, &path, &json!({"nonce": "nonce-12345678"}))
+                .await
+                .status()
+        }
+    };
+    assert_eq!(heartbeat(access.clone()).await, StatusCode::OK);
     let entitlements: Value = app
         .get_as(&access, "/api/v1/me/entitlements")
         .await
@@ -624,6 +641,33 @@ async fn access_tokens_of_people_are_accepted_and_refused_when_their_grant_ends(
         lease(&app, machine_token, "machine-bbbb").await.status(),
         StatusCode::UNAUTHORIZED
     );
+    // The access token of a grant since revoked (its refresh token's family): refused.
+    let other = crate::oidc::desktop_tokens(&app, &browser, "openid offline_access").await;
+    let other_access = other["access_token"].as_str().expect("access token");
+    assert_eq!(heartbeat(other_access.to_owned()).await, StatusCode::OK);
+    let revoked = entitle_testkit::new_client()
+        .post(app.url("/oauth2/revoke"))
+        .form(&[
+            (
+                "token",
+                other["refresh_token"].as_str().expect("refresh token"),
+            ),
+            ("client_id", crate::oidc::DESKTOP),
+        ])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        heartbeat(other_access.to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        lease(&app, other_access, "machine-bbbb").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(heartbeat(access.clone()).await, StatusCode::OK);
+
     // A token altered after signing: refused.
     let mut forged = access.clone();
     forged.pop();
@@ -661,4 +705,5 @@ async fn access_tokens_of_people_are_accepted_and_refused_when_their_grant_ends(
         lease(&app, &access, "machine-cccc").await.status(),
         StatusCode::UNAUTHORIZED
     );
+    assert_eq!(heartbeat(access.clone()).await, StatusCode::UNAUTHORIZED);
 }

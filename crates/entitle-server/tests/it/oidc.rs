@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::count;
 
-const DESKTOP: &str = "entitle-desktop";
+pub const DESKTOP: &str = "entitle-desktop";
 const LOOPBACK: &str = "http://127.0.0.1:49152/callback";
 
 pub struct Pkce {
