@@ -72,7 +72,7 @@ pub const RECLAIM_EVERY_MS: u64 = 5_000;
 /// Lapsed seats freed per transaction of a seat pool.
 const RECLAIM_BATCH: i64 = 1_000;
 
-/// Frees the seats whose holders stopped renewing, found through the expiry index, until
+/// Frees the seats whose holders stopped renewing, found through the review index, until
 /// none is left: a burst of lapsed seats is caught up with, a thousand at a time. Every
 /// process runs it; a seat freed twice is not (the delete is conditional).
 async fn reclaim_seats(state: AppState) {
@@ -83,7 +83,9 @@ async fn reclaim_seats(state: AppState) {
         loop {
             match entitlements::seats::reclaim_expired(&state.db, db::now_ms(), RECLAIM_BATCH).await
             {
-                Ok((freed, true)) if freed > 0 => tokio::task::yield_now().await,
+                Ok(pass) if pass.full && pass.freed + pass.deferred > 0 => {
+                    tokio::task::yield_now().await
+                }
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(error = %error, "reclaiming lapsed seats failed");

@@ -103,7 +103,7 @@ async fn reclaim_pool(
     now: i64,
 ) -> Result<(), DbError> {
     let sql = format!(
-        "DELETE FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3",
+        "DELETE FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND {LAPSED}",
         lapsed_index(tx)
     );
     let freed = execute!(tx, &sql, org_id, product_id, now)?;
@@ -258,10 +258,11 @@ pub struct NewHold {
     pub expires_at: i64,
 }
 
-/// The insert of [`NewHold`]s, whose values [`bind_hold!`] binds.
-pub const HOLD_INSERT: &str =
-    "INSERT INTO seat_holds (id, org_id, product_id, machine, overage, created_at, expires_at)";
-pub const HOLD_COLUMNS: usize = 7;
+/// The insert of [`NewHold`]s, whose values [`bind_hold!`] binds: due for review at their
+/// end.
+pub const HOLD_INSERT: &str = "INSERT INTO seat_holds \
+     (id, org_id, product_id, machine, overage, created_at, expires_at, review_at)";
+pub const HOLD_COLUMNS: usize = 8;
 
 /// Binds a [`NewHold`]'s values to a query, in [`HOLD_INSERT`]'s order.
 macro_rules! bind_hold {
@@ -273,6 +274,7 @@ macro_rules! bind_hold {
             .bind(&$hold.machine)
             .bind($hold.overage)
             .bind($hold.created_at)
+            .bind($hold.expires_at)
             .bind($hold.expires_at)
     };
 }
@@ -342,7 +344,7 @@ pub async fn live_in_pool(
         .collect();
     let sql = format!(
         "SELECT CAST(COALESCE((SELECT held FROM seat_pools WHERE org_id = $1 AND product_id = $2), 0) \
-           - (SELECT COUNT(*) FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND expires_at <= $3) AS BIGINT)",
+           - (SELECT COUNT(*) FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND {LAPSED}) AS BIGINT)",
         lapsed_index(tx)
     );
     let (held,): (i64,) = on_db!(tx, |c| sqlx::query_as(&sql)
@@ -354,12 +356,16 @@ pub async fn live_in_pool(
     Ok((live, held))
 }
 
+/// Holds lapsed by `$3`, found through the review index: a lapsed hold is due for review
+/// (`review_at` is never later than `expires_at`).
+const LAPSED: &str = "review_at <= $3 AND expires_at <= $3";
+
 /// SQLite, without statistics, would find a pool's lapsed holds by walking its holds in
-/// the machine index; it is told to use the expiry index, which holds only the few lapsed
-/// holds the background reclaim has not freed yet. PostgreSQL chooses it itself.
+/// the machine index; it is told to use the review index, which holds only the few holds
+/// the background reclaim has not looked at yet. PostgreSQL chooses it itself.
 fn lapsed_index(tx: &mut Tx) -> &'static str {
     if tx.is_sqlite() {
-        "INDEXED BY seat_holds_expiry"
+        "INDEXED BY seat_holds_review"
     } else {
         ""
     }
@@ -519,29 +525,45 @@ async fn free_lapsed(
     Ok(freed)
 }
 
-/// Gives back the seats whose holders stopped renewing before `now`, at most `batch`, found
-/// through the expiry index: one transaction per seat pool. Returns how many were freed
-/// and whether `batch` were found (there may be more).
+/// What one pass of the background reclaim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Seats given back: their holds had lapsed.
+    pub freed: u64,
+    /// Holds renewed since they were last looked at, now due for review at their end.
+    pub deferred: u64,
+    /// Whether `batch` holds were due (there may be more).
+    pub full: bool,
+}
+
+/// Reviews at most `batch` holds due for review by `now`, found through the review index:
+/// gives back the seats of those whose holders stopped renewing (one transaction per seat
+/// pool) and sets the others' next review to their end.
 pub async fn reclaim_expired(
     db: &crate::db::Db,
     now: i64,
     batch: i64,
-) -> Result<(u64, bool), DbError> {
-    let expired: Vec<(Uuid, Uuid, Uuid)> = {
+) -> Result<Reclaimed, DbError> {
+    let due: Vec<(Uuid, Uuid, Uuid, i64)> = {
         let mut conn = db.reader().await?;
         on_db!(&mut conn, |c| sqlx::query_as(
-            "SELECT org_id, product_id, id FROM seat_holds WHERE expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2"
+            "SELECT org_id, product_id, id, expires_at FROM seat_holds WHERE review_at <= $1 \
+             ORDER BY review_at LIMIT $2"
         )
         .bind(now)
         .bind(batch)
         .fetch_all(c)
         .await)?
     };
-    let full = expired.len() as i64 == batch;
+    let full = due.len() as i64 == batch;
     let mut pools: std::collections::BTreeMap<(Uuid, Uuid), Vec<Uuid>> = Default::default();
-    for (org_id, product_id, id) in expired {
-        pools.entry((org_id, product_id)).or_default().push(id);
+    let mut renewed = Vec::new();
+    for (org_id, product_id, id, expires_at) in due {
+        if expires_at <= now {
+            pools.entry((org_id, product_id)).or_default().push(id);
+        } else {
+            renewed.push(id);
+        }
     }
     let mut freed = 0;
     for ((org_id, product_id), ids) in pools {
@@ -549,7 +571,27 @@ pub async fn reclaim_expired(
         freed += free_lapsed(&mut tx, org_id, product_id, &ids, now).await?;
         tx.commit().await?;
     }
-    Ok((freed, full))
+    renewed.sort_unstable();
+    let deferred = if renewed.is_empty() {
+        0
+    } else {
+        let mut conn = db.writer().await?;
+        crate::execute_in_chunks!(
+            &mut conn,
+            format!(
+                "UPDATE seat_holds SET review_at = expires_at WHERE {}",
+                crate::db::in_id_order(&mut conn, "seat_holds", "id IN {values}")
+            ),
+            renewed,
+            1,
+            |query| query
+        )?
+    };
+    Ok(Reclaimed {
+        freed,
+        deferred,
+        full,
+    })
 }
 
 /// Seats held of each product by an organization now (leases and, later, checkouts).

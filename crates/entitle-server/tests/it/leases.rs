@@ -452,7 +452,8 @@ async fn a_machine_whose_hold_lapsed_takes_a_seat_again_before_the_reclaim() {
 }
 
 /// The reclaim frees lapsed seats a batch at a time, each pool's in one transaction, and
-/// counts each freed seat in its own pool; live seats stay.
+/// counts each freed seat in its own pool; live seats stay, and a seat renewed since it was
+/// taken is looked at again at its new end.
 #[tokio::test]
 async fn the_reclaim_frees_lapsed_seats_of_every_pool_in_batches() {
     use entitle_server::{entitlements::seats, on_db};
@@ -478,9 +479,10 @@ async fn the_reclaim_frees_lapsed_seats_of_every_pool_in_batches() {
     };
     let org_id: uuid::Uuid = orgs.acme.parse().expect("org id");
     let now = entitle_server::db::now_ms();
-    // Three lapsing seats and one live one of each product.
+    // Of each product: three seats lapsing, one live, and one renewed after it was taken
+    // (due for review at its first end, but live).
     for (product_id,) in &products {
-        let wanted: Vec<(String, i64)> = ["a", "b", "c", "live"]
+        let wanted: Vec<(String, i64)> = ["a", "b", "c", "live", "renewed"]
             .iter()
             .map(|m| {
                 let until = if *m == "live" {
@@ -496,26 +498,59 @@ async fn the_reclaim_frees_lapsed_seats_of_every_pool_in_batches() {
             .await
             .expect("taking seats");
         assert!(holds.iter().all(Option::is_some));
+        let (renewed, _) = holds[4].expect("renewed hold");
+        seats::extend(&mut tx, renewed, now + 60_000)
+            .await
+            .expect("renewing");
         tx.commit().await.expect("commit");
     }
-    assert_eq!(held(&app).await, 8);
+    assert_eq!(held(&app).await, 10);
+    let pools_held = || async {
+        let mut conn = app.state.db.reader().await.expect("connection");
+        let pools: Vec<(i64,)> = on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT held FROM seat_pools ORDER BY product_id"
+        )
+        .fetch_all(c)
+        .await)
+        .expect("pools");
+        pools
+    };
     let later = now + 5_000;
-    let first = seats::reclaim_expired(&app.state.db, later, 4)
+    let mut passes = Vec::new();
+    loop {
+        let pass = seats::reclaim_expired(&app.state.db, later, 4)
+            .await
+            .expect("reclaim");
+        passes.push(pass);
+        if !pass.full {
+            break;
+        }
+    }
+    assert_eq!(
+        passes.len(),
+        3,
+        "8 due in batches of 4: two full, then none"
+    );
+    assert_eq!(passes.iter().map(|p| p.freed).sum::<u64>(), 6);
+    assert_eq!(
+        passes.iter().map(|p| p.deferred).sum::<u64>(),
+        2,
+        "the renewed holds are due again at their end"
+    );
+    assert_eq!(
+        pools_held().await,
+        vec![(2,), (2,)],
+        "each pool keeps its live and renewed seats"
+    );
+    let again = seats::reclaim_expired(&app.state.db, later, 4)
         .await
         .expect("reclaim");
-    assert_eq!(first, (4, true), "a full batch: there may be more");
-    let second = seats::reclaim_expired(&app.state.db, later, 4)
+    assert_eq!((again.freed, again.deferred), (0, 0), "nothing due");
+    let after_all = seats::reclaim_expired(&app.state.db, now + 61_000, 100)
         .await
         .expect("reclaim");
-    assert_eq!(second, (2, false));
-    let mut conn = app.state.db.reader().await.expect("connection");
-    let pools: Vec<(i64,)> = on_db!(&mut conn, |c| sqlx::query_as(
-        "SELECT held FROM seat_pools ORDER BY product_id"
-    )
-    .fetch_all(c)
-    .await)
-    .expect("pools");
-    assert_eq!(pools, vec![(1,), (1,)], "each pool keeps its live seat");
+    assert_eq!((after_all.freed, after_all.full), (4, false));
+    assert_eq!(pools_held().await, vec![(0,), (0,)]);
 }
 
 /// Many clients race for the last seats, on two servers of one database: seats held never
