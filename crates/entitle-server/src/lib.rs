@@ -69,7 +69,7 @@ pub async fn serve(
 /// How often a serving process frees the seats of leases whose heartbeats stopped.
 pub const RECLAIM_EVERY_MS: u64 = 5_000;
 
-/// Lapsed seats freed per transaction of a seat pool.
+/// Seat holds the reclaim looks at per pass (lapsed ones freed in one transaction per pool).
 const RECLAIM_BATCH: i64 = 1_000;
 
 /// Frees the seats whose holders stopped renewing, found through the review index, until

@@ -340,7 +340,7 @@ async fn renew(
         holds.dedup();
         crate::execute_in_chunks!(
             ex,
-            format!("{} id IN {{values}}", extend_holds_sql("$1")),
+            format!("{} id IN {{values}}", seats::extend_holds_sql("$1")),
             holds,
             2,
             |query| query.bind(expires_at)
@@ -369,20 +369,13 @@ fn renew_leases_sql(ex: &mut impl Executor, wanted: &str) -> String {
     )
 }
 
-/// The seat holds' update to an end of `until` of those that would end sooner, up to the
-/// condition that names them. Holds that last longer already (a reserved checkout's) are
-/// not written at all.
-fn extend_holds_sql(until: &str) -> String {
-    format!("UPDATE seat_holds SET expires_at = {until} WHERE expires_at < {until} AND")
-}
-
 /// PostgreSQL's `renewed` (the leases renewed, [`renew_leases_sql`]) and `held` (their
 /// seats kept as long) as the common table expressions of one statement.
 fn renewal_ctes(ex: &mut impl Executor, wanted: &str) -> String {
     format!(
         "renewed AS ({}), held AS ({} {})",
         renew_leases_sql(ex, wanted),
-        extend_holds_sql("$2"),
+        seats::extend_holds_sql("$2"),
         crate::db::in_id_order(ex, "seat_holds", "id IN (SELECT hold_id FROM renewed)")
     )
 }

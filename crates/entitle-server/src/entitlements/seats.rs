@@ -471,12 +471,18 @@ async fn grant(
 pub async fn extend(ex: &mut impl Executor, hold_id: Uuid, until: i64) -> Result<(), DbError> {
     execute!(
         ex,
-        "UPDATE seat_holds SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
-         WHERE id = $2",
+        &format!("{} id = $2", extend_holds_sql("$1")),
         until,
         hold_id
     )?;
     Ok(())
+}
+
+/// The update that keeps holds until `until`, of those that would end sooner, up to the
+/// condition that names them. A hold is never shortened, and one that lasts longer
+/// already (a reserved checkout's) is not written at all.
+pub(super) fn extend_holds_sql(until: &str) -> String {
+    format!("UPDATE seat_holds SET expires_at = {until} WHERE expires_at < {until} AND")
 }
 
 /// Frees a hold that nothing holds any more: its seat goes back to the pool.
