@@ -629,15 +629,18 @@ pub async fn org_seats(
     .fetch_all(c)
     .await)
     .map_err(DbError::from)?;
-    let holds: Vec<(Uuid, String, String, String, bool)> = on_db!(&mut conn, |c| sqlx::query_as(
+    let sql = format!(
         "SELECT p.id, p.code, p.name, h.machine, h.overage FROM seat_holds h \
-         JOIN products p ON p.id = h.product_id WHERE h.org_id = $1 AND h.expires_at > $2"
-    )
-    .bind(org_id)
-    .bind(now)
-    .fetch_all(c)
-    .await)
-    .map_err(DbError::from)?;
+         JOIN products p ON p.id = h.product_id WHERE h.org_id = $1 AND NOT ({})",
+        super::seats::lapsed("h", "$2")
+    );
+    let holds: Vec<(Uuid, String, String, String, bool)> =
+        on_db!(&mut conn, |c| sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(now)
+            .fetch_all(c)
+            .await)
+        .map_err(DbError::from)?;
     let mut products: Vec<(Uuid, String, String, i64)> = subscribed;
     for (id, code, name, _, _) in &holds {
         if !products.iter().any(|p| p.0 == *id) {

@@ -4,7 +4,7 @@
 //! (`oidc/rotation.rs`): who asks and who pays are read for the whole batch in its
 //! transaction, then heartbeats and acquires are written (on PostgreSQL a batch of
 //! heartbeats alone is one statement, [`renew_heartbeats`]). Seats are still taken by
-//! conditional updates of each pool's row (`seats::take_upto`), so the limits hold
+//! conditional updates of each pool's row (`seats::take_from_pool`), so the limits hold
 //! however requests interleave, on one server or several. A batch that fails is applied
 //! again one request at a time, so that one bad request fails alone; a request whose
 //! Idempotency-Key another server used at the same moment is applied once more and
@@ -306,9 +306,9 @@ async fn resolve_and_renew(
     Ok((resolutions, pending))
 }
 
-/// Renews the leases of `(lease, person)` that are live and that person's, and keeps their
-/// seats at least as long: the leases renewed. Rows are locked in id order, leases then
-/// holds; on PostgreSQL both updates are one statement, atomic without a transaction.
+/// Renews the leases of `(lease, person)` that are live and that person's, locked in id
+/// order: the leases renewed. Their seats last as long without being written
+/// ([`seats::hold_end`]).
 async fn renew(
     ex: &mut impl Executor,
     leases: &[(Uuid, Uuid)],
@@ -317,13 +317,8 @@ async fn renew(
 ) -> Result<Vec<LeaseRow>, DbError> {
     let (expires_at, grace_until) = renewal_terms(now, terms);
     let wanted = format!("(VALUES {})", crate::db::placeholders(leases.len(), 2, 5));
-    let sqlite = ex.is_sqlite();
-    let sql = if sqlite {
-        renew_leases_sql(ex, &wanted)
-    } else {
-        format!("WITH {} SELECT * FROM renewed", renewal_ctes(ex, &wanted))
-    };
-    let renewed: Vec<LeaseRow> = on_db!(ex, |c| {
+    let sql = renew_leases_sql(ex, &wanted);
+    Ok(on_db!(ex, |c| {
         let mut query = sqlx::query_as(&sql)
             .bind(now)
             .bind(expires_at)
@@ -333,20 +328,7 @@ async fn renew(
             query = query.bind(*lease_id).bind(*account_id);
         }
         query.fetch_all(c).await
-    })?;
-    if sqlite {
-        let mut holds: Vec<Uuid> = renewed.iter().map(|row| row.hold_id).collect();
-        holds.sort_unstable();
-        holds.dedup();
-        crate::execute_in_chunks!(
-            ex,
-            format!("{} id IN {{values}}", seats::extend_holds_sql("$1")),
-            holds,
-            2,
-            |query| query.bind(expires_at)
-        )?;
-    }
-    Ok(renewed)
+    })?)
 }
 
 /// Until when a heartbeat at `now` keeps the seat, and until when the lease works offline.
@@ -369,17 +351,6 @@ fn renew_leases_sql(ex: &mut impl Executor, wanted: &str) -> String {
     )
 }
 
-/// PostgreSQL's `renewed` (the leases renewed, [`renew_leases_sql`]) and `held` (their
-/// seats kept as long) as the common table expressions of one statement.
-fn renewal_ctes(ex: &mut impl Executor, wanted: &str) -> String {
-    format!(
-        "renewed AS ({}), held AS ({} {})",
-        renew_leases_sql(ex, wanted),
-        seats::extend_holds_sql("$2"),
-        crate::db::in_id_order(ex, "seat_holds", "id IN (SELECT hold_id FROM renewed)")
-    )
-}
-
 /// A batch of heartbeats alone on PostgreSQL, in one statement and one round trip, atomic
 /// without a transaction: who asks (a token still good, [`person_token_still_good`]; a
 /// session's person as they are), their leases renewed where live and theirs, and those
@@ -392,36 +363,56 @@ async fn renew_heartbeats(
 ) -> Result<Vec<(Option<AccountRow>, Pending)>, DbError> {
     use sqlx::{FromRow, Row};
     let (expires_at, grace_until) = renewal_terms(now, terms);
+    // Arrays rather than a `VALUES` list: one statement text for every batch length, so
+    // each connection plans it once instead of for every length it meets.
     let sql = format!(
-        "WITH q (n, account_id, grant_id, jti, lease_id, by_token) AS (VALUES {}), \
+        "WITH q AS (SELECT n - 1 AS n, account_id, grant_id, jti, lease_id, by_token \
+           FROM unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::bool[]) \
+           WITH ORDINALITY AS u (account_id, grant_id, jti, lease_id, by_token, n)), \
          people AS (SELECT q.n, q.lease_id AS asked_lease, {} FROM q \
            JOIN accounts a ON a.id = q.account_id WHERE NOT q.by_token OR ({})), \
-         {} \
+         renewed AS ({}) \
          SELECT p.*, r.* FROM people p \
            LEFT JOIN renewed r ON r.lease_id = p.asked_lease AND r.lease_account = p.id",
-        crate::db::placeholders(heartbeats.len(), 6, 5),
         crate::identity::store::account_columns_of("a"),
         person_token_still_good("q", "a"),
-        renewal_ctes(conn, "(SELECT asked_lease, id FROM people)")
+        renew_leases_sql(conn, "(SELECT asked_lease, id FROM people)")
     );
-    let mut query = sqlx::query(&sql)
+    let tokens: Vec<Option<&PersonToken>> = heartbeats
+        .iter()
+        .map(|(caller, _)| match caller {
+            Caller::Account(_) => None,
+            Caller::Token(token) => Some(token),
+        })
+        .collect();
+    let query = sqlx::query(&sql)
         .bind(now)
         .bind(expires_at)
         .bind(grace_until)
-        .bind(now);
-    for (n, (caller, lease_id)) in heartbeats.iter().enumerate() {
-        let (account_id, token) = match caller {
-            Caller::Account(account) => (account.id, None),
-            Caller::Token(token) => (token.account_id, Some(token)),
-        };
-        query = query
-            .bind(n as i64)
-            .bind(account_id)
-            .bind(token.map(|t| t.grant_id))
-            .bind(token.map(|t| t.jti))
-            .bind(*lease_id)
-            .bind(token.is_some());
-    }
+        .bind(now)
+        .bind(
+            heartbeats
+                .iter()
+                .map(|(caller, _)| match caller {
+                    Caller::Account(account) => account.id,
+                    Caller::Token(token) => token.account_id,
+                })
+                .collect::<Vec<Uuid>>(),
+        )
+        .bind(
+            tokens
+                .iter()
+                .map(|t| t.map(|t| t.grant_id))
+                .collect::<Vec<_>>(),
+        )
+        .bind(tokens.iter().map(|t| t.map(|t| t.jti)).collect::<Vec<_>>())
+        .bind(
+            heartbeats
+                .iter()
+                .map(|(_, lease)| *lease)
+                .collect::<Vec<_>>(),
+        )
+        .bind(tokens.iter().map(Option::is_some).collect::<Vec<_>>());
     let started = std::time::Instant::now();
     let rows = query.fetch_all(conn).await;
     crate::metrics::query_finished("postgres", started);

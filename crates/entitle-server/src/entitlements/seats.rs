@@ -103,9 +103,11 @@ async fn reclaim_pool(
     now: i64,
 ) -> Result<(), DbError> {
     let sql = format!(
-        "DELETE FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND {LAPSED}",
-        lapsed_index(tx)
+        "DELETE FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND {}",
+        lapsed_index(tx),
+        due_and_lapsed()
     );
+    lock_leases_of_lapsed(tx, org_id, product_id, None, now).await?;
     let freed = execute!(tx, &sql, org_id, product_id, now)?;
     give_back(tx, org_id, product_id, freed).await
 }
@@ -199,12 +201,10 @@ pub async fn take_from_pool(
     now: i64,
 ) -> Result<(Vec<Option<(Uuid, Taken)>>, Vec<NewHold>), DbError> {
     let machines: Vec<&str> = wanted.iter().map(|(m, _)| m.as_str()).collect();
-    let found = holds_of_machines(tx, org_id, product_id, &machines).await?;
+    let found = holds_of_machines(tx, org_id, product_id, &machines, now).await?;
     // A machine's lapsed hold, not yet reclaimed, gives its seat back first: the machine
     // takes one again like any other.
-    let (live, lapsed): (Vec<_>, Vec<_>) = found
-        .into_iter()
-        .partition(|(_, _, _, expires_at)| *expires_at > now);
+    let (live, lapsed): (Vec<_>, Vec<_>) = found.into_iter().partition(|(.., live)| *live);
     if !lapsed.is_empty() {
         let ids: Vec<Uuid> = lapsed.iter().map(|(_, id, _, _)| *id).collect();
         free_lapsed(tx, org_id, product_id, &ids, now).await?;
@@ -293,36 +293,43 @@ pub async fn write_holds(tx: &mut Tx, holds: &[NewHold]) -> Result<(), DbError> 
     Ok(())
 }
 
-/// The holds of `machines` in the pool, lapsed or not: machine, id, overage, expiry. One
-/// probe of the machine index per machine on PostgreSQL, whatever its statistics say:
-/// with statistics older than a quick growth of the table, its planner would rather walk
-/// the pool's holds and filter them (the `LIMIT` keeps the probe from being flattened
-/// into a join it could choose to do that way).
+/// The holds of `machines` in the pool, lapsed or not: machine, id, overage, and whether
+/// it is live at `now`. One probe of the machine index per machine on PostgreSQL, whatever
+/// its statistics say: with statistics older than a quick growth of the table, its
+/// planner would rather walk the pool's holds and filter them (the `LIMIT` keeps the
+/// probe from being flattened into a join it could choose to do that way).
 async fn holds_of_machines(
     tx: &mut Tx,
     org_id: Uuid,
     product_id: Uuid,
     machines: &[&str],
-) -> Result<Vec<(String, Uuid, bool, i64)>, DbError> {
+    now: i64,
+) -> Result<Vec<(String, Uuid, bool, bool)>, DbError> {
     if let Exec::Postgres(c) = tx.exec() {
-        return Ok(sqlx::query_as(
-            "SELECT h.machine, h.id, h.overage, h.expires_at FROM unnest($3::text[]) AS m (machine) \
+        let sql = format!(
+            "SELECT h.machine, h.id, h.overage, NOT ({}) FROM unnest($3::text[]) AS m (machine) \
              CROSS JOIN LATERAL (SELECT machine, id, overage, expires_at FROM seat_holds \
                WHERE org_id = $1 AND product_id = $2 AND machine = m.machine LIMIT 1) h",
-        )
-        .bind(org_id)
-        .bind(product_id)
-        .bind(machines)
-        .fetch_all(c)
-        .await?);
+            lapsed("h", "$4")
+        );
+        return Ok(sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(product_id)
+            .bind(machines)
+            .bind(now)
+            .fetch_all(c)
+            .await?);
     }
     crate::fetch_in_chunks!(
         tx,
-        "SELECT machine, id, overage, expires_at FROM seat_holds \
-         WHERE org_id = $1 AND product_id = $2 AND machine IN {values}",
+        format!(
+            "SELECT machine, id, overage, NOT ({}) FROM seat_holds \
+             WHERE org_id = $1 AND product_id = $2 AND machine IN {{values}}",
+            lapsed("seat_holds", "$3")
+        ),
         machines,
-        3,
-        |query| query.bind(org_id).bind(product_id)
+        4,
+        |query| query.bind(org_id).bind(product_id).bind(now)
     )
 }
 
@@ -336,16 +343,17 @@ pub async fn live_in_pool(
     machines: &[&str],
     now: i64,
 ) -> Result<(HashSet<String>, i64), DbError> {
-    let live: HashSet<String> = holds_of_machines(tx, org_id, product_id, machines)
+    let live: HashSet<String> = holds_of_machines(tx, org_id, product_id, machines, now)
         .await?
         .into_iter()
-        .filter(|(_, _, _, expires_at)| *expires_at > now)
+        .filter(|(.., live)| *live)
         .map(|(machine, ..)| machine)
         .collect();
     let sql = format!(
         "SELECT CAST(COALESCE((SELECT held FROM seat_pools WHERE org_id = $1 AND product_id = $2), 0) \
-           - (SELECT COUNT(*) FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND {LAPSED}) AS BIGINT)",
-        lapsed_index(tx)
+           - (SELECT COUNT(*) FROM seat_holds {} WHERE org_id = $1 AND product_id = $2 AND {}) AS BIGINT)",
+        lapsed_index(tx),
+        due_and_lapsed()
     );
     let (held,): (i64,) = on_db!(tx, |c| sqlx::query_as(&sql)
         .bind(org_id)
@@ -356,9 +364,71 @@ pub async fn live_in_pool(
     Ok((live, held))
 }
 
-/// Holds lapsed by `$3`, found through the review index: a lapsed hold is due for review
-/// (`review_at` is never later than `expires_at`).
-const LAPSED: &str = "review_at <= $3 AND expires_at <= $3";
+/// A hold's end: its own `expires_at` (set when its seat was taken, by a reserved
+/// checkout, or when the reclaim last reviewed it) or its latest lease's, whichever is
+/// later. A heartbeat renews its lease alone; the hold is written again only when the
+/// reclaim reviews it, so each renewal writes one row, not two.
+pub fn hold_end(hold: &str) -> String {
+    format!(
+        "COALESCE((SELECT MAX(leases.expires_at) FROM leases WHERE leases.hold_id = {hold}.id \
+           AND leases.expires_at > {hold}.expires_at), {hold}.expires_at)"
+    )
+}
+
+/// Whether the hold `hold` had ended by `now` ([`hold_end`]): neither it nor a lease of it
+/// lasts beyond.
+pub(super) fn lapsed(hold: &str, now: &str) -> String {
+    format!(
+        "{hold}.expires_at <= {now} AND NOT EXISTS (SELECT 1 FROM leases \
+           WHERE leases.hold_id = {hold}.id AND leases.expires_at > {now})"
+    )
+}
+
+/// On PostgreSQL, locks the leases of the pool's holds lapsed by `now` (of those among
+/// `ids`, when given) before they are freed. Heartbeats write leases alone, so without it a
+/// heartbeat racing the free (a few milliseconds late, on another server's clock) could
+/// renew a lease whose hold is deleted under it; now it either lands first, and the hold
+/// is no longer lapsed when the delete looks, or waits and finds its lease gone. SQLite
+/// has one writer.
+async fn lock_leases_of_lapsed(
+    tx: &mut Tx,
+    org_id: Uuid,
+    product_id: Uuid,
+    ids: Option<&[Uuid]>,
+    now: i64,
+) -> Result<(), DbError> {
+    if tx.is_sqlite() {
+        return Ok(());
+    }
+    let sql = |holds: &str| {
+        format!(
+            "SELECT id FROM leases WHERE hold_id IN (SELECT id FROM seat_holds \
+               WHERE org_id = $1 AND product_id = $2 AND {}{holds}) ORDER BY id FOR UPDATE",
+            due_and_lapsed()
+        )
+    };
+    let _: Vec<(Uuid,)> = match ids {
+        None => on_db!(tx, |c| sqlx::query_as(&sql(""))
+            .bind(org_id)
+            .bind(product_id)
+            .bind(now)
+            .fetch_all(c)
+            .await)?,
+        Some(ids) => {
+            crate::fetch_in_chunks!(tx, sql(" AND id IN {values}"), ids, 4, |query| query
+                .bind(org_id)
+                .bind(product_id)
+                .bind(now))?
+        }
+    };
+    Ok(())
+}
+
+/// Holds of `seat_holds` lapsed by `$3`, found through the review index: a lapsed hold is
+/// due for review (`review_at` is never later than `expires_at`).
+fn due_and_lapsed() -> String {
+    format!("review_at <= $3 AND {}", lapsed("seat_holds", "$3"))
+}
 
 /// SQLite, without statistics, would find a pool's lapsed holds by walking its holds in
 /// the machine index; it is told to use the review index, which holds only the few holds
@@ -481,7 +551,7 @@ pub async fn extend(ex: &mut impl Executor, hold_id: Uuid, until: i64) -> Result
 /// The update that keeps holds until `until`, of those that would end sooner, up to the
 /// condition that names them. A hold is never shortened, and one that lasts longer
 /// already (a reserved checkout's) is not written at all.
-pub(super) fn extend_holds_sql(until: &str) -> String {
+fn extend_holds_sql(until: &str) -> String {
     format!("UPDATE seat_holds SET expires_at = {until} WHERE expires_at < {until} AND")
 }
 
@@ -517,11 +587,16 @@ async fn free_lapsed(
     ids: &[Uuid],
     now: i64,
 ) -> Result<u64, DbError> {
+    lock_leases_of_lapsed(tx, org_id, product_id, Some(ids), now).await?;
     let freed = crate::execute_in_chunks!(
         tx,
         format!(
             "DELETE FROM seat_holds WHERE {}",
-            crate::db::in_id_order(tx, "seat_holds", "expires_at <= $1 AND id IN {values}")
+            crate::db::in_id_order(
+                tx,
+                "seat_holds",
+                &format!("{} AND id IN {{values}}", lapsed("seat_holds", "$1"))
+            )
         ),
         ids,
         2,
@@ -544,7 +619,7 @@ pub struct Reclaimed {
 
 /// Reviews at most `batch` holds due for review by `now`, found through the review index:
 /// gives back the seats of those whose holders stopped renewing (one transaction per seat
-/// pool) and sets the others' next review to their end.
+/// pool) and moves the others' own end and next review to their end ([`hold_end`]).
 pub async fn reclaim_expired(
     db: &crate::db::Db,
     now: i64,
@@ -552,20 +627,22 @@ pub async fn reclaim_expired(
 ) -> Result<Reclaimed, DbError> {
     let due: Vec<(Uuid, Uuid, Uuid, i64)> = {
         let mut conn = db.reader().await?;
-        on_db!(&mut conn, |c| sqlx::query_as(
-            "SELECT org_id, product_id, id, expires_at FROM seat_holds WHERE review_at <= $1 \
-             ORDER BY review_at LIMIT $2"
-        )
-        .bind(now)
-        .bind(batch)
-        .fetch_all(c)
-        .await)?
+        let sql = format!(
+            "SELECT org_id, product_id, id, {} FROM seat_holds WHERE review_at <= $1 \
+             ORDER BY review_at LIMIT $2",
+            hold_end("seat_holds")
+        );
+        on_db!(&mut conn, |c| sqlx::query_as(&sql)
+            .bind(now)
+            .bind(batch)
+            .fetch_all(c)
+            .await)?
     };
     let full = due.len() as i64 == batch;
     let mut pools: std::collections::BTreeMap<(Uuid, Uuid), Vec<Uuid>> = Default::default();
     let mut renewed = Vec::new();
-    for (org_id, product_id, id, expires_at) in due {
-        if expires_at <= now {
+    for (org_id, product_id, id, ends_at) in due {
+        if ends_at <= now {
             pools.entry((org_id, product_id)).or_default().push(id);
         } else {
             renewed.push(id);
@@ -585,8 +662,9 @@ pub async fn reclaim_expired(
         crate::execute_in_chunks!(
             &mut conn,
             format!(
-                "UPDATE seat_holds SET review_at = expires_at WHERE {}",
-                crate::db::in_id_order(&mut conn, "seat_holds", "id IN {values}")
+                "UPDATE seat_holds SET expires_at = {end}, review_at = {end} WHERE {}",
+                crate::db::in_id_order(&mut conn, "seat_holds", "id IN {values}"),
+                end = hold_end("seat_holds")
             ),
             renewed,
             1,

@@ -148,13 +148,15 @@ async fn leases_take_share_and_give_back_seats_and_verify_offline() {
     let (lease_until, seat_until): (i64, i64) = {
         use entitle_server::on_db;
         let mut conn = app.state.db.reader().await.expect("connection");
-        on_db!(&mut conn, |c| sqlx::query_as(
-            "SELECT l.expires_at, h.expires_at FROM leases l \
-             JOIN seat_holds h ON h.id = l.hold_id WHERE l.id = $1"
-        )
-        .bind(id.parse::<uuid::Uuid>().expect("lease id"))
-        .fetch_one(c)
-        .await)
+        let sql = format!(
+            "SELECT l.expires_at, {} FROM leases l \
+             JOIN seat_holds h ON h.id = l.hold_id WHERE l.id = $1",
+            entitle_server::entitlements::seats::hold_end("h")
+        );
+        on_db!(&mut conn, |c| sqlx::query_as(&sql)
+            .bind(id.parse::<uuid::Uuid>().expect("lease id"))
+            .fetch_one(c)
+            .await)
         .expect("lease and seat")
     };
     assert!(lease_until > first["expires_at"].as_i64().expect("expires_at"));
@@ -449,6 +451,91 @@ async fn a_machine_whose_hold_lapsed_takes_a_seat_again_before_the_reclaim() {
     let more = take(now + 5_000, &["machine-cccc", "machine-dddd"]).await;
     assert!(more.iter().all(Option::is_some), "{more:?}");
     assert_eq!(held(&app).await, 3);
+}
+
+/// A heartbeat renews its lease alone: the seat lasts as long, past the hold's own end,
+/// without being written. The reclaim finds it due at its own end, keeps it and moves its
+/// end to the lease's; at the lease's end it frees the seat and the lease is gone, also
+/// for the machine taking a seat again before the reclaim.
+#[tokio::test]
+async fn a_heartbeat_keeps_the_seat_past_the_hold_own_end() {
+    use entitle_server::{entitlements::seats, on_db};
+    let app = TestApp::spawn().await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(&app, &orgs, 1, json!({"overage": "deny"})).await;
+    let taken: Value = lease(&app, &uma, "machine-aaaa")
+        .await
+        .json()
+        .await
+        .expect("lease");
+    let id = taken["id"].as_str().expect("id").to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let renewed = app
+        .post_as(
+            &uma,
+            &format!("/api/v1/leases/{id}/heartbeat"),
+            &json!({"nonce": "nonce-renewal"}),
+        )
+        .await;
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let ends = || async {
+        let mut conn = app.state.db.reader().await.expect("connection");
+        let sql = format!(
+            "SELECT h.expires_at, {}, l.expires_at FROM seat_holds h \
+             JOIN leases l ON l.hold_id = h.id",
+            seats::hold_end("h")
+        );
+        let ends: Option<(i64, i64, i64)> =
+            on_db!(&mut conn, |c| sqlx::query_as(&sql).fetch_optional(c).await).expect("ends");
+        ends
+    };
+    let (own, end, lease_end) = ends().await.expect("a hold and its lease");
+    assert!(own < lease_end, "the heartbeat did not write the hold");
+    assert_eq!(end, lease_end, "the seat lasts as long as the lease");
+
+    let at_own_end = seats::reclaim_expired(&app.state.db, own, 100)
+        .await
+        .expect("reclaim");
+    assert_eq!((at_own_end.freed, at_own_end.deferred), (0, 1));
+    assert_eq!(held(&app).await, 1);
+    assert_eq!(ends().await, Some((lease_end, lease_end, lease_end)));
+    let before = seats::reclaim_expired(&app.state.db, lease_end - 1, 100)
+        .await
+        .expect("reclaim");
+    assert_eq!((before.freed, before.deferred), (0, 0), "not due again yet");
+
+    // Past the lease's end another machine takes the seat before any reclaim: the lapsed
+    // hold gives way, with its lease.
+    let (org_id, product_id): (uuid::Uuid, uuid::Uuid) = {
+        let mut conn = app.state.db.reader().await.expect("connection");
+        on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT org_id, product_id FROM seat_holds"
+        )
+        .fetch_one(c)
+        .await)
+        .expect("pool")
+    };
+    let mut tx = app.state.db.begin().await.expect("transaction");
+    let wanted = [("machine-bbbb".to_owned(), lease_end + 1_000)];
+    let during = seats::take_upto(&mut tx, org_id, product_id, &wanted, lease_end - 1)
+        .await
+        .expect("taking a seat");
+    assert_eq!(during, vec![None], "the renewed seat is still held");
+    let after = seats::take_upto(&mut tx, org_id, product_id, &wanted, lease_end)
+        .await
+        .expect("taking a seat");
+    assert!(after[0].is_some(), "the lapsed seat gives way");
+    tx.commit().await.expect("commit");
+    assert_eq!(held(&app).await, 1);
+    assert_eq!(crate::count(&app, "leases").await, 0);
+    let gone = app
+        .post_as(
+            &uma,
+            &format!("/api/v1/leases/{id}/heartbeat"),
+            &json!({"nonce": "nonce-too-late"}),
+        )
+        .await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
 /// The reclaim frees lapsed seats a batch at a time, each pool's in one transaction, and
