@@ -1,8 +1,8 @@
 //! Group commit for leases. Every acquire and heartbeat writes, and on SQLite all writes go
 //! through one connection; so those that arrive together are applied in one transaction
 //! by a few statements for all of them, the way refresh-token rotation is
-//! (`oidc/rotation.rs`): who asks and who pays are read for the whole batch in its
-//! transaction, then heartbeats and acquires are written (on PostgreSQL a batch of
+//! (`oidc/rotation.rs`): who asks and who pays are read for the whole batch by one query
+//! while its transaction begins, then heartbeats and acquires are written (on PostgreSQL a batch of
 //! heartbeats alone is one statement, [`renew_heartbeats`]). Seats are still taken by
 //! conditional updates of each pool's row (`seats::take_from_pool`), so the limits hold
 //! however requests interleave, on one server or several. A batch that fails is applied
@@ -22,7 +22,7 @@ use super::{
 use crate::{
     db::{now_ms, Db, DbError, Exec, Executor, Tx},
     identity::store::AccountRow,
-    oidc::grants::{people_of_tokens, person_token_still_good, PersonToken},
+    oidc::grants::{person_token_still_good, PersonToken},
     on_db,
 };
 
@@ -165,93 +165,110 @@ struct Resolution {
     payer: Option<Payer>,
 }
 
-/// Reads who asks and who pays for every request of a batch: two queries.
+/// Reads who asks and who pays for every request of a batch, in one statement: the person
+/// (none when their access token is no longer good, [`person_token_still_good`]; a
+/// session's person as they are) and, for an acquire, its product and who pays: the
+/// person's home organization, when they are an enabled member of it and it has an active
+/// subscription covering the product (no payer for an unknown product code).
 async fn resolve(
     ex: &mut impl Executor,
     requests: &[&Request],
     now: i64,
 ) -> Result<Vec<Resolution>, DbError> {
-    let tokens: Vec<PersonToken> = requests
-        .iter()
-        .filter_map(|r| match &r.caller {
-            Caller::Token(token) => Some(*token),
-            Caller::Account(_) => None,
-        })
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let people = people_of_tokens(ex, &tokens).await?;
-    let accounts: Vec<Option<AccountRow>> = requests
-        .iter()
-        .map(|r| match &r.caller {
-            Caller::Account(account) => Some(account.clone()),
-            Caller::Token(token) => people.get(&token.jti).cloned(),
-        })
-        .collect();
-    let acquires: Vec<(usize, (&AccountRow, &str))> = requests
-        .iter()
-        .zip(&accounts)
-        .enumerate()
-        .filter_map(|(i, (r, account))| match (&r.op, account) {
-            (Op::Acquire(new), Some(account)) => Some((i, (account, new.product.as_str()))),
-            _ => None,
-        })
-        .collect();
-    let wanted: Vec<(&AccountRow, &str)> = acquires.iter().map(|(_, w)| *w).collect();
-    let mut found = payers(ex, &wanted, now).await?;
-    let mut payer_of: HashMap<usize, Payer> = acquires
-        .iter()
-        .enumerate()
-        .filter_map(|(n, (i, _))| found.remove(&(n as i64)).map(|payer| (*i, payer)))
-        .collect();
-    Ok(accounts
-        .into_iter()
-        .enumerate()
-        .map(|(i, account)| Resolution {
-            account,
-            payer: payer_of.remove(&i),
-        })
-        .collect())
-}
-
-/// The product of each `(account, product code)` and who pays for the person's use of
-/// it: their home organization, when they are an enabled member of it and it has an
-/// active subscription covering the product. One query for the batch, by position in
-/// `wanted`; no entry for an unknown product code.
-async fn payers(
-    ex: &mut impl Executor,
-    wanted: &[(&AccountRow, &str)],
-    now: i64,
-) -> Result<HashMap<i64, Payer>, DbError> {
-    if wanted.is_empty() {
-        return Ok(HashMap::new());
-    }
+    // On PostgreSQL the values are bound as arrays: one statement text, planned once per
+    // connection, for every batch length.
+    let asked = if ex.is_sqlite() {
+        format!("VALUES {}", crate::db::placeholders(requests.len(), 6, 2))
+    } else {
+        "SELECT n - 1, account_id, grant_id, jti, by_token, code \
+         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::bool[], $6::text[]) \
+         WITH ORDINALITY AS u (account_id, grant_id, jti, by_token, code, n)"
+            .to_owned()
+    };
     let sql = format!(
-        "WITH q (n, account_id, org_id, code) AS (VALUES {}) \
-         SELECT q.n, p.id, o.id, o.name FROM q JOIN products p ON p.code = q.code \
-         LEFT JOIN orgs o ON o.id = q.org_id AND EXISTS (SELECT 1 FROM org_members m \
+        "WITH q (n, account_id, grant_id, jti, by_token, code) AS ({asked}), \
+         people AS (SELECT q.n, q.code, {} FROM q JOIN accounts a ON a.id = q.account_id \
+           WHERE NOT q.by_token OR ({})) \
+         SELECT people.*, p.id AS product_id, o.id AS payer_id, o.name AS payer_name \
+         FROM people LEFT JOIN products p ON p.code = people.code \
+         LEFT JOIN orgs o ON o.id = people.home_org_id AND EXISTS (SELECT 1 FROM org_members m \
            JOIN subscriptions s ON s.org_id = m.org_id \
            JOIN subscription_products sp ON sp.subscription_id = s.id \
-           WHERE m.org_id = o.id AND m.account_id = q.account_id AND m.disabled_at IS NULL \
-             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= ${at} AND s.ends_at > ${at})",
-        crate::db::placeholders(wanted.len(), 4, 1),
-        at = 4 * wanted.len() + 1
+           WHERE m.org_id = o.id AND m.account_id = people.id AND m.disabled_at IS NULL \
+             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= $1 AND s.ends_at > $1)",
+        crate::identity::store::account_columns_of("a"),
+        person_token_still_good("q", "a"),
     );
-    let found: Vec<(i64, Uuid, Option<Uuid>, Option<String>)> = on_db!(ex, |c| {
-        let mut query = sqlx::query_as(&sql);
-        for (n, (account, code)) in wanted.iter().enumerate() {
-            query = query
-                .bind(n as i64)
-                .bind(account.id)
-                .bind(account.home_org_id)
-                .bind(*code);
+    let asking: Vec<(Uuid, Option<&PersonToken>, Option<&str>)> = requests
+        .iter()
+        .map(|r| {
+            let (account_id, token) = match &r.caller {
+                Caller::Account(account) => (account.id, None),
+                Caller::Token(token) => (token.account_id, Some(token)),
+            };
+            let code = match &r.op {
+                Op::Acquire(new) => Some(new.product.as_str()),
+                Op::Heartbeat(_) => None,
+            };
+            (account_id, token, code)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let (backend, rows): (&str, Vec<Resolved>) = match ex.exec() {
+        Exec::Sqlite(c) => {
+            let mut query = sqlx::query_as(&sql).bind(now);
+            for (n, (account_id, token, code)) in asking.iter().enumerate() {
+                query = query
+                    .bind(n as i64)
+                    .bind(*account_id)
+                    .bind(token.map(|t| t.grant_id))
+                    .bind(token.map(|t| t.jti))
+                    .bind(token.is_some())
+                    .bind(*code);
+            }
+            ("sqlite", query.fetch_all(c).await?)
         }
-        query.bind(now).fetch_all(c).await
-    })?;
-    Ok(found
-        .into_iter()
-        .map(|(n, product_id, org_id, org_name)| (n, (product_id, org_id.zip(org_name))))
-        .collect())
+        Exec::Postgres(c) => {
+            let tokens = || asking.iter().map(|(_, token, _)| *token);
+            let query = sqlx::query_as(&sql)
+                .bind(now)
+                .bind(asking.iter().map(|(id, ..)| *id).collect::<Vec<_>>())
+                .bind(tokens().map(|t| t.map(|t| t.grant_id)).collect::<Vec<_>>())
+                .bind(tokens().map(|t| t.map(|t| t.jti)).collect::<Vec<_>>())
+                .bind(tokens().map(|t| t.is_some()).collect::<Vec<_>>())
+                .bind(asking.iter().map(|(.., code)| *code).collect::<Vec<_>>());
+            ("postgres", query.fetch_all(c).await?)
+        }
+    };
+    crate::metrics::query_finished(backend, started);
+    let mut resolutions: Vec<Resolution> = requests
+        .iter()
+        .map(|_| Resolution {
+            account: None,
+            payer: None,
+        })
+        .collect();
+    for row in rows {
+        resolutions[row.n as usize] = Resolution {
+            account: Some(row.account),
+            payer: row
+                .product_id
+                .map(|id| (id, row.payer_id.zip(row.payer_name))),
+        };
+    }
+    Ok(resolutions)
+}
+
+/// A request of a batch as [`resolve`] reads it: whose it is and, for an acquire, the
+/// product and who pays.
+#[derive(sqlx::FromRow)]
+struct Resolved {
+    n: i64,
+    #[sqlx(flatten)]
+    account: AccountRow,
+    product_id: Option<Uuid>,
+    payer_id: Option<Uuid>,
+    payer_name: Option<String>,
 }
 
 /// What happened to each request; replayed leases are read back after the commit.
@@ -266,23 +283,22 @@ enum Pending {
     Gone,
 }
 
-/// Reads who asks and who pays for a batch, and renews the leases its heartbeats name
-/// that are live and the caller's, with their seats: what is known of each request so
-/// far (nothing yet of acquires).
-async fn resolve_and_renew(
+/// Renews the leases a batch's heartbeats name that are live and the caller's: what is
+/// known of each request so far, given who asks (nothing yet of acquires).
+async fn renew_asked(
     ex: &mut impl Executor,
     requests: &[&Request],
+    resolutions: &[Resolution],
     now: i64,
     terms: Terms,
-) -> Result<(Vec<Resolution>, Vec<Option<Pending>>), DbError> {
-    let resolutions = resolve(ex, requests, now).await?;
+) -> Result<Vec<Option<Pending>>, DbError> {
     let mut pending: Vec<Option<Pending>> = resolutions
         .iter()
         .map(|r| r.account.is_none().then_some(Pending::Unauthenticated))
         .collect();
     let renewals: Vec<(usize, Uuid, Uuid)> = requests
         .iter()
-        .zip(&resolutions)
+        .zip(resolutions)
         .enumerate()
         .filter_map(|(i, (r, resolution))| match (&r.op, &resolution.account) {
             (Op::Heartbeat(lease_id), Some(account)) => Some((i, *lease_id, account.id)),
@@ -303,7 +319,7 @@ async fn resolve_and_renew(
             );
         }
     }
-    Ok((resolutions, pending))
+    Ok(pending)
 }
 
 /// Renews the leases of `(lease, person)` that are live and that person's, locked in id
@@ -468,8 +484,18 @@ async fn apply(
             return renew_heartbeats(c, &heartbeats, now, terms).await;
         }
     }
-    let mut tx = db.begin().await?;
-    let (resolutions, mut pending) = resolve_and_renew(&mut tx, requests, now, terms).await?;
+    // Who asks and who pays are read on another connection while the transaction begins:
+    // the batch waits for one round trip, not two. Nothing the transaction writes changes
+    // what they read.
+    let (resolutions, tx) = tokio::join!(
+        async {
+            let mut conn = db.reader().await?;
+            resolve(&mut conn, requests, now).await
+        },
+        db.begin()
+    );
+    let (resolutions, mut tx) = (resolutions?, tx?);
+    let mut pending = renew_asked(&mut tx, requests, &resolutions, now, terms).await?;
     let callers: Vec<Option<&AccountRow>> =
         resolutions.iter().map(|w| w.account.as_ref()).collect();
 
