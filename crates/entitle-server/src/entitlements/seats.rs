@@ -384,12 +384,12 @@ pub(super) fn lapsed(hold: &str, now: &str) -> String {
     )
 }
 
-/// On PostgreSQL, locks the leases of the pool's holds lapsed by `now` (of those among
-/// `ids`, when given) before they are freed. Heartbeats write leases alone, so without it a
-/// heartbeat racing the free (a few milliseconds late, on another server's clock) could
-/// renew a lease whose hold is deleted under it; now it either lands first, and the hold
-/// is no longer lapsed when the delete looks, or waits and finds its lease gone. SQLite
-/// has one writer.
+/// On PostgreSQL, locks the leases of the holds about to be freed: those of `ids`, or when
+/// none are given the pool's holds lapsed by `now`. Heartbeats write leases alone, so
+/// without it a heartbeat racing the free (a few milliseconds late, on another server's
+/// clock) could renew a lease whose hold is deleted under it; now it either lands first,
+/// and the hold is no longer lapsed when the delete looks, or waits and finds its lease
+/// gone. SQLite has one writer.
 async fn lock_leases_of_lapsed(
     tx: &mut Tx,
     org_id: Uuid,
@@ -400,26 +400,25 @@ async fn lock_leases_of_lapsed(
     if tx.is_sqlite() {
         return Ok(());
     }
-    let sql = |holds: &str| {
-        format!(
-            "SELECT id FROM leases WHERE hold_id IN (SELECT id FROM seat_holds \
-               WHERE org_id = $1 AND product_id = $2 AND {}{holds}) ORDER BY id FOR UPDATE",
-            due_and_lapsed()
-        )
+    let lock = |holds: &str| {
+        format!("SELECT id FROM leases WHERE hold_id IN {holds} ORDER BY id FOR UPDATE")
     };
     let _: Vec<(Uuid,)> = match ids {
-        None => on_db!(tx, |c| sqlx::query_as(&sql(""))
-            .bind(org_id)
-            .bind(product_id)
-            .bind(now)
-            .fetch_all(c)
-            .await)?,
-        Some(ids) => {
-            crate::fetch_in_chunks!(tx, sql(" AND id IN {values}"), ids, 4, |query| query
+        None => {
+            let holds = format!(
+                "(SELECT id FROM seat_holds WHERE org_id = $1 AND product_id = $2 AND {})",
+                due_and_lapsed()
+            );
+            on_db!(tx, |c| sqlx::query_as(&lock(&holds))
                 .bind(org_id)
                 .bind(product_id)
-                .bind(now))?
+                .bind(now)
+                .fetch_all(c)
+                .await)?
         }
+        // The holds' own ids: one probe of the leases' hold index each, where a condition
+        // on the holds too would let the planner walk the leases instead.
+        Some(ids) => crate::fetch_in_chunks!(tx, lock("{values}"), ids, 1, |query| query)?,
     };
     Ok(())
 }
