@@ -63,6 +63,16 @@ pub async fn lease(app: &TestApp, token: &str, machine: &str) -> reqwest::Respon
         .await
 }
 
+/// A heartbeat of lease `id` by the holder of `token`, with `nonce`.
+async fn heartbeat(app: &TestApp, token: &str, id: &str, nonce: &str) -> reqwest::Response {
+    app.post_as(
+        token,
+        &format!("/api/v1/leases/{id}/heartbeat"),
+        &json!({ "nonce": nonce }),
+    )
+    .await
+}
+
 pub async fn held(app: &TestApp) -> i64 {
     use entitle_server::on_db;
     let mut conn = app.state.db.reader().await.expect("connection");
@@ -133,13 +143,7 @@ async fn leases_take_share_and_give_back_seats_and_verify_offline() {
     // else's lease is not found.
     let id = first["id"].as_str().expect("id");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let renewed = app
-        .post_as(
-            &uma,
-            &format!("/api/v1/leases/{id}/heartbeat"),
-            &json!({"nonce": "second-nonce"}),
-        )
-        .await;
+    let renewed = heartbeat(&app, &uma, id, "second-nonce").await;
     assert_eq!(renewed.status(), StatusCode::OK);
     let renewed: Value = renewed.json().await.expect("lease");
     let claims = entitle_license::read_unverified(renewed["license"].as_str().expect("license"))
@@ -164,13 +168,7 @@ async fn leases_take_share_and_give_back_seats_and_verify_offline() {
         seat_until, lease_until,
         "the seat is kept as long as the lease"
     );
-    let theirs = app
-        .post_as(
-            &orgs.fiona,
-            &format!("/api/v1/leases/{id}/heartbeat"),
-            &json!({"nonce": "nonce-of-fiona"}),
-        )
-        .await;
+    let theirs = heartbeat(&app, &orgs.fiona, id, "nonce-of-fiona").await;
     assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
 
     // Releasing both leases of the first machine frees its seat for the third.
@@ -390,13 +388,7 @@ async fn a_seat_whose_heartbeats_stop_is_given_back() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let late = app
-        .post_as(
-            &uma,
-            &format!("/api/v1/leases/{id}/heartbeat"),
-            &json!({"nonce": "too-late-nonce"}),
-        )
-        .await;
+    let late = heartbeat(&app, &uma, &id, "too-late-nonce").await;
     assert_eq!(
         late.status(),
         StatusCode::NOT_FOUND,
@@ -468,15 +460,9 @@ async fn a_heartbeat_keeps_the_seat_past_the_hold_own_end() {
         .json()
         .await
         .expect("lease");
-    let id = taken["id"].as_str().expect("id").to_owned();
+    let id = taken["id"].as_str().expect("id");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let renewed = app
-        .post_as(
-            &uma,
-            &format!("/api/v1/leases/{id}/heartbeat"),
-            &json!({"nonce": "nonce-renewal"}),
-        )
-        .await;
+    let renewed = heartbeat(&app, &uma, id, "nonce-renewal").await;
     assert_eq!(renewed.status(), StatusCode::OK);
     let ends = || async {
         let mut conn = app.state.db.reader().await.expect("connection");
@@ -528,13 +514,7 @@ async fn a_heartbeat_keeps_the_seat_past_the_hold_own_end() {
     tx.commit().await.expect("commit");
     assert_eq!(held(&app).await, 1);
     assert_eq!(crate::count(&app, "leases").await, 0);
-    let gone = app
-        .post_as(
-            &uma,
-            &format!("/api/v1/leases/{id}/heartbeat"),
-            &json!({"nonce": "nonce-too-late"}),
-        )
-        .await;
+    let gone = heartbeat(&app, &uma, id, "nonce-too-late").await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
