@@ -320,6 +320,13 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     let seeded = seed(&config).await?;
+    if let Some(url) = &database_url {
+        // What autovacuum does within a minute of a bulk load: without statistics of the
+        // seeded grants, the yardstick ran 25-30% slower in its first counted round.
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
+    }
     let heartbeat = HEARTBEAT_SECS.to_string();
     let server = common::serve_with(
         &entitled,
