@@ -335,7 +335,7 @@ async fn holds_of_machines(
 
 /// Which of `machines` hold a live seat in the pool, and how many seats the pool holds
 /// live: its count less its lapsed holds not yet reclaimed (found through the review
-/// index, [`LAPSED`]).
+/// index, [`due_and_lapsed`]).
 pub async fn live_in_pool(
     tx: &mut Tx,
     org_id: Uuid,
