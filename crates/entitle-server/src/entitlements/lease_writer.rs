@@ -130,6 +130,14 @@ async fn run(
     batch: Vec<(Request, Reply)>,
     pools: &mut HashSet<(Uuid, Uuid)>,
 ) {
+    let batch = if db.is_sqlite() {
+        batch
+    } else {
+        take_new_seats_first(db, terms, batch, pools).await
+    };
+    if batch.is_empty() {
+        return;
+    }
     let requests: Vec<&Request> = batch.iter().map(|(r, _)| r).collect();
     let error = match apply(db, terms, &requests, pools).await {
         Ok(pending) => return answer(db, batch, pending).await,
@@ -461,6 +469,238 @@ struct Taking<'a> {
     product_id: Uuid,
 }
 
+impl Taking<'_> {
+    /// The lease this acquire takes on the seat of `hold_id`.
+    fn lease(&self, hold_id: Uuid, taken: Taken, expires_at: i64, grace_until: i64) -> LeaseRow {
+        LeaseRow {
+            id: Uuid::now_v7(),
+            org_id: self.org_id,
+            org_name: self.org_name.clone(),
+            product: self.new.product.clone(),
+            version: self.new.version.clone(),
+            machine: self.new.machine.clone(),
+            machine_name: self.new.machine_name.clone(),
+            overage: taken == Taken::Overage,
+            expires_at,
+            grace_until,
+            hold_id,
+        }
+    }
+}
+
+/// Acquires by seat pool, the pools in one order for every batch, so that batches applied
+/// at once never wait on each other in a circle.
+fn by_pool<'t, 'a>(
+    takings: impl IntoIterator<Item = &'t Taking<'a>>,
+) -> Vec<((Uuid, Uuid), Vec<&'t Taking<'a>>)> {
+    let mut groups: Vec<((Uuid, Uuid), Vec<&Taking>)> = Vec::new();
+    for r in takings {
+        let pool = (r.org_id, r.product_id);
+        match groups.iter_mut().find(|(p, _)| *p == pool) {
+            Some((_, members)) => members.push(r),
+            None => groups.push((pool, vec![r])),
+        }
+    }
+    groups.sort_by_key(|(pool, _)| *pool);
+    groups
+}
+
+/// On PostgreSQL, first the common acquire: a machine without a seat in its pool takes a
+/// new one within the seats the subscriptions own. Those of a batch are written by one
+/// statement per pool, outside any transaction ([`write_new_seats`]): two round trips
+/// (who asks and pays, then the statement) instead of five, which is what an acquire's
+/// rate on PostgreSQL is bound by. They are answered here; every other request, and any
+/// this could not decide, is returned for [`apply`], which decides them as before.
+async fn take_new_seats_first(
+    db: &Db,
+    terms: Terms,
+    batch: Vec<(Request, Reply)>,
+    pools: &HashSet<(Uuid, Uuid)>,
+) -> Vec<(Request, Reply)> {
+    let acquires: Vec<usize> = (0..batch.len())
+        .filter(|&i| matches!(batch[i].0.op, Op::Acquire(_)))
+        .collect();
+    if acquires.is_empty() {
+        return batch;
+    }
+    let now = now_ms();
+    let (expires_at, grace_until) = renewal_terms(now, terms);
+    let requests: Vec<&Request> = acquires.iter().map(|&i| &batch[i].0).collect();
+    let written: Result<Vec<(usize, AccountRow, LeaseRow)>, DbError> = async {
+        let resolutions = resolve(&mut db.reader().await?, &requests, now).await?;
+        let takings: Vec<Taking> = requests
+            .iter()
+            .zip(&resolutions)
+            .zip(&acquires)
+            .filter_map(|((request, resolution), &at)| {
+                let Op::Acquire(new) = &request.op else {
+                    return None;
+                };
+                let Some((product_id, Some((org_id, org_name)))) = &resolution.payer else {
+                    return None;
+                };
+                Some(Taking {
+                    at,
+                    account: resolution.account.as_ref()?,
+                    new,
+                    org_id: *org_id,
+                    org_name: org_name.clone(),
+                    product_id: *product_id,
+                })
+            })
+            .collect();
+        let mut written = Vec::new();
+        let mut conn = db.writer().await?;
+        let Exec::Postgres(c) = conn.exec() else {
+            return Ok(written);
+        };
+        for (pool, members) in by_pool(&takings) {
+            if !pools.contains(&pool) {
+                continue;
+            }
+            match write_new_seats(c, pool, &members, now, expires_at, grace_until).await {
+                Ok(rows) => written.extend(
+                    members
+                        .iter()
+                        .zip(rows)
+                        .map(|(r, row)| (r.at, r.account.clone(), row)),
+                ),
+                // Another server wrote this machine's seat or this Idempotency-Key's
+                // lease meanwhile: apply shares or answers it.
+                Err(error) if error.is_unique_violation() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(written)
+    }
+    .await;
+    let mut written: HashMap<usize, (AccountRow, LeaseRow)> = match written {
+        Ok(written) => written
+            .into_iter()
+            .map(|(at, account, row)| (at, (account, row)))
+            .collect(),
+        Err(error) => {
+            // Nothing of the failing pool was written; apply tries it again and reports.
+            tracing::warn!(error = %error, "writing new seats failed; applying the batch in a transaction");
+            HashMap::new()
+        }
+    };
+    if written.is_empty() {
+        return batch;
+    }
+    let (mut done, mut outcomes, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for (at, item) in batch.into_iter().enumerate() {
+        match written.remove(&at) {
+            Some((account, row)) => {
+                done.push(item);
+                outcomes.push((Some(account), Pending::Acquired(row)));
+            }
+            None => rest.push(item),
+        }
+    }
+    answer(db, done, outcomes).await;
+    rest
+}
+
+/// Writes the new seats, holds and leases of a pool's acquires in one statement, if every
+/// machine is new to the pool, the seats the subscriptions own suffice for them all and no
+/// Idempotency-Key was used before ([`seats::grant_to_new_machines`]): their leases, or
+/// none when it wrote nothing.
+async fn write_new_seats(
+    c: &mut sqlx::PgConnection,
+    (org_id, product_id): (Uuid, Uuid),
+    members: &[&Taking<'_>],
+    now: i64,
+    expires_at: i64,
+    grace_until: i64,
+) -> Result<Vec<LeaseRow>, DbError> {
+    let mut keys = HashSet::new();
+    let twins = members
+        .iter()
+        .filter_map(|r| {
+            r.new
+                .idempotency_key
+                .as_ref()
+                .map(|key| (r.account.id, key))
+        })
+        .any(|key| !keys.insert(key));
+    if twins {
+        return Ok(Vec::new());
+    }
+    let mut machines: Vec<&str> = Vec::new();
+    let mut hold_ids: Vec<Uuid> = Vec::new();
+    let mut hold_of: HashMap<&str, Uuid> = HashMap::new();
+    let rows: Vec<LeaseRow> = members
+        .iter()
+        .map(|r| {
+            let hold_id = *hold_of.entry(&r.new.machine).or_insert_with(|| {
+                machines.push(&r.new.machine);
+                hold_ids.push(Uuid::now_v7());
+                hold_ids[hold_ids.len() - 1]
+            });
+            r.lease(hold_id, Taken::Seat, expires_at, grace_until)
+        })
+        .collect();
+    let unused_keys =
+        "NOT EXISTS (SELECT 1 FROM unnest($7::uuid[], $13::text[]) AS k (account_id, key) \
+         CROSS JOIN LATERAL (SELECT 1 FROM leases WHERE account_id = k.account_id \
+           AND idempotency_key = k.key LIMIT 1) l)";
+    let sql = format!(
+        "WITH granted AS ({}), \
+         holds AS ({} SELECT h.id, $1, $2, h.machine, false, $4, $14, $14 \
+           FROM unnest($6::uuid[], $5::text[]) AS h (id, machine) \
+           WHERE EXISTS (SELECT 1 FROM granted)) \
+         {LEASE_INSERT} SELECT l.id, l.account_id, $1, $2, l.hold_id, l.version, l.machine, \
+           l.machine_name, false, $4, $4, $14, $15, l.key \
+         FROM unnest($8::uuid[], $7::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
+           $13::text[]) AS l (id, account_id, hold_id, version, machine, machine_name, key) \
+         WHERE EXISTS (SELECT 1 FROM granted)",
+        seats::grant_to_new_machines(unused_keys),
+        seats::HOLD_INSERT,
+    );
+    let inserted = sqlx::query(&sql)
+        .bind(org_id)
+        .bind(product_id)
+        .bind(machines.len() as i64)
+        .bind(now)
+        .bind(&machines)
+        .bind(&hold_ids)
+        .bind(members.iter().map(|r| r.account.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.hold_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|row| row.version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|row| row.machine.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|row| row.machine_name.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            members
+                .iter()
+                .map(|r| r.new.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(expires_at)
+        .bind(grace_until)
+        .execute(c)
+        .await?
+        .rows_affected();
+    Ok(if inserted == rows.len() as u64 {
+        rows
+    } else {
+        Vec::new()
+    })
+}
+
 /// Applies a batch in one transaction: heartbeats, then acquires grouped by seat pool;
 /// refusals recorded.
 async fn apply(
@@ -547,7 +787,7 @@ async fn apply(
     }
 
     // The rest, by seat pool: each machine's seat taken (or shared) once.
-    let mut groups: Vec<((Uuid, Uuid), Vec<&Taking>)> = Vec::new();
+    let mut to_take = Vec::with_capacity(resolved.len());
     for r in &resolved {
         if let Some(key) = &r.new.idempotency_key {
             if let Some(id) = earlier.get(&(r.account.id, key.clone())) {
@@ -555,15 +795,9 @@ async fn apply(
                 continue;
             }
         }
-        let pool = (r.org_id, r.product_id);
-        match groups.iter_mut().find(|(p, _)| *p == pool) {
-            Some((_, members)) => members.push(r),
-            None => groups.push((pool, vec![r])),
-        }
+        to_take.push(r);
     }
-    // Pools locked in one order by every batch, so that batches applied at once never
-    // wait on each other in a circle.
-    groups.sort_by_key(|(pool, _)| *pool);
+    let groups = by_pool(to_take);
     let mut made = Vec::new();
     let mut new_holds = Vec::new();
     let mut leases: Vec<(&Taking, LeaseRow)> = Vec::new();
@@ -600,19 +834,7 @@ async fn apply(
             }
             pending[r.at] = Some(match holds[machine_at[r.new.machine.as_str()]] {
                 Some((hold_id, taken)) => {
-                    let row = LeaseRow {
-                        id: Uuid::now_v7(),
-                        org_id,
-                        org_name: r.org_name.clone(),
-                        product: r.new.product.clone(),
-                        version: r.new.version.clone(),
-                        machine: r.new.machine.clone(),
-                        machine_name: r.new.machine_name.clone(),
-                        overage: taken == Taken::Overage,
-                        expires_at,
-                        grace_until,
-                        hold_id,
-                    };
+                    let row = r.lease(hold_id, taken, expires_at, grace_until);
                     leases.push((r, row.clone()));
                     Pending::Acquired(row)
                 }

@@ -499,18 +499,46 @@ async fn grant_within_seats(
 ) -> Result<bool, DbError> {
     let granted = execute!(
         tx,
-        "UPDATE seat_pools SET held = held + $1 \
-         WHERE org_id = $2 AND product_id = $3 AND held + $1 <= \
-           (SELECT COALESCE(SUM(s.seats), 0) FROM subscriptions s \
-            JOIN subscription_products sp ON sp.subscription_id = s.id \
-            WHERE s.org_id = $2 AND sp.product_id = $3 AND s.ended_at IS NULL \
-              AND s.starts_at <= $4 AND s.ends_at > $4)",
+        &format!(
+            "UPDATE seat_pools SET held = held + $1 \
+             WHERE org_id = $2 AND product_id = $3 AND held + $1 <= {}",
+            owned_seats("$2", "$3", "$4")
+        ),
         n,
         org_id,
         product_id,
         now
     )?;
     Ok(granted == 1)
+}
+
+/// The seats the active subscriptions of the pool (`org`, `product`) own at `now`.
+fn owned_seats(org: &str, product: &str, now: &str) -> String {
+    format!(
+        "(SELECT COALESCE(SUM(s.seats), 0) FROM subscriptions s \
+          JOIN subscription_products sp ON sp.subscription_id = s.id \
+          WHERE s.org_id = {org} AND sp.product_id = {product} AND s.ended_at IS NULL \
+            AND s.starts_at <= {now} AND s.ends_at > {now})"
+    )
+}
+
+/// The common acquire decided inside the statement that writes it (PostgreSQL): an
+/// `UPDATE` of the pool (`$1`, `$2`) that counts `$3` more seats held, returning a row,
+/// only if the count stays within the seats its active subscriptions own at `$4`, none of
+/// the machines `$5` holds a seat in the pool (live or lapsed), and `also` holds. When it
+/// returns nothing, [`take_from_pool`] decides, which also frees lapsed holds, shares live
+/// ones and grants overage. A machine's hold written by another server at the same moment
+/// makes the statement fail on `seat_holds_machine`, so a machine never holds two seats.
+pub fn grant_to_new_machines(also: &str) -> String {
+    format!(
+        "UPDATE seat_pools SET held = held + $3 \
+         WHERE org_id = $1 AND product_id = $2 AND held + $3 <= {} \
+           AND NOT EXISTS (SELECT 1 FROM unnest($5::text[]) AS m (machine) \
+             CROSS JOIN LATERAL (SELECT 1 FROM seat_holds WHERE org_id = $1 \
+               AND product_id = $2 AND machine = m.machine LIMIT 1) h) \
+           AND {also} RETURNING 1",
+        owned_seats("$1", "$2", "$4")
+    )
 }
 
 /// Counts `n` more seats held, if the count stays within `limit` (no limit: always): the

@@ -679,6 +679,57 @@ async fn racing_clients_never_hold_more_seats_than_owned() {
     }
 }
 
+/// Every machine asks for a lease on both servers of one database at the same moment:
+/// each machine takes one seat, which its two leases share, whichever server writes it.
+#[tokio::test]
+async fn a_machine_asking_two_servers_at_once_takes_one_seat() {
+    let app = TestApp::spawn().await;
+    let beside = app.spawn_beside().await;
+    let orgs = acme_and_globex(&app).await;
+    let uma = subscribed(&app, &orgs, 50, json!({"overage": "deny"})).await;
+    for round in 0..3 {
+        let attempts: Vec<_> = (0..32)
+            .map(|i| {
+                let url = if i % 2 == 0 {
+                    app.url("/api/v1/leases")
+                } else {
+                    beside.url("/api/v1/leases")
+                };
+                let (uma, body) = (
+                    uma.clone(),
+                    lease_request(&format!("shared-{round}-{:04}", i / 2)),
+                );
+                tokio::spawn(async move {
+                    entitle_testkit::new_client()
+                        .post(url)
+                        .bearer_auth(uma)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("post")
+                        .status()
+                })
+            })
+            .collect();
+        for attempt in attempts {
+            assert_eq!(attempt.await.expect("request"), StatusCode::CREATED);
+        }
+        assert_eq!(held(&app).await, 16 * (round + 1), "round {round}");
+        let mut conn = app.state.db.reader().await.expect("connection");
+        let shared: Vec<(i64,)> = entitle_server::on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT COUNT(*) FROM leases GROUP BY hold_id"
+        )
+        .fetch_all(c)
+        .await)
+        .expect("leases by seat");
+        assert_eq!(
+            shared,
+            vec![(2,); 16 * (round as usize + 1)],
+            "round {round}"
+        );
+    }
+}
+
 /// The licensing endpoints take the access tokens the provider issues for a person (as
 /// the desktop client sends them) for leases and their heartbeats, and refuse them once the
 /// person is disabled or the grant is revoked; a service client's token (no person) is
