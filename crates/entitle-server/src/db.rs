@@ -335,6 +335,24 @@ impl Db {
         }
     }
 
+    /// Another pool of `connections` to the same PostgreSQL database, to be made and used
+    /// on another runtime; none on SQLite, whose writes all go through one connection.
+    pub async fn postgres_pool_like(&self, connections: u32) -> Option<Result<Db, DbError>> {
+        let Db::Postgres(pool) = self else {
+            return None;
+        };
+        let options = pool.connect_options().as_ref().clone();
+        Some(
+            pool_options::<Postgres>()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map(Db::Postgres)
+                .map_err(DbError::from),
+        )
+    }
+
     /// Opens the SQLite file. A process opening a new file at the same moment as another
     /// may find it locked while the other switches it to WAL; it tries again.
     async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, DbError> {

@@ -2,11 +2,16 @@
 //! through one connection; so those that arrive together are applied in one transaction
 //! by a few statements for all of them, the way refresh-token rotation is
 //! (`oidc/rotation.rs`): who asks and who pays are read for the whole batch by one query
-//! while its transaction begins, then heartbeats and acquires are written (on PostgreSQL a batch of
-//! heartbeats alone is one statement, [`renew_heartbeats`]). Seats are still taken by
-//! conditional updates of each pool's row (`seats::take_from_pool`), so the limits hold
-//! however requests interleave, on one server or several. A batch that fails is applied
-//! again one request at a time, so that one bad request fails alone; a request whose
+//! while its transaction begins, then heartbeats and acquires are written. On PostgreSQL
+//! the common cases are one statement each, without a transaction around it: a batch of
+//! heartbeats alone ([`renew_heartbeats`]), and the acquires that take new seats within
+//! what the subscriptions own, read and decided and written together
+//! ([`write_new_seats`]); there the writer runs on a thread and runtime of its own with
+//! connections of its own, so that its round trips do not wait behind request handlers
+//! for a turn. Seats are taken by conditional updates of each pool's row
+//! (`seats::take_from_pool`, `seats::grant_to_new_machines`), so the limits hold however
+//! requests interleave, on one server or several. A batch that fails is applied again one
+//! request at a time, so that one bad request fails alone; a request whose
 //! Idempotency-Key another server used at the same moment is applied once more and
 //! answers that server's lease.
 
@@ -99,13 +104,36 @@ impl LeaseWriter {
     /// dropped.
     pub fn start(db: Db, terms: Terms) -> LeaseWriter {
         let (queue, mut incoming) = mpsc::channel::<(Request, Reply)>(4 * MAX_BATCH);
-        tokio::spawn(async move {
+        let db_is_pg = !db.is_sqlite();
+        let work = async move {
             // Seat pools whose rows are known to exist: not made again by every batch.
             let mut pools = HashSet::new();
+            let db = match db.postgres_pool_like(4).await {
+                Some(Ok(own)) => own,
+                Some(Err(error)) => {
+                    tracing::warn!(error = %error, "connecting the lease writer's own pool failed; it shares the server's");
+                    db
+                }
+                None => db,
+            };
             while let Some(batch) = crate::db::next_batch(&mut incoming, MAX_BATCH).await {
                 run(&db, terms, batch, &mut pools).await;
             }
-        });
+        };
+        if db_is_pg {
+            std::thread::Builder::new()
+                .name("lease-writer".into())
+                .spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("lease writer runtime")
+                        .block_on(work)
+                })
+                .expect("lease writer thread");
+        } else {
+            tokio::spawn(work);
+        }
         LeaseWriter { queue }
     }
 
@@ -133,7 +161,7 @@ async fn run(
     let batch = if db.is_sqlite() {
         batch
     } else {
-        take_new_seats_first(db, terms, batch, pools).await
+        take_new_seats_first(db, terms, batch).await
     };
     if batch.is_empty() {
         return;
@@ -188,63 +216,37 @@ async fn resolve(
     let asked = if ex.is_sqlite() {
         format!("VALUES {}", crate::db::placeholders(requests.len(), 6, 2))
     } else {
-        "SELECT n - 1, account_id, grant_id, jti, by_token, code \
-         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::bool[], $6::text[]) \
-         WITH ORDINALITY AS u (account_id, grant_id, jti, by_token, code, n)"
-            .to_owned()
+        ASKED_AS_ARRAYS.to_owned()
     };
     let sql = format!(
-        "WITH q (n, account_id, grant_id, jti, by_token, code) AS ({asked}), \
-         people AS (SELECT q.n, q.code, {} FROM q JOIN accounts a ON a.id = q.account_id \
-           WHERE NOT q.by_token OR ({})) \
-         SELECT people.*, p.id AS product_id, o.id AS payer_id, o.name AS payer_name \
-         FROM people LEFT JOIN products p ON p.code = people.code \
-         LEFT JOIN orgs o ON o.id = people.home_org_id AND EXISTS (SELECT 1 FROM org_members m \
-           JOIN subscriptions s ON s.org_id = m.org_id \
-           JOIN subscription_products sp ON sp.subscription_id = s.id \
-           WHERE m.org_id = o.id AND m.account_id = people.id AND m.disabled_at IS NULL \
-             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= $1 AND s.ends_at > $1)",
-        crate::identity::store::account_columns_of("a"),
-        person_token_still_good("q", "a"),
+        "WITH q (n, account_id, grant_id, jti, by_token, code) AS ({asked}), {} \
+         SELECT * FROM resolved",
+        resolved_ctes()
     );
-    let asking: Vec<(Uuid, Option<&PersonToken>, Option<&str>)> = requests
-        .iter()
-        .map(|r| {
-            let (account_id, token) = match &r.caller {
-                Caller::Account(account) => (account.id, None),
-                Caller::Token(token) => (token.account_id, Some(token)),
-            };
-            let code = match &r.op {
-                Op::Acquire(new) => Some(new.product.as_str()),
-                Op::Heartbeat(_) => None,
-            };
-            (account_id, token, code)
-        })
-        .collect();
     let started = std::time::Instant::now();
+    let asked = AskedArrays::of(requests);
     let (backend, rows): (&str, Vec<Resolved>) = match ex.exec() {
         Exec::Sqlite(c) => {
             let mut query = sqlx::query_as(&sql).bind(now);
-            for (n, (account_id, token, code)) in asking.iter().enumerate() {
+            for n in 0..requests.len() {
                 query = query
                     .bind(n as i64)
-                    .bind(*account_id)
-                    .bind(token.map(|t| t.grant_id))
-                    .bind(token.map(|t| t.jti))
-                    .bind(token.is_some())
-                    .bind(*code);
+                    .bind(asked.account_ids[n])
+                    .bind(asked.grant_ids[n])
+                    .bind(asked.jtis[n])
+                    .bind(asked.by_token[n])
+                    .bind(asked.codes[n]);
             }
             ("sqlite", query.fetch_all(c).await?)
         }
         Exec::Postgres(c) => {
-            let tokens = || asking.iter().map(|(_, token, _)| *token);
             let query = sqlx::query_as(&sql)
                 .bind(now)
-                .bind(asking.iter().map(|(id, ..)| *id).collect::<Vec<_>>())
-                .bind(tokens().map(|t| t.map(|t| t.grant_id)).collect::<Vec<_>>())
-                .bind(tokens().map(|t| t.map(|t| t.jti)).collect::<Vec<_>>())
-                .bind(tokens().map(|t| t.is_some()).collect::<Vec<_>>())
-                .bind(asking.iter().map(|(.., code)| *code).collect::<Vec<_>>());
+                .bind(&asked.account_ids)
+                .bind(&asked.grant_ids)
+                .bind(&asked.jtis)
+                .bind(&asked.by_token)
+                .bind(&asked.codes);
             ("postgres", query.fetch_all(c).await?)
         }
     };
@@ -265,6 +267,72 @@ async fn resolve(
         };
     }
     Ok(resolutions)
+}
+
+/// The requests of a batch as `q`, bound as arrays from `$2` ([`AskedArrays`]).
+const ASKED_AS_ARRAYS: &str = "SELECT n - 1, account_id, grant_id, jti, by_token, code \
+     FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::bool[], $6::text[]) \
+     WITH ORDINALITY AS u (account_id, grant_id, jti, by_token, code, n)";
+
+/// Common table expressions that read, for the requests of `q` (`n`, `account_id`,
+/// `grant_id`, `jti`, `by_token`, product `code`) at `$1`, `resolved`: [`Resolved`], one
+/// row a request whose person is known. The payer is the person's home organization, when
+/// they are an enabled member of it and it has an active subscription covering the
+/// product.
+fn resolved_ctes() -> String {
+    format!(
+        "people AS (SELECT q.n, q.code, {} FROM q JOIN accounts a ON a.id = q.account_id \
+           WHERE NOT q.by_token OR ({})), \
+         resolved AS (SELECT people.*, p.id AS product_id, o.id AS payer_id, o.name AS payer_name \
+         FROM people LEFT JOIN products p ON p.code = people.code \
+         LEFT JOIN orgs o ON o.id = people.home_org_id AND EXISTS (SELECT 1 FROM org_members m \
+           JOIN subscriptions s ON s.org_id = m.org_id \
+           JOIN subscription_products sp ON sp.subscription_id = s.id \
+           WHERE m.org_id = o.id AND m.account_id = people.id AND m.disabled_at IS NULL \
+             AND sp.product_id = p.id AND s.ended_at IS NULL AND s.starts_at <= $1 AND s.ends_at > $1))",
+        crate::identity::store::account_columns_of("a"),
+        person_token_still_good("q", "a"),
+    )
+}
+
+/// The requests of a batch as [`ASKED_AS_ARRAYS`] reads them, bound from `$2` on.
+struct AskedArrays<'r> {
+    account_ids: Vec<Uuid>,
+    grant_ids: Vec<Option<Uuid>>,
+    jtis: Vec<Option<Uuid>>,
+    by_token: Vec<bool>,
+    codes: Vec<Option<&'r str>>,
+}
+
+impl<'r> AskedArrays<'r> {
+    fn of(requests: &[&'r Request]) -> AskedArrays<'r> {
+        let tokens: Vec<Option<&PersonToken>> = requests
+            .iter()
+            .map(|r| match &r.caller {
+                Caller::Account(_) => None,
+                Caller::Token(token) => Some(token),
+            })
+            .collect();
+        AskedArrays {
+            account_ids: requests
+                .iter()
+                .map(|r| match &r.caller {
+                    Caller::Account(account) => account.id,
+                    Caller::Token(token) => token.account_id,
+                })
+                .collect(),
+            grant_ids: tokens.iter().map(|t| t.map(|t| t.grant_id)).collect(),
+            jtis: tokens.iter().map(|t| t.map(|t| t.jti)).collect(),
+            by_token: tokens.iter().map(Option::is_some).collect(),
+            codes: requests
+                .iter()
+                .map(|r| match &r.op {
+                    Op::Acquire(new) => Some(new.product.as_str()),
+                    Op::Heartbeat(_) => None,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A request of a batch as [`resolve`] reads it: whose it is and, for an acquire, the
@@ -470,10 +538,17 @@ struct Taking<'a> {
 }
 
 impl Taking<'_> {
-    /// The lease this acquire takes on the seat of `hold_id`.
-    fn lease(&self, hold_id: Uuid, taken: Taken, expires_at: i64, grace_until: i64) -> LeaseRow {
+    /// The lease `id` this acquire takes on the seat of `hold_id`.
+    fn lease(
+        &self,
+        id: Uuid,
+        hold_id: Uuid,
+        taken: Taken,
+        expires_at: i64,
+        grace_until: i64,
+    ) -> LeaseRow {
         LeaseRow {
-            id: Uuid::now_v7(),
+            id,
             org_id: self.org_id,
             org_name: self.org_name.clone(),
             product: self.new.product.clone(),
@@ -506,16 +581,15 @@ fn by_pool<'t, 'a>(
 }
 
 /// On PostgreSQL, first the common acquire: a machine without a seat in its pool takes a
-/// new one within the seats the subscriptions own. Those of a batch are written by one
-/// statement per pool, outside any transaction ([`write_new_seats`]): two round trips
-/// (who asks and pays, then the statement) instead of five, which is what an acquire's
-/// rate on PostgreSQL is bound by. They are answered here; every other request, and any
+/// new one within the seats the subscriptions own. Those of a batch are decided and
+/// written by one statement outside any transaction ([`write_new_seats`]), one round trip,
+/// as a batch of heartbeats is: what an acquire's rate on PostgreSQL is bound by is the
+/// round trips its batch waits for. They are answered here; every other request, and any
 /// this could not decide, is returned for [`apply`], which decides them as before.
 async fn take_new_seats_first(
     db: &Db,
     terms: Terms,
     batch: Vec<(Request, Reply)>,
-    pools: &HashSet<(Uuid, Uuid)>,
 ) -> Vec<(Request, Reply)> {
     let acquires: Vec<usize> = (0..batch.len())
         .filter(|&i| matches!(batch[i].0.op, Op::Acquire(_)))
@@ -523,64 +597,24 @@ async fn take_new_seats_first(
     if acquires.is_empty() {
         return batch;
     }
-    let now = now_ms();
-    let (expires_at, grace_until) = renewal_terms(now, terms);
     let requests: Vec<&Request> = acquires.iter().map(|&i| &batch[i].0).collect();
-    let written: Result<Vec<(usize, AccountRow, LeaseRow)>, DbError> = async {
-        let resolutions = resolve(&mut db.reader().await?, &requests, now).await?;
-        let takings: Vec<Taking> = requests
-            .iter()
-            .zip(&resolutions)
-            .zip(&acquires)
-            .filter_map(|((request, resolution), &at)| {
-                let Op::Acquire(new) = &request.op else {
-                    return None;
-                };
-                let Some((product_id, Some((org_id, org_name)))) = &resolution.payer else {
-                    return None;
-                };
-                Some(Taking {
-                    at,
-                    account: resolution.account.as_ref()?,
-                    new,
-                    org_id: *org_id,
-                    org_name: org_name.clone(),
-                    product_id: *product_id,
-                })
-            })
-            .collect();
-        let mut written = Vec::new();
+    let written = async {
         let mut conn = db.writer().await?;
-        let Exec::Postgres(c) = conn.exec() else {
-            return Ok(written);
-        };
-        for (pool, members) in by_pool(&takings) {
-            if !pools.contains(&pool) {
-                continue;
-            }
-            match write_new_seats(c, pool, &members, now, expires_at, grace_until).await {
-                Ok(rows) => written.extend(
-                    members
-                        .iter()
-                        .zip(rows)
-                        .map(|(r, row)| (r.at, r.account.clone(), row)),
-                ),
-                // Another server wrote this machine's seat or this Idempotency-Key's
-                // lease meanwhile: apply shares or answers it.
-                Err(error) if error.is_unique_violation() => {}
-                Err(error) => return Err(error),
-            }
+        match conn.exec() {
+            Exec::Postgres(c) => write_new_seats(c, &requests, now_ms(), terms).await,
+            Exec::Sqlite(_) => Ok(Vec::new()),
         }
-        Ok(written)
     }
     .await;
     let mut written: HashMap<usize, (AccountRow, LeaseRow)> = match written {
         Ok(written) => written
             .into_iter()
-            .map(|(at, account, row)| (at, (account, row)))
+            .map(|(n, account, row)| (acquires[n], (account, row)))
             .collect(),
+        // Another server wrote a machine's seat or an Idempotency-Key's lease meanwhile:
+        // nothing was written, and apply shares or answers it.
+        Err(error) if error.is_unique_violation() => HashMap::new(),
         Err(error) => {
-            // Nothing of the failing pool was written; apply tries it again and reports.
             tracing::warn!(error = %error, "writing new seats failed; applying the batch in a transaction");
             HashMap::new()
         }
@@ -602,103 +636,121 @@ async fn take_new_seats_first(
     rest
 }
 
-/// Writes the new seats, holds and leases of a pool's acquires in one statement, if every
-/// machine is new to the pool, the seats the subscriptions own suffice for them all and no
-/// Idempotency-Key was used before ([`seats::grant_to_new_machines`]): their leases, or
-/// none when it wrote nothing.
+/// Decides and writes, in one statement, the acquires of `requests` whose machines are new
+/// to their pool ([`seats::grant_to_new_machines`]), pool by pool: in each pool all of them
+/// or none, when the seats the subscriptions own suffice for them all and no
+/// Idempotency-Key among them was used before. Who asks and who pays are read as
+/// [`resolve`] reads them. Answers the leases written: the request's index, its person,
+/// the lease.
 async fn write_new_seats(
     c: &mut sqlx::PgConnection,
-    (org_id, product_id): (Uuid, Uuid),
-    members: &[&Taking<'_>],
+    requests: &[&Request],
     now: i64,
-    expires_at: i64,
-    grace_until: i64,
-) -> Result<Vec<LeaseRow>, DbError> {
-    let mut keys = HashSet::new();
-    let twins = members
-        .iter()
-        .filter_map(|r| {
-            r.new
-                .idempotency_key
-                .as_ref()
-                .map(|key| (r.account.id, key))
-        })
-        .any(|key| !keys.insert(key));
-    if twins {
-        return Ok(Vec::new());
+    terms: Terms,
+) -> Result<Vec<(usize, AccountRow, LeaseRow)>, DbError> {
+    #[derive(sqlx::FromRow)]
+    struct Leased {
+        n: i64,
+        #[sqlx(flatten)]
+        account: AccountRow,
+        product_id: Uuid,
+        org_id: Uuid,
+        org_name: String,
+        leased_hold_id: Uuid,
     }
-    let mut machines: Vec<&str> = Vec::new();
-    let mut hold_ids: Vec<Uuid> = Vec::new();
-    let mut hold_of: HashMap<&str, Uuid> = HashMap::new();
-    let rows: Vec<LeaseRow> = members
+    let (expires_at, grace_until) = renewal_terms(now, terms);
+    let new: Vec<&NewLease> = requests
         .iter()
-        .map(|r| {
-            let hold_id = *hold_of.entry(&r.new.machine).or_insert_with(|| {
-                machines.push(&r.new.machine);
-                hold_ids.push(Uuid::now_v7());
-                hold_ids[hold_ids.len() - 1]
-            });
-            r.lease(hold_id, Taken::Seat, expires_at, grace_until)
+        .filter_map(|r| match &r.op {
+            Op::Acquire(new) => Some(new),
+            Op::Heartbeat(_) => None,
         })
         .collect();
-    let unused_keys =
-        "NOT EXISTS (SELECT 1 FROM unnest($7::uuid[], $13::text[]) AS k (account_id, key) \
-         CROSS JOIN LATERAL (SELECT 1 FROM leases WHERE account_id = k.account_id \
-           AND idempotency_key = k.key LIMIT 1) l)";
+    if new.len() != requests.len() {
+        return Ok(Vec::new());
+    }
+    let lease_ids: Vec<Uuid> = new.iter().map(|_| Uuid::now_v7()).collect();
+    let hold_ids: Vec<Uuid> = new.iter().map(|_| Uuid::now_v7()).collect();
+    let keys_unused =
+        "NOT EXISTS (SELECT 1 FROM wanted k CROSS JOIN LATERAL (SELECT 1 FROM leases \
+         WHERE account_id = k.account_id AND idempotency_key = k.key LIMIT 1) used \
+         WHERE k.org_id = a.org_id AND k.product_id = a.product_id AND k.key IS NOT NULL)";
     let sql = format!(
-        "WITH granted AS ({}), \
-         holds AS ({} SELECT h.id, $1, $2, h.machine, false, $4, $14, $14 \
-           FROM unnest($6::uuid[], $5::text[]) AS h (id, machine) \
-           WHERE EXISTS (SELECT 1 FROM granted)) \
-         {LEASE_INSERT} SELECT l.id, l.account_id, $1, $2, l.hold_id, l.version, l.machine, \
-           l.machine_name, false, $4, $4, $14, $15, l.key \
-         FROM unnest($8::uuid[], $7::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], \
-           $13::text[]) AS l (id, account_id, hold_id, version, machine, machine_name, key) \
-         WHERE EXISTS (SELECT 1 FROM granted)",
-        seats::grant_to_new_machines(unused_keys),
+        "WITH q (n, account_id, grant_id, jti, by_token, code) AS ({ASKED_AS_ARRAYS}), {}, \
+         wanted AS (SELECT r.n, r.id AS account_id, r.product_id, r.payer_id AS org_id, \
+             l.lease_id, l.hold_id, l.version, l.machine, l.machine_name, l.key \
+           FROM resolved r JOIN unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], \
+             $11::text[], $12::text[]) WITH ORDINALITY \
+             AS l (lease_id, hold_id, version, machine, machine_name, key, n) ON l.n - 1 = r.n \
+           WHERE r.payer_id IS NOT NULL), \
+         asked AS (SELECT org_id, product_id, COUNT(DISTINCT machine) AS n FROM wanted \
+           GROUP BY org_id, product_id), \
+         granted AS ({}), \
+         holds AS ({} SELECT DISTINCT ON (w.org_id, w.product_id, w.machine) w.hold_id, \
+             w.org_id, w.product_id, w.machine, false, $1, $13, $13 \
+           FROM wanted w JOIN granted g ON g.org_id = w.org_id AND g.product_id = w.product_id \
+           ORDER BY w.org_id, w.product_id, w.machine, w.n \
+           RETURNING id, org_id, product_id, machine), \
+         leased AS ({LEASE_INSERT} SELECT w.lease_id, w.account_id, w.org_id, w.product_id, h.id, \
+             w.version, w.machine, w.machine_name, false, $1, $1, $13, $14, w.key \
+           FROM wanted w JOIN holds h ON h.org_id = w.org_id AND h.product_id = w.product_id \
+             AND h.machine = w.machine \
+           RETURNING id, hold_id) \
+         SELECT r.*, r.payer_id AS org_id, r.payer_name AS org_name, \
+           l.hold_id AS leased_hold_id FROM resolved r \
+         JOIN wanted w ON w.n = r.n JOIN leased l ON l.id = w.lease_id",
+        resolved_ctes(),
+        seats::grant_to_new_machines("asked", "wanted", "$1", keys_unused),
         seats::HOLD_INSERT,
     );
-    let inserted = sqlx::query(&sql)
-        .bind(org_id)
-        .bind(product_id)
-        .bind(machines.len() as i64)
+    let asked = AskedArrays::of(requests);
+    let rows: Vec<Leased> = sqlx::query_as(&sql)
         .bind(now)
-        .bind(&machines)
+        .bind(&asked.account_ids)
+        .bind(&asked.grant_ids)
+        .bind(&asked.jtis)
+        .bind(&asked.by_token)
+        .bind(&asked.codes)
+        .bind(&lease_ids)
         .bind(&hold_ids)
-        .bind(members.iter().map(|r| r.account.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.hold_id).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.version.as_str()).collect::<Vec<_>>())
+        .bind(new.iter().map(|n| n.machine.as_str()).collect::<Vec<_>>())
         .bind(
-            rows.iter()
-                .map(|row| row.version.as_str())
+            new.iter()
+                .map(|n| n.machine_name.as_str())
                 .collect::<Vec<_>>(),
         )
         .bind(
-            rows.iter()
-                .map(|row| row.machine.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.machine_name.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            members
-                .iter()
-                .map(|r| r.new.idempotency_key.as_deref())
+            new.iter()
+                .map(|n| n.idempotency_key.as_deref())
                 .collect::<Vec<_>>(),
         )
         .bind(expires_at)
         .bind(grace_until)
-        .execute(c)
-        .await?
-        .rows_affected();
-    Ok(if inserted == rows.len() as u64 {
-        rows
-    } else {
-        Vec::new()
-    })
+        .fetch_all(c)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|leased| {
+            let n = leased.n as usize;
+            let row = Taking {
+                at: n,
+                account: &leased.account,
+                new: new[n],
+                org_id: leased.org_id,
+                org_name: leased.org_name,
+                product_id: leased.product_id,
+            }
+            .lease(
+                lease_ids[n],
+                leased.leased_hold_id,
+                Taken::Seat,
+                expires_at,
+                grace_until,
+            );
+            (n, leased.account, row)
+        })
+        .collect())
 }
 
 /// Applies a batch in one transaction: heartbeats, then acquires grouped by seat pool;
@@ -834,7 +886,7 @@ async fn apply(
             }
             pending[r.at] = Some(match holds[machine_at[r.new.machine.as_str()]] {
                 Some((hold_id, taken)) => {
-                    let row = r.lease(hold_id, taken, expires_at, grace_until);
+                    let row = r.lease(Uuid::now_v7(), hold_id, taken, expires_at, grace_until);
                     leases.push((r, row.clone()));
                     Pending::Acquired(row)
                 }

@@ -523,21 +523,26 @@ fn owned_seats(org: &str, product: &str, now: &str) -> String {
 }
 
 /// The common acquire decided inside the statement that writes it (PostgreSQL): an
-/// `UPDATE` of the pool (`$1`, `$2`) that counts `$3` more seats held, returning a row,
-/// only if the count stays within the seats its active subscriptions own at `$4`, none of
-/// the machines `$5` holds a seat in the pool (live or lapsed), and `also` holds. When it
-/// returns nothing, [`take_from_pool`] decides, which also frees lapsed holds, shares live
-/// ones and grants overage. A machine's hold written by another server at the same moment
-/// makes the statement fail on `seat_holds_machine`, so a machine never holds two seats.
-pub fn grant_to_new_machines(also: &str) -> String {
+/// `UPDATE` of the pools of `asked` (`org_id`, `product_id`, `n`) that counts `n` more seats
+/// held in each, returning the pools it counted them in: only those where the count stays
+/// within the seats their active subscriptions own at `now`, none of the machines of
+/// `machines` (`org_id`, `product_id`, `machine`) holds a seat in the pool (live or
+/// lapsed), and `also` holds of the pool `a`. For the others, [`take_from_pool`] decides,
+/// which also frees lapsed holds, shares live ones and grants overage. A machine's hold
+/// written by another server at the same moment makes the statement fail on
+/// `seat_holds_machine`, so a machine never holds two seats.
+pub fn grant_to_new_machines(asked: &str, machines: &str, now: &str, also: &str) -> String {
     format!(
-        "UPDATE seat_pools SET held = held + $3 \
-         WHERE org_id = $1 AND product_id = $2 AND held + $3 <= {} \
-           AND NOT EXISTS (SELECT 1 FROM unnest($5::text[]) AS m (machine) \
-             CROSS JOIN LATERAL (SELECT 1 FROM seat_holds WHERE org_id = $1 \
-               AND product_id = $2 AND machine = m.machine LIMIT 1) h) \
-           AND {also} RETURNING 1",
-        owned_seats("$1", "$2", "$4")
+        "UPDATE seat_pools SET held = held + a.n FROM {asked} a \
+         WHERE seat_pools.org_id = a.org_id AND seat_pools.product_id = a.product_id \
+           AND seat_pools.held + a.n <= {} \
+           AND NOT EXISTS (SELECT 1 FROM {machines} m CROSS JOIN LATERAL (SELECT 1 \
+             FROM seat_holds h WHERE h.org_id = m.org_id AND h.product_id = m.product_id \
+               AND h.machine = m.machine LIMIT 1) held \
+             WHERE m.org_id = a.org_id AND m.product_id = a.product_id) \
+           AND {also} \
+         RETURNING seat_pools.org_id, seat_pools.product_id",
+        owned_seats("a.org_id", "a.product_id", now)
     )
 }
 
