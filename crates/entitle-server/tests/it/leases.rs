@@ -620,6 +620,36 @@ async fn the_reclaim_frees_lapsed_seats_of_every_pool_in_batches() {
     assert_eq!(pools_held().await, vec![(0,), (0,)]);
 }
 
+/// Asks for a lease for each of `machines` at once, alternately on `app` and on `beside`
+/// (two servers of one database): the answers, in order.
+async fn acquire_on_both(
+    app: &TestApp,
+    beside: &TestApp,
+    token: &str,
+    machines: impl Iterator<Item = String>,
+) -> Vec<(StatusCode, Value)> {
+    let attempts: Vec<_> = machines
+        .enumerate()
+        .map(|(i, machine)| {
+            let server = if i % 2 == 0 { app } else { beside };
+            let request = entitle_testkit::new_client()
+                .post(server.url("/api/v1/leases"))
+                .bearer_auth(token)
+                .json(&lease_request(&machine));
+            tokio::spawn(async move {
+                let response = request.send().await.expect("post");
+                let status = response.status();
+                (status, response.json().await.expect("json"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        answers.push(attempt.await.expect("request"));
+    }
+    answers
+}
+
 /// Many clients race for the last seats, on two servers of one database: seats held never
 /// exceed seats owned, and every refusal is `no_seat_available`. Three rounds.
 #[tokio::test]
@@ -629,34 +659,10 @@ async fn racing_clients_never_hold_more_seats_than_owned() {
     let orgs = acme_and_globex(&app).await;
     let uma = subscribed(&app, &orgs, 5, json!({"overage": "deny"})).await;
     for round in 0..3 {
-        let attempts: Vec<_> = (0..24)
-            .map(|i| {
-                let url = if i % 2 == 0 {
-                    app.url("/api/v1/leases")
-                } else {
-                    beside.url("/api/v1/leases")
-                };
-                let (uma, body) = (
-                    uma.clone(),
-                    lease_request(&format!("machine-{round}-{i:04}")),
-                );
-                tokio::spawn(async move {
-                    let response = entitle_testkit::new_client()
-                        .post(url)
-                        .bearer_auth(uma)
-                        .json(&body)
-                        .send()
-                        .await
-                        .expect("post");
-                    let status = response.status();
-                    let body: Value = response.json().await.expect("json");
-                    (status, body)
-                })
-            })
-            .collect();
+        let machines = (0..24).map(|i| format!("machine-{round}-{i:04}"));
+        let attempts = acquire_on_both(&app, &beside, &uma, machines).await;
         let mut granted = Vec::new();
-        for attempt in attempts {
-            let (status, body) = attempt.await.expect("request");
+        for (status, body) in attempts {
             match status {
                 StatusCode::CREATED => granted.push(body["id"].as_str().expect("id").to_owned()),
                 StatusCode::CONFLICT => assert_eq!(body["code"], "no_seat_available", "{body}"),
@@ -688,31 +694,9 @@ async fn a_machine_asking_two_servers_at_once_takes_one_seat() {
     let orgs = acme_and_globex(&app).await;
     let uma = subscribed(&app, &orgs, 50, json!({"overage": "deny"})).await;
     for round in 0..3 {
-        let attempts: Vec<_> = (0..32)
-            .map(|i| {
-                let url = if i % 2 == 0 {
-                    app.url("/api/v1/leases")
-                } else {
-                    beside.url("/api/v1/leases")
-                };
-                let (uma, body) = (
-                    uma.clone(),
-                    lease_request(&format!("shared-{round}-{:04}", i / 2)),
-                );
-                tokio::spawn(async move {
-                    entitle_testkit::new_client()
-                        .post(url)
-                        .bearer_auth(uma)
-                        .json(&body)
-                        .send()
-                        .await
-                        .expect("post")
-                        .status()
-                })
-            })
-            .collect();
-        for attempt in attempts {
-            assert_eq!(attempt.await.expect("request"), StatusCode::CREATED);
+        let machines = (0..32).map(|i| format!("shared-{round}-{:04}", i / 2));
+        for (status, body) in acquire_on_both(&app, &beside, &uma, machines).await {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
         }
         assert_eq!(held(&app).await, 16 * (round + 1), "round {round}");
         let mut conn = app.state.db.reader().await.expect("connection");
