@@ -818,19 +818,26 @@ async fn apply(
     }
 
     // Acquires with an Idempotency-Key used before answer that lease and take nothing.
-    let keys: Vec<&str> = resolved
+    // Looked up by person and key together, as the index holds them (a batch is at most
+    // MAX_BATCH requests, well within either database's limit on bound values).
+    let keys: Vec<(Uuid, &str)> = resolved
         .iter()
-        .filter_map(|r| r.new.idempotency_key.as_deref())
+        .filter_map(|r| Some((r.account.id, r.new.idempotency_key.as_deref()?)))
         .collect();
     let mut earlier: HashMap<(Uuid, String), Uuid> = HashMap::new();
     if !keys.is_empty() {
-        let found: Vec<(Uuid, Uuid, String)> = crate::fetch_in_chunks!(
-            &mut tx,
-            "SELECT id, account_id, idempotency_key FROM leases WHERE idempotency_key IN {values}",
-            keys,
-            1,
-            |query| query
-        )?;
+        let sql = format!(
+            "SELECT id, account_id, idempotency_key FROM leases \
+             WHERE (account_id, idempotency_key) IN (VALUES {})",
+            crate::db::placeholders(keys.len(), 2, 1)
+        );
+        let found: Vec<(Uuid, Uuid, String)> = on_db!(&mut tx, |c| {
+            let mut query = sqlx::query_as(&sql);
+            for (account, key) in &keys {
+                query = query.bind(account).bind(key);
+            }
+            query.fetch_all(c).await
+        })?;
         earlier.extend(
             found
                 .into_iter()

@@ -377,10 +377,16 @@ pub fn hold_end(hold: &str) -> String {
 
 /// Whether the hold `hold` had ended by `now` ([`hold_end`]): neither it nor a lease of it
 /// lasts beyond.
+///
+/// The leases are asked by a scalar subquery, which runs once a hold through `leases_hold`.
+/// Written as `NOT EXISTS`, PostgreSQL flattened it into an anti-join, and as leases'
+/// ends only grow, statistics taken a minute earlier put every live lease's end beyond
+/// their histogram and estimated one row: the reclaim scanned all leases for each hold it
+/// looked at, 2–3 s a chunk of 500 holds with 75,000 leases.
 pub(super) fn lapsed(hold: &str, now: &str) -> String {
     format!(
-        "{hold}.expires_at <= {now} AND NOT EXISTS (SELECT 1 FROM leases \
-           WHERE leases.hold_id = {hold}.id AND leases.expires_at > {now})"
+        "{hold}.expires_at <= {now} AND COALESCE((SELECT MAX(leases.expires_at) FROM leases \
+           WHERE leases.hold_id = {hold}.id), {now}) <= {now}"
     )
 }
 
