@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod mail;
+pub mod metering;
 pub mod metrics;
 pub mod oidc;
 pub mod orgs;
