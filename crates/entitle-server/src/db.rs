@@ -23,6 +23,9 @@ pub enum DbError {
     /// Too many requests changed the same row at once; the caller may try again.
     #[error("contended: {0}")]
     Contended(&'static str),
+    /// A stored value this version cannot read (written by a newer one, or by hand).
+    #[error("unreadable stored value: {0}")]
+    Corrupt(String),
 }
 
 impl DbError {

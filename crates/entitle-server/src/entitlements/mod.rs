@@ -11,3 +11,4 @@ pub mod keys;
 pub mod lease_writer;
 pub mod leases;
 pub mod seats;
+pub mod usage;

@@ -3,4 +3,5 @@
 //! seats owned, overage, forgiveness and term-license lines. The rules are pure functions
 //! in `rules`, written out with worked examples in `docs/metering.md`.
 
+pub mod fold;
 pub mod rules;

@@ -45,94 +45,7 @@ pub fn quarter_of(at: i64) -> i64 {
     i64::from(date.year()) * 4 + (i64::from(u8::from(date.month())) - 1) / 3
 }
 
-/// What an event says happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    LeaseStart,
-    Heartbeat,
-    Release,
-    Expiry,
-    /// A client's report that a reserved license was in use from `at` to `until`.
-    ReservedUse,
-    /// A request refused: no entitlement, or no seat.
-    Denial,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::LeaseStart => "lease_start",
-            Kind::Heartbeat => "heartbeat",
-            Kind::Release => "release",
-            Kind::Expiry => "expiry",
-            Kind::ReservedUse => "reserved_use",
-            Kind::Denial => "denial",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Kind> {
-        [
-            Kind::LeaseStart,
-            Kind::Heartbeat,
-            Kind::Release,
-            Kind::Expiry,
-            Kind::ReservedUse,
-            Kind::Denial,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == value)
-    }
-}
-
-/// Whose licensing paid for a use: the person's own organization's, a data source
-/// owner's (for an external user), or a reserved license checked out by an organization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    Own,
-    DatasourceOwner,
-    Reserved,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Own => "own",
-            Source::DatasourceOwner => "datasource_owner",
-            Source::Reserved => "reserved",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Source> {
-        [Source::Own, Source::DatasourceOwner, Source::Reserved]
-            .into_iter()
-            .find(|source| source.as_str() == value)
-    }
-}
-
-/// One usage event, as far as the rules need it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub kind: Kind,
-    /// The lease's id, or the reserved-use report's own id: the events of one session.
-    pub session: String,
-    pub at: i64,
-    /// The end of a reported period of reserved use; `at` for every other event.
-    pub until: i64,
-    pub account: Uuid,
-    pub home_org: Option<Uuid>,
-    /// None for a denial that named no payer.
-    pub billed_org: Option<Uuid>,
-    pub source: Source,
-    pub product: Uuid,
-    pub machine: String,
-}
-
-impl Event {
-    /// Whether it counts as use: everything but a denial.
-    pub fn is_use(&self) -> bool {
-        self.kind != Kind::Denial
-    }
-}
+pub use crate::entitlements::usage::{Event, Kind, Source};
 
 /// Who used a machine, and for whom: the key of a session's use in an interval.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +87,54 @@ impl Span {
     }
 }
 
+/// A session after one more of its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widened {
+    pub user: User,
+    pub span: Span,
+    /// The intervals the span touches now and did not before.
+    pub new_intervals: Vec<i64>,
+}
+
+/// What `event` makes of its session, `known` as far as earlier events said: None for
+/// an event that is not use (a denial, or use nobody is billed for).
+pub fn widen(known: Option<&(User, Span)>, event: &Event) -> Option<Widened> {
+    let billed_org = event.billed_org.filter(|_| event.is_use())?;
+    let span = Span {
+        from: event.at,
+        to: event.until.max(event.at),
+    };
+    let (user, before, span) = match known {
+        Some((user, before)) => (user.clone(), Some(*before), before.widened(span)),
+        None => (
+            User {
+                billed_org,
+                product: event.product,
+                machine: event.machine.clone(),
+                account: event.account,
+                home_org: event.home_org,
+                source: event.source,
+            },
+            None,
+            span,
+        ),
+    };
+    // A span's intervals are a run: those of the span before are one stretch of it.
+    let covered = before.map(|b| {
+        let last = b.intervals().last().unwrap_or(b.from);
+        (interval_of(b.from), last)
+    });
+    let new_intervals = span
+        .intervals()
+        .filter(|interval| !covered.is_some_and(|(first, last)| (first..=last).contains(interval)))
+        .collect();
+    Some(Widened {
+        user,
+        span,
+        new_intervals,
+    })
+}
+
 /// Which machines were in use, by whom, in which intervals: every session's span, and
 /// the set of (interval, user) pairs they make. Built event by event or from all events;
 /// the same events give the same presence in any order.
@@ -192,38 +153,21 @@ impl Presence {
         presence
     }
 
-    /// Folds one event in. Returns the (interval, user) pairs it added: what an
-    /// incremental store writes.
+    /// Folds one event in. Returns the (interval, user) pairs it added.
     pub fn add(&mut self, event: &Event) -> Vec<(i64, User)> {
-        let (Some(billed_org), true) = (event.billed_org, event.is_use()) else {
+        let Some(widened) = widen(self.sessions.get(&event.session), event) else {
             return Vec::new();
         };
-        let span = Span {
-            from: event.at,
-            to: event.until.max(event.at),
-        };
-        let (user, span) = match self.sessions.get(&event.session) {
-            Some((user, known)) => (user.clone(), known.widened(span)),
-            None => (
-                User {
-                    billed_org,
-                    product: event.product,
-                    machine: event.machine.clone(),
-                    account: event.account,
-                    home_org: event.home_org,
-                    source: event.source,
-                },
-                span,
-            ),
-        };
-        let added: Vec<(i64, User)> = span
-            .intervals()
-            .filter_map(|interval| {
-                let pair = (interval, user.clone());
+        let added: Vec<(i64, User)> = widened
+            .new_intervals
+            .iter()
+            .filter_map(|&interval| {
+                let pair = (interval, widened.user.clone());
                 self.used.insert(pair.clone()).then_some(pair)
             })
             .collect();
-        self.sessions.insert(event.session.clone(), (user, span));
+        self.sessions
+            .insert(event.session.clone(), (widened.user, widened.span));
         added
     }
 
@@ -595,14 +539,7 @@ mod tests {
         fn event() -> impl Strategy<Value = Event> {
             (0u8..6, 0u8..12, 0i64..(2 * DAY_MS), 0i64..(3 * HOUR)).prop_map(
                 |(kind, session, at, length)| {
-                    let kind = [
-                        Kind::LeaseStart,
-                        Kind::Heartbeat,
-                        Kind::Release,
-                        Kind::Expiry,
-                        Kind::ReservedUse,
-                        Kind::Denial,
-                    ][usize::from(kind)];
+                    let kind = Kind::ALL[usize::from(kind)];
                     let at = MARCH_31 - DAY_MS / 2 + at;
                     // A session's person, machine, product and payer are fixed, as
                     // they are for a lease or a report; only its moments vary. Sessions

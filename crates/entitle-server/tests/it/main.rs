@@ -28,6 +28,7 @@ mod scim_groups;
 mod signin;
 mod signup;
 mod terms;
+mod usage;
 
 use entitle_testkit::TestApp;
 
