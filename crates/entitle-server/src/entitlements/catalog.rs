@@ -451,6 +451,36 @@ async fn set_products(tx: &mut Tx, id: Uuid, product_ids: &[Uuid]) -> Result<(),
     Ok(())
 }
 
+/// Records subscription `id`'s terms as they stand now, in effect from `now`: the
+/// history usage reports count seats from (`subscription_terms`).
+async fn record_terms(tx: &mut Tx, id: Uuid, now: i64) -> Result<(), DbError> {
+    execute!(
+        tx,
+        "INSERT INTO subscription_terms (subscription_id, recorded_at, org_id, seats, starts_at, ends_at) \
+         SELECT id, $2, org_id, seats, starts_at, \
+         CASE WHEN ended_at IS NOT NULL AND ended_at < ends_at THEN ended_at ELSE ends_at END \
+         FROM subscriptions WHERE id = $1 \
+         ON CONFLICT (subscription_id, recorded_at) DO UPDATE SET seats = excluded.seats, \
+         starts_at = excluded.starts_at, ends_at = excluded.ends_at",
+        id,
+        now
+    )?;
+    execute!(
+        tx,
+        "DELETE FROM subscription_term_products WHERE subscription_id = $1 AND recorded_at = $2",
+        id,
+        now
+    )?;
+    execute!(
+        tx,
+        "INSERT INTO subscription_term_products (subscription_id, recorded_at, product_id) \
+         SELECT subscription_id, $2, product_id FROM subscription_products WHERE subscription_id = $1",
+        id,
+        now
+    )?;
+    Ok(())
+}
+
 /// Adds a subscription for an organization.
 pub async fn add_subscription(
     state: &AppState,
@@ -486,6 +516,7 @@ pub async fn add_subscription(
         now
     )?;
     set_products(&mut tx, id, &product_ids).await?;
+    record_terms(&mut tx, id, now).await?;
     let created = subscription(&mut tx, id).await?;
     record(
         &mut tx,
@@ -531,15 +562,17 @@ pub async fn change_subscription(
         let ids = product_ids(&mut tx, codes).await?;
         set_products(&mut tx, id, &ids).await?;
     }
+    let now = now_ms();
     execute!(
         &mut tx,
         "UPDATE subscriptions SET seats = $1, starts_at = $2, ends_at = $3, updated_at = $4 WHERE id = $5",
         seats,
         starts_at,
         ends_at,
-        now_ms(),
+        now,
         id
     )?;
+    record_terms(&mut tx, id, now).await?;
     let after = subscription(&mut tx, id).await?;
     record(&mut tx, actor, "subscription.updated", "subscription", id, "", Some(after.org_id), json!({
         "before": {"seats": before.seats, "starts_at": before.starts_at, "ends_at": before.ends_at, "products": before.products},
@@ -566,6 +599,7 @@ pub async fn end_subscription(
     )?;
     let after = subscription(&mut tx, id).await?;
     if ended == 1 {
+        record_terms(&mut tx, id, now).await?;
         record(
             &mut tx,
             actor,

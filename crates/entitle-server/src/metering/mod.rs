@@ -5,3 +5,4 @@
 
 pub mod fold;
 pub mod rules;
+pub mod terms;

@@ -215,6 +215,47 @@ pub fn seats_on(steps: &SeatSteps, day: i64) -> i64 {
     most.max(current)
 }
 
+/// What a subscription said from `recorded_at` until its next terms: `seats` of each of
+/// `products`, from `starts_at` until `ends_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Terms {
+    pub subscription: Uuid,
+    pub recorded_at: i64,
+    pub seats: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub products: Vec<Uuid>,
+}
+
+/// The seats of `product` the subscriptions owned over time, as [`SeatSteps`]: at each
+/// moment, the sum over subscriptions of what their terms then in effect grant.
+pub fn seat_steps(terms: &[Terms], product: Uuid) -> Vec<(i64, i64)> {
+    let mut by_subscription: BTreeMap<Uuid, Vec<&Terms>> = BTreeMap::new();
+    for t in terms {
+        by_subscription.entry(t.subscription).or_default().push(t);
+    }
+    for history in by_subscription.values_mut() {
+        history.sort_by_key(|t| t.recorded_at);
+    }
+    let moments: BTreeSet<i64> = terms
+        .iter()
+        .flat_map(|t| [t.recorded_at, t.starts_at, t.ends_at])
+        .collect();
+    let mut steps: Vec<(i64, i64)> = Vec::new();
+    for at in moments {
+        let seats: i64 = by_subscription
+            .values()
+            .filter_map(|history| history.iter().rev().find(|t| t.recorded_at <= at))
+            .filter(|t| t.products.contains(&product) && t.starts_at <= at && at < t.ends_at)
+            .map(|t| t.seats)
+            .sum();
+        if steps.last().map_or(0, |&(_, last)| last) != seats {
+            steps.push((at, seats));
+        }
+    }
+    steps
+}
+
 /// A day of a product's usage report for one organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Day {
@@ -506,6 +547,61 @@ mod tests {
         let usage = BTreeMap::from([(day + 9 * HOUR, 6)]);
         let report = days(&usage, &[(0, 2), (day + 12 * HOUR, 10)]);
         assert_eq!((report[0].seats, report[0].overage), (10, 0));
+    }
+
+    #[test]
+    fn seats_follow_what_the_subscriptions_said_at_each_moment() {
+        let day = MARCH_31;
+        let terms =
+            |subscription, recorded_at, seats, starts_at, ends_at, products: &[u128]| Terms {
+                subscription: id(subscription),
+                recorded_at,
+                seats,
+                starts_at,
+                ends_at,
+                products: products.iter().map(|&p| id(p)).collect(),
+            };
+        let history = [
+            // 10 seats of products 1 and 2 from the start of the day before...
+            terms(
+                7,
+                day - DAY_MS,
+                10,
+                day - DAY_MS,
+                day + 30 * DAY_MS,
+                &[1, 2],
+            ),
+            // ...changed at noon to 20 seats of product 1 only.
+            terms(
+                7,
+                day + 12 * HOUR,
+                20,
+                day - DAY_MS,
+                day + 30 * DAY_MS,
+                &[1],
+            ),
+            // Another subscription of 3 seats of product 1, ended at 18:00.
+            terms(8, day - DAY_MS, 3, day - DAY_MS, day + DAY_MS, &[1]),
+            terms(8, day + 18 * HOUR, 3, day - DAY_MS, day + 18 * HOUR, &[1]),
+        ];
+        assert_eq!(
+            seat_steps(&history, id(1)),
+            vec![
+                (day - DAY_MS, 13),
+                (day + 12 * HOUR, 23),
+                (day + 18 * HOUR, 20),
+                (day + 30 * DAY_MS, 0)
+            ]
+        );
+        assert_eq!(
+            seat_steps(&history, id(2)),
+            vec![(day - DAY_MS, 10), (day + 12 * HOUR, 0)]
+        );
+        // The day of the change counts its most: 23 of product 1, 10 of product 2.
+        assert_eq!(seats_on(&seat_steps(&history, id(1)), day), 23);
+        assert_eq!(seats_on(&seat_steps(&history, id(1)), day + DAY_MS), 20);
+        assert_eq!(seats_on(&seat_steps(&history, id(2)), day), 10);
+        assert_eq!(seats_on(&seat_steps(&history, id(2)), day + DAY_MS), 0);
     }
 
     #[test]

@@ -94,3 +94,64 @@ async fn folded_events_give_the_usage_the_rules_compute_in_any_order_and_batches
     // Nothing is left to fold, and folding again changes nothing.
     assert_eq!(fold_pending(db, 1000).await.expect("fold"), 0);
 }
+
+#[tokio::test]
+async fn a_subscriptions_changes_are_the_seats_from_the_moment_they_are_made() {
+    let app = TestApp::spawn().await;
+    let orgs = crate::members::acme_and_globex(&app).await;
+    let operator = app.operator("olga@vendor.example").await;
+    let product: serde_json::Value = app
+        .post_as(
+            &operator,
+            "/api/v1/products",
+            &serde_json::json!({"code": "bridge", "name": "Bridge"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("product");
+    let product = Uuid::parse_str(product["id"].as_str().expect("id")).expect("uuid");
+    let now = entitle_server::db::now_ms();
+    let subscription: serde_json::Value = app
+        .post_as(
+            &operator,
+            "/api/v1/subscriptions",
+            &serde_json::json!({"org_id": orgs.acme, "products": ["bridge"], "seats": 10,
+                "starts_at": now - DAY_MS, "ends_at": now + 30 * DAY_MS, "overage": "deny"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("subscription");
+    let id = subscription["id"].as_str().expect("id");
+    for change in [
+        app.patch_as(
+            &operator,
+            &format!("/api/v1/subscriptions/{id}"),
+            &serde_json::json!({"seats": 12}),
+        )
+        .await,
+        app.post_as(
+            &operator,
+            &format!("/api/v1/subscriptions/{id}/end"),
+            &serde_json::json!({}),
+        )
+        .await,
+    ] {
+        assert!(change.status().is_success(), "{}", change.status());
+    }
+
+    let mut conn = app.state.db.reader().await.expect("reader");
+    let org = Uuid::parse_str(&orgs.acme.to_string()).expect("org");
+    let terms = entitle_server::metering::terms::terms_of(&mut conn, org)
+        .await
+        .expect("terms");
+    assert_eq!(terms.len(), 3, "{terms:?}");
+    let steps = entitle_server::metering::rules::seat_steps(&terms, product);
+    // 10 seats from its creation, 12 from the change, none from its end (the backdated
+    // start grants nothing before the subscription was made).
+    let seats: Vec<i64> = steps.iter().map(|&(_, seats)| seats).collect();
+    assert_eq!(seats, vec![10, 12, 0], "{steps:?}");
+    assert!(steps[0].0 >= now && steps[2].0 >= steps[1].0);
+    assert!(terms.iter().all(|t| t.products == vec![product]));
+}
