@@ -31,6 +31,24 @@ pub struct Config {
     pub domains: DomainConfig,
     pub metrics: MetricsConfig,
     pub licensing: LicensingConfig,
+    pub metering: MeteringConfig,
+}
+
+/// Usage metering: how long the raw usage events are kept. The per-interval aggregates
+/// reports read are kept forever.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeteringConfig {
+    /// Days raw usage events are kept; `entitled usage recompute` reaches back this far.
+    pub raw_retention_days: i64,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        MeteringConfig {
+            raw_retention_days: 400,
+        }
+    }
 }
 
 /// Online leases: how long a signed lease works offline, and how often its holder renews it.
@@ -186,6 +204,7 @@ impl Default for Config {
             domains: DomainConfig::default(),
             metrics: MetricsConfig::default(),
             licensing: LicensingConfig::default(),
+            metering: MeteringConfig::default(),
         }
     }
 }
@@ -470,6 +489,11 @@ impl Config {
         anyhow::ensure!(
             crate::oidc::keys::Alg::parse(&oidc.access_token_alg).is_some(),
             "oidc.access_token_alg must be ES256, EdDSA or RS256"
+        );
+        // A quarter's report is recomputed from its raw events: they outlive a quarter.
+        anyhow::ensure!(
+            self.metering.raw_retention_days >= 100,
+            "metering.raw_retention_days must be ≥ 100 (a quarter and a margin)"
         );
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| anyhow::anyhow!("public_url: {e}"))?;

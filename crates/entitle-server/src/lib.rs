@@ -50,6 +50,7 @@ pub async fn serve(
     };
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let reclaim = tokio::spawn(reclaim_seats(state.clone()));
+    let usage = tokio::spawn(fold_usage(state.clone()));
     let client_changes = tokio::spawn(oidc::clients::follow_changes(
         state.db.clone(),
         state.oidc.clients.clone(),
@@ -60,6 +61,7 @@ pub async fn serve(
         .await;
     housekeeping.abort();
     reclaim.abort();
+    usage.abort();
     client_changes.abort();
     if let Some(server) = metrics_server {
         server.abort();
@@ -94,6 +96,43 @@ async fn reclaim_seats(state: AppState) {
                 }
             }
         }
+    }
+}
+
+/// How often a serving process folds the usage events recorded since into the aggregates.
+pub const FOLD_EVERY_MS: u64 = 1_000;
+
+/// Events folded per transaction.
+const FOLD_BATCH: i64 = 5_000;
+
+/// Folds recorded usage events into the aggregates until none waits, every second; once
+/// an hour also deletes the raw events past their retention. Every process runs it; one
+/// fold runs at a time.
+async fn fold_usage(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(FOLD_EVERY_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let purge_every = 3_600_000 / FOLD_EVERY_MS;
+    let mut count: u64 = 0;
+    loop {
+        tick.tick().await;
+        loop {
+            match metering::fold::fold_pending(&state.db, FOLD_BATCH).await {
+                Ok(n) if n as i64 == FOLD_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(error = %error, "folding usage events failed");
+                    break;
+                }
+            }
+        }
+        if count.is_multiple_of(purge_every) {
+            let retention = state.config.metering.raw_retention_days * metering::rules::DAY_MS;
+            if let Err(error) = metering::fold::purge_raw(&state.db, db::now_ms() - retention).await
+            {
+                tracing::warn!(error = %error, "purging raw usage events failed");
+            }
+        }
+        count += 1;
     }
 }
 

@@ -248,3 +248,35 @@ pub async fn stored_usage(
     .await)?;
     Ok(rows.into_iter().collect())
 }
+
+/// Raw events deleted per statement by [`purge_raw`].
+const PURGE_CHUNK: i64 = 10_000;
+
+/// Deletes the raw events that happened before `cutoff` and are folded already, and the
+/// spans of sessions that ended before it; the per-interval aggregates stay. Returns
+/// how many events went.
+pub async fn purge_raw(db: &Db, cutoff: i64) -> Result<u64, DbError> {
+    let mut purged = 0;
+    loop {
+        let mut conn = db.writer().await?;
+        let deleted = crate::execute!(
+            &mut conn,
+            "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM usage_unfolded u WHERE u.event_id = usage_events.id) \
+             LIMIT $2)",
+            cutoff,
+            PURGE_CHUNK
+        )?;
+        purged += deleted;
+        if deleted < PURGE_CHUNK as u64 {
+            break;
+        }
+    }
+    let mut conn = db.writer().await?;
+    crate::execute!(
+        &mut conn,
+        "DELETE FROM usage_sessions WHERE last_at < $1",
+        cutoff
+    )?;
+    Ok(purged)
+}

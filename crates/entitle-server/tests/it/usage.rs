@@ -155,3 +155,47 @@ async fn a_subscriptions_changes_are_the_seats_from_the_moment_they_are_made() {
     assert!(steps[0].0 >= now && steps[2].0 >= steps[1].0);
     assert!(terms.iter().all(|t| t.products == vec![product]));
 }
+
+#[tokio::test]
+async fn raw_events_past_their_retention_go_and_the_usage_stays() {
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let mut rng = StdRng::seed_from_u64(400);
+    let events = random_events(&mut rng, 200);
+    let mut tx = db.begin().await.expect("begin");
+    record(&mut tx, &events).await.expect("record");
+    tx.commit().await.expect("commit");
+    // (The server folds in the background too; either way all are folded here.)
+    while fold_pending(db, 1000).await.expect("fold") > 0 {}
+    let mut conn = db.reader().await.expect("reader");
+    let (org, product) = (Uuid::from_u128(100), Uuid::from_u128(1));
+    let before = stored_usage(
+        &mut conn,
+        org,
+        product,
+        NOON - 2 * DAY_MS,
+        NOON + 2 * DAY_MS,
+    )
+    .await
+    .expect("usage");
+    assert!(!before.is_empty());
+    drop(conn);
+    // Those of the first day go; the others stay.
+    let purged = entitle_server::metering::fold::purge_raw(db, NOON)
+        .await
+        .expect("purge");
+    let old = events.iter().filter(|e| e.event.at < NOON).count() as u64;
+    assert_eq!(purged, old);
+    assert_eq!(crate::count(&app, "usage_events").await as u64, 200 - old);
+    let mut conn = db.reader().await.expect("reader");
+    let after = stored_usage(
+        &mut conn,
+        org,
+        product,
+        NOON - 2 * DAY_MS,
+        NOON + 2 * DAY_MS,
+    )
+    .await
+    .expect("usage");
+    assert_eq!(before, after);
+}
