@@ -74,6 +74,18 @@ const EVENT_COLUMNS: &str = "kind, session, at, until_at, account_id, home_org_i
 
 /// Folds up to `limit` queued events. Returns how many it folded (0: none waiting).
 pub async fn fold_pending(db: &Db, limit: i64) -> Result<usize, DbError> {
+    // Every process asks each second: with nothing queued it takes no write lock.
+    let waiting: Option<(Uuid,)> = {
+        let mut conn = db.reader().await?;
+        on_db!(&mut conn, |c| sqlx::query_as(
+            "SELECT event_id FROM usage_unfolded LIMIT 1"
+        )
+        .fetch_optional(c)
+        .await)?
+    };
+    if waiting.is_none() {
+        return Ok(0);
+    }
     let mut tx = db.begin().await?;
     if let Exec::Postgres(c) = tx.exec() {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -167,19 +167,21 @@ async fn raw_events_past_their_retention_go_and_the_usage_stays() {
     tx.commit().await.expect("commit");
     // (The server folds in the background too; either way all are folded here.)
     while fold_pending(db, 1000).await.expect("fold") > 0 {}
-    let mut conn = db.reader().await.expect("reader");
     let (org, product) = (Uuid::from_u128(100), Uuid::from_u128(1));
-    let before = stored_usage(
-        &mut conn,
-        org,
-        product,
-        NOON - 2 * DAY_MS,
-        NOON + 2 * DAY_MS,
-    )
-    .await
-    .expect("usage");
+    let usage_around_noon = || async {
+        let mut conn = db.reader().await.expect("reader");
+        stored_usage(
+            &mut conn,
+            org,
+            product,
+            NOON - 2 * DAY_MS,
+            NOON + 2 * DAY_MS,
+        )
+        .await
+        .expect("usage")
+    };
+    let before = usage_around_noon().await;
     assert!(!before.is_empty());
-    drop(conn);
     // Those of the first day go; the others stay.
     let purged = entitle_server::metering::fold::purge_raw(db, NOON)
         .await
@@ -187,15 +189,5 @@ async fn raw_events_past_their_retention_go_and_the_usage_stays() {
     let old = events.iter().filter(|e| e.event.at < NOON).count() as u64;
     assert_eq!(purged, old);
     assert_eq!(crate::count(&app, "usage_events").await as u64, 200 - old);
-    let mut conn = db.reader().await.expect("reader");
-    let after = stored_usage(
-        &mut conn,
-        org,
-        product,
-        NOON - 2 * DAY_MS,
-        NOON + 2 * DAY_MS,
-    )
-    .await
-    .expect("usage");
-    assert_eq!(before, after);
+    assert_eq!(before, usage_around_noon().await);
 }
